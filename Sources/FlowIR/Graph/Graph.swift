@@ -1,0 +1,80 @@
+/// Identifies an SSA value inside one `Graph`.
+public typealias ValueID = Int
+
+/// One operation: `results = op(operands; attributes)`.
+public struct Node: Sendable {
+    public var op: String
+    public var operands: [ValueID]
+    public var attributes: [String: Attribute]
+    public var results: [ValueID]
+    public var location: SourceLocation
+
+    public init(op: String, operands: [ValueID], attributes: [String: Attribute] = [:], results: [ValueID], location: SourceLocation) {
+        self.op = op
+        self.operands = operands
+        self.attributes = attributes
+        self.results = results
+        self.location = location
+    }
+}
+
+/// A flat SSA dataflow graph: inputs, nodes in a valid execution order, outputs. Every value
+/// has a static type. Loops and functions of the surface language are gone by this point.
+public struct Graph: Sendable {
+    public var inputs: [ValueID] = []
+    public var inputNames: [String] = []
+    public var nodes: [Node] = []
+    public var outputs: [ValueID] = []
+    public private(set) var types: [TensorType] = []
+
+    public init() {}
+
+    /// Creates a fresh value of the given type.
+    public mutating func newValue(_ type: TensorType) -> ValueID {
+        types.append(type)
+        return types.count - 1
+    }
+
+    public mutating func addInput(name: String, type: TensorType) -> ValueID {
+        let v = newValue(type)
+        inputs.append(v)
+        inputNames.append(name)
+        return v
+    }
+
+    public func type(of value: ValueID) -> TensorType { types[value] }
+
+    /// Number of values ever created (ids are 0..<valueCount).
+    public var valueCount: Int { types.count }
+
+    /// The node producing each value (nil for inputs).
+    public func producers() -> [Int?] {
+        var result = [Int?](repeating: nil, count: types.count)
+        for (i, node) in nodes.enumerated() { for r in node.results { result[r] = i } }
+        return result
+    }
+}
+
+/// The model's base density p_base(z).
+public enum BaseDensity: Sendable, Hashable {
+    /// Standard normal N(0, I).
+    case standardNormal
+}
+
+/// A whole model: its inputs, base density, where its weights live, and the flow x → z.
+public struct Model: Sendable {
+    public var name: String
+    public var base: BaseDensity
+    /// Path of the weight file as written in the spec, resolved against the spec's folder.
+    public var weightsPath: String?
+    /// The `weights "..."` line exactly as the spec wrote it (printed back by the printer).
+    public var declaredWeights: String?
+    public var flow: Graph
+
+    public init(name: String, base: BaseDensity, weightsPath: String?, flow: Graph) {
+        self.name = name
+        self.base = base
+        self.weightsPath = weightsPath
+        self.flow = flow
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+
+/// A NumPy `.npy` array (format versions 1.0–3.0): little-endian f32 or f64, C order.
+/// Values are held as Double; `isF64` records the file's element type.
+public struct NpyArray: Sendable, Equatable {
+    public var shape: [Int]
+    public var values: [Double]
+    public var isF64: Bool
+
+    public init(shape: [Int], values: [Double], isF64: Bool = false) {
+        self.shape = shape
+        self.values = values
+        self.isF64 = isF64
+    }
+
+    static let magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]   // "\x93NUMPY"
+
+    public static func read(path: String) throws -> NpyArray {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw FlowError("cannot read .npy file: \(error.localizedDescription)", in: path)
+        }
+        return try parse(data, path: path)
+    }
+
+    public static func parse(_ data: Data, path: String) throws -> NpyArray {
+        let bytes = [UInt8](data)
+        func fail(_ message: String, _ offset: Int) -> FlowError { FlowError(message, in: "\(path) (byte \(offset))") }
+        guard bytes.count >= 10, Array(bytes[0..<6]) == magic else {
+            throw fail("not a .npy file: it must start with \\x93NUMPY", 0)
+        }
+        let major = bytes[6]
+        let headerLength: Int, headerStart: Int
+        switch major {
+        case 1:
+            headerLength = Int(bytes[8]) | Int(bytes[9]) << 8
+            headerStart = 10
+        case 2, 3:
+            guard bytes.count >= 12 else { throw fail("truncated header", 8) }
+            headerLength = Int(bytes[8]) | Int(bytes[9]) << 8 | Int(bytes[10]) << 16 | Int(bytes[11]) << 24
+            headerStart = 12
+        default:
+            throw fail("unsupported .npy version \(major).\(bytes[7]); expected 1.0, 2.0 or 3.0", 6)
+        }
+        guard headerStart + headerLength <= bytes.count else {
+            throw fail("header of \(headerLength) bytes runs past the end of the file (\(bytes.count) bytes)", headerStart)
+        }
+        guard let header = String(bytes: bytes[headerStart..<headerStart + headerLength], encoding: .utf8) else {
+            throw fail("header is not text", headerStart)
+        }
+        guard let descr = field("descr", in: header) else { throw fail("header has no 'descr'", headerStart) }
+        let isF64: Bool
+        switch descr.trimmingCharacters(in: CharacterSet(charactersIn: "'\" ")) {
+        case "<f4", "=f4", "f4": isF64 = false
+        case "<f8", "=f8", "f8": isF64 = true
+        case let other: throw fail("element type \(other) is not supported; expected little-endian float32 '<f4' or float64 '<f8'", headerStart)
+        }
+        guard let order = field("fortran_order", in: header) else { throw fail("header has no 'fortran_order'", headerStart) }
+        guard order.trimmingCharacters(in: .whitespaces) == "False" else {
+            throw fail("Fortran-order arrays are not supported; save a C-order array (np.ascontiguousarray)", headerStart)
+        }
+        guard let shapeText = field("shape", in: header) else { throw fail("header has no 'shape'", headerStart) }
+        let inner = shapeText.trimmingCharacters(in: CharacterSet(charactersIn: "() "))
+        var shape: [Int] = []
+        for part in inner.split(separator: ",") {
+            let trimmed = part.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty { continue }
+            guard let d = Int(trimmed), d >= 0 else { throw fail("bad shape \(shapeText)", headerStart) }
+            shape.append(d)
+        }
+        var count = 1
+        for d in shape {
+            let (p, overflow) = count.multipliedReportingOverflow(by: d)
+            guard !overflow else { throw fail("shape \(shape) overflows", headerStart) }
+            count = p
+        }
+        let dataStart = headerStart + headerLength
+        let size = isF64 ? 8 : 4
+        guard bytes.count - dataStart == count * size else {
+            throw fail("shape \(shape) needs \(count * size) data bytes but the file has \(bytes.count - dataStart)", dataStart)
+        }
+        let values = ByteDecoding.decode(data, offset: dataStart, count: count, dtype: isF64 ? "F64" : "F32")
+        return NpyArray(shape: shape, values: values, isF64: isF64)
+    }
+
+    /// The text after `'key':` up to the next top-level comma (tuples kept whole).
+    static func field(_ key: String, in header: String) -> String? {
+        guard let range = header.range(of: "'\(key)':") ?? header.range(of: "\"\(key)\":") else { return nil }
+        var depth = 0
+        var out = ""
+        for c in header[range.upperBound...] {
+            if c == "(" { depth += 1 }
+            if c == ")" { depth -= 1 }
+            if (c == "," && depth == 0) || c == "}" { break }
+            out.append(c)
+        }
+        return out.trimmingCharacters(in: .whitespaces)
+    }
+
+    /// Writes a version 1.0 file, header padded so the data starts on a 64-byte boundary.
+    public func write(path: String) throws {
+        let shapeText = shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"
+        var header = "{'descr': '\(isF64 ? "<f8" : "<f4")', 'fortran_order': False, 'shape': \(shapeText), }"
+        while (10 + header.utf8.count + 1) % 64 != 0 { header += " " }
+        header += "\n"
+        var out = Data(NpyArray.magic + [1, 0])
+        ByteDecoding.appendLittleEndian(UInt16(header.utf8.count), to: &out)
+        out.append(header.data(using: .utf8)!)
+        out.append(ByteDecoding.encode(values, f64: isF64))
+        do { try out.write(to: URL(fileURLWithPath: path)) } catch {
+            throw FlowError("cannot write .npy file: \(error.localizedDescription)", in: path)
+        }
+    }
+}

@@ -1,0 +1,300 @@
+/// Recursive-descent parser for the Flowc IR language (grammar in IR/README.md).
+public struct Parser {
+    private var tokens: [Token]
+    private var position = 0
+    private let path: String
+
+    public init(text: String, file: String) throws {
+        self.tokens = try Lexer.tokenize(text, file: file)
+        self.path = file
+    }
+
+    public static func parse(_ text: String, file: String) throws -> SourceFile {
+        var parser = try Parser(text: text, file: file)
+        return try parser.parseFile()
+    }
+
+    // MARK: token helpers
+
+    private var current: Token { tokens[position] }
+
+    private mutating func advance() -> Token {
+        let t = tokens[position]
+        if position < tokens.count - 1 { position += 1 }
+        return t
+    }
+
+    private func isSymbol(_ s: String) -> Bool { current.kind == .symbol(s) }
+    private func isKeyword(_ s: String) -> Bool { current.kind == .identifier(s) }
+
+    private mutating func skipNewlines() {
+        while current.kind == .newline || current.kind == .symbol(";") { _ = advance() }
+    }
+
+    private mutating func expectSymbol(_ s: String, _ context: String) throws {
+        guard isSymbol(s) else {
+            throw FlowError("expected '\(s)' \(context), found \(current.kind.display)", at: current.location)
+        }
+        _ = advance()
+    }
+
+    private mutating func expectIdentifier(_ context: String) throws -> String {
+        guard case .identifier(let name) = current.kind else {
+            throw FlowError("expected a name \(context), found \(current.kind.display)", at: current.location)
+        }
+        _ = advance()
+        return name
+    }
+
+    private mutating func expectString(_ context: String) throws -> String {
+        guard case .string(let s) = current.kind else {
+            throw FlowError("expected a string \(context), found \(current.kind.display)", at: current.location)
+        }
+        _ = advance()
+        return s
+    }
+
+    private mutating func endOfStatement() throws {
+        switch current.kind {
+        case .newline, .end, .symbol("}"), .symbol(";"): return
+        default:
+            throw FlowError("expected end of line, found \(current.kind.display)", at: current.location)
+        }
+    }
+
+    // MARK: items
+
+    mutating func parseFile() throws -> SourceFile {
+        var file = SourceFile(path: path)
+        skipNewlines()
+        while current.kind != .end {
+            let at = current.location
+            guard case .identifier(let word) = current.kind else {
+                throw FlowError("expected 'import', 'param', 'fn' or 'model' at top level, found \(current.kind.display)", at: at)
+            }
+            _ = advance()
+            switch word {
+            case "import":
+                file.imports.append((try expectString("after 'import'"), at))
+            case "param":
+                let name = try expectIdentifier("after 'param'")
+                try expectSymbol("=", "after the parameter name")
+                file.params.append((name, try parseExpr(), at))
+            case "fn":
+                file.functions.append(try parseFunction(at))
+            case "model":
+                file.models.append(try parseModel(at))
+            default:
+                throw FlowError("unknown top-level item '\(word)'; expected 'import', 'param', 'fn' or 'model'", at: at)
+            }
+            try endOfStatement()
+            skipNewlines()
+        }
+        return file
+    }
+
+    private mutating func parseFunction(_ at: SourceLocation) throws -> FunctionDecl {
+        let name = try expectIdentifier("after 'fn'")
+        try expectSymbol("(", "to open the parameter list of '\(name)'")
+        var parameters: [String] = []
+        while !isSymbol(")") {
+            let p = try expectIdentifier("as a parameter of '\(name)'")
+            if parameters.contains(p) { throw FlowError("parameter '\(p)' is declared twice in '\(name)'", at: current.location) }
+            parameters.append(p)
+            if !isSymbol(")") { try expectSymbol(",", "between parameters") }
+        }
+        _ = advance()
+        let body = try parseBlock("function '\(name)'")
+        return FunctionDecl(name: name, parameters: parameters, body: body, location: at)
+    }
+
+    private mutating func parseModel(_ at: SourceLocation) throws -> ModelDecl {
+        let name = try expectIdentifier("after 'model'")
+        var model = ModelDecl(name: name, inputs: [], base: nil, weights: nil, flow: nil, location: at)
+        try expectSymbol("{", "to open the model body")
+        skipNewlines()
+        while !isSymbol("}") {
+            let itemAt = current.location
+            let word = try expectIdentifier("in the model body ('input', 'base', 'weights' or 'flow')")
+            switch word {
+            case "input":
+                let inputName = try expectIdentifier("after 'input'")
+                try expectSymbol(":", "after the input name")
+                model.inputs.append((inputName, try parseType()))
+            case "base":
+                let baseName = try expectIdentifier("after 'base' (for example 'normal')")
+                var args: [(String, Expr)] = []
+                if isSymbol("(") {
+                    _ = advance()
+                    while !isSymbol(")") {
+                        let key = try expectIdentifier("as a base-density argument name")
+                        try expectSymbol("=", "after '\(key)'")
+                        args.append((key, try parseExpr()))
+                        if !isSymbol(")") { try expectSymbol(",", "between arguments") }
+                    }
+                    _ = advance()
+                }
+                if model.base != nil { throw FlowError("the model declares 'base' twice", at: itemAt) }
+                model.base = (baseName, args, itemAt)
+            case "weights":
+                if model.weights != nil { throw FlowError("the model declares 'weights' twice", at: itemAt) }
+                model.weights = (try expectString("after 'weights' (the .safetensors path)"), itemAt)
+            case "flow":
+                if model.flow != nil { throw FlowError("the model declares 'flow' twice", at: itemAt) }
+                model.flow = try parseBlock("flow")
+            default:
+                throw FlowError("unknown model item '\(word)'; expected 'input', 'base', 'weights' or 'flow'", at: itemAt)
+            }
+            try endOfStatement()
+            skipNewlines()
+        }
+        _ = advance()
+        return model
+    }
+
+    public mutating func parseType() throws -> TypeExpr {
+        let at = current.location
+        let name = try expectIdentifier("as an element type (f32 or f64)")
+        guard let dtype = DType(rawValue: name) else {
+            throw FlowError("unknown element type '\(name)'; expected f32 or f64", at: at)
+        }
+        try expectSymbol("[", "after the element type")
+        var dims: [Expr?] = []
+        while !isSymbol("]") {
+            if isKeyword("B") { _ = advance(); dims.append(nil) } else { dims.append(try parseExpr()) }
+            if !isSymbol("]") { try expectSymbol(",", "between dimensions") }
+        }
+        _ = advance()
+        return TypeExpr(dtype: dtype, dims: dims, location: at)
+    }
+
+    // MARK: statements
+
+    private mutating func parseBlock(_ what: String) throws -> [Stmt] {
+        try expectSymbol("{", "to open the body of \(what)")
+        var body: [Stmt] = []
+        skipNewlines()
+        while !isSymbol("}") {
+            if current.kind == .end { throw FlowError("unterminated body of \(what): expected '}'", at: current.location) }
+            body.append(try parseStatement())
+            try endOfStatement()
+            skipNewlines()
+        }
+        _ = advance()
+        return body
+    }
+
+    private mutating func parseStatement() throws -> Stmt {
+        let at = current.location
+        if isKeyword("for") {
+            _ = advance()
+            let variable = try expectIdentifier("as the loop variable")
+            guard isKeyword("in") else { throw FlowError("expected 'in' after the loop variable, found \(current.kind.display)", at: current.location) }
+            _ = advance()
+            let lower = try parseExpr()
+            try expectSymbol("..<", "in the loop range (for i in 0..<N)")
+            let upper = try parseExpr()
+            return .forLoop(variable, lower, upper, try parseBlock("for loop"), at)
+        }
+        if isKeyword("if") {
+            _ = advance()
+            let condition = try parseExpr()
+            let then = try parseBlock("if")
+            var otherwise: [Stmt] = []
+            if isKeyword("else") {
+                _ = advance()
+                if isKeyword("if") { otherwise = [try parseStatement()] } else { otherwise = try parseBlock("else") }
+            }
+            return .ifElse(condition, then, otherwise, at)
+        }
+        if isKeyword("return") {
+            _ = advance()
+            var values = [try parseExpr()]
+            while isSymbol(",") { _ = advance(); values.append(try parseExpr()) }
+            return .returns(values, at)
+        }
+        if case .identifier = current.kind, tokens[position + 1].kind == .symbol("(") {
+            return .evaluate(try parseExpr(), at)
+        }
+        var targets = [try expectIdentifier("at the start of a statement (an assignment, 'for', 'if' or 'return')")]
+        while isSymbol(",") { _ = advance(); targets.append(try expectIdentifier("as an assignment target")) }
+        var annotation: TypeExpr?
+        if isSymbol(":") { _ = advance(); annotation = try parseType() }
+        try expectSymbol("=", "in an assignment")
+        return .assign(targets, annotation, try parseExpr(), at)
+    }
+
+    // MARK: expressions (precedence climbing)
+
+    private static let precedence: [String: Int] = [
+        "||": 1, "&&": 2, "==": 3, "!=": 3, "<": 4, "<=": 4, ">": 4, ">=": 4,
+        "+": 5, "-": 5, "*": 6, "/": 6, "%": 6,
+    ]
+
+    public mutating func parseExpr(_ minimum: Int = 1) throws -> Expr {
+        var left = try parseUnary()
+        while case .symbol(let op) = current.kind, let p = Parser.precedence[op], p >= minimum {
+            let at = advance().location
+            let right = try parseExpr(p + 1)
+            left = .binary(op, left, right, at)
+        }
+        return left
+    }
+
+    private mutating func parseUnary() throws -> Expr {
+        if isSymbol("-") || isSymbol("!") {
+            let t = advance()
+            guard case .symbol(let op) = t.kind else { fatalError("unreachable: checked symbol") }
+            return .unary(op, try parseUnary(), t.location)
+        }
+        return try parsePrimary()
+    }
+
+    private mutating func parsePrimary() throws -> Expr {
+        let t = current
+        switch t.kind {
+        case .integer(let i): _ = advance(); return .integer(i, t.location)
+        case .number(let d): _ = advance(); return .number(d, t.location)
+        case .string(let s): _ = advance(); return .string(s, t.location)
+        case .symbol("("):
+            _ = advance()
+            let e = try parseExpr()
+            try expectSymbol(")", "to close the parenthesis opened at \(t.location)")
+            return e
+        case .symbol("["):
+            _ = advance()
+            var items: [Expr] = []
+            while !isSymbol("]") {
+                if isKeyword("B") { items.append(.name("B", current.location)); _ = advance() } else { items.append(try parseExpr()) }
+                if !isSymbol("]") { try expectSymbol(",", "between list items") }
+            }
+            _ = advance()
+            return .list(items, t.location)
+        case .identifier(let name):
+            _ = advance()
+            guard isSymbol("(") else { return .name(name, t.location) }
+            _ = advance()
+            var args: [Expr] = []
+            var keywords: [(String, Expr)] = []
+            while !isSymbol(")") {
+                if case .identifier(let key) = current.kind, tokens[position + 1].kind == .symbol("=") {
+                    _ = advance(); _ = advance()
+                    if keywords.contains(where: { $0.0 == key }) {
+                        throw FlowError("argument '\(key)' is given twice in the call of '\(name)'", at: current.location)
+                    }
+                    keywords.append((key, try parseExpr()))
+                } else {
+                    if !keywords.isEmpty {
+                        throw FlowError("positional argument after keyword arguments in the call of '\(name)'", at: current.location)
+                    }
+                    args.append(try parseExpr())
+                }
+                if !isSymbol(")") { try expectSymbol(",", "between arguments of '\(name)'") }
+            }
+            _ = advance()
+            return .call(name, args, keywords, t.location)
+        default:
+            throw FlowError("expected an expression, found \(t.kind.display)", at: t.location)
+        }
+    }
+}
