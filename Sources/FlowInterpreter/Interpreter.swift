@@ -135,6 +135,10 @@ public struct Interpreter: Sendable {
         case "conv2d": return [LinearAlgebraKernels.conv2d(x[0], x[1], x.count > 2 ? x[2] : nil, stride: int("stride"), padding: int("padding"))]
         case "tril": return [LinearAlgebraKernels.triangle(x[0], k: int("k"), lower: true)]
         case "triu": return [LinearAlgebraKernels.triangle(x[0], k: int("k"), lower: false)]
+        case "logabsdet": return [Tensor(shape: [], values: [LinearAlgebraKernels.logAbsDeterminant(x[0])])]
+        case "broadcast_like":
+            let shape = Layout.broadcastShape([x[0].shape, x[1].shape])
+            return [Tensor(shape: shape, values: Layout.broadcastIndices(from: x[0].shape, to: shape).map { x[0].values[$0] })]
         case "diag":
             let n = x[0].count
             var out = [Double](repeating: 0, count: n * n)

@@ -1,4 +1,5 @@
 import CBLAS
+import Foundation
 
 /// Matrix products through OpenBLAS (sgemm in f32 runs, dgemm in f64), convolution by loops.
 enum LinearAlgebraKernels {
@@ -86,5 +87,25 @@ enum LinearAlgebraKernels {
             if !keep { out[flat] = 0 }
         }
         return Tensor(shape: x.shape, values: out)
+    }
+
+    /// ln |det A| by Gaussian elimination with partial pivoting in f64; -inf for a singular matrix.
+    static func logAbsDeterminant(_ a: Tensor) -> Double {
+        let n = a.shape[0]
+        var m = a.values
+        var total = 0.0
+        for col in 0..<n {
+            var pivot = col
+            for r in col..<n where abs(m[r * n + col]) > abs(m[pivot * n + col]) { pivot = r }
+            let p = m[pivot * n + col]
+            if p == 0 { return -.infinity }
+            if pivot != col { for j in 0..<n { m.swapAt(col * n + j, pivot * n + j) } }
+            total += log(abs(p))
+            for r in (col + 1)..<n {
+                let f = m[r * n + col] / p
+                if f != 0 { for j in col..<n { m[r * n + j] -= f * m[col * n + j] } }
+            }
+        }
+        return total
     }
 }

@@ -27,7 +27,6 @@ public struct Elaborator {
     private var functions: [String: FunctionDecl] = [:]
     private var globals: [String: CompileTimeValue] = [:]
     private var graph = Graph()
-    private var dtype = DType.f32
     private var weights: WeightStore?
     private var callDepth = 0
 
@@ -140,7 +139,6 @@ public struct Elaborator {
         for (index, (name, typeExpr)) in modelDecl.inputs.enumerated() {
             let type = try elaborateType(typeExpr, &env)
             guard type.batched else { throw FlowError("input '\(name)' must start with the batch dimension B", at: typeExpr.location) }
-            if index == 0 { dtype = type.dtype }
             env[name] = .tensor(graph.addInput(name: name, type: type))
         }
         var base = BaseDensity.standardNormal
@@ -385,10 +383,7 @@ public struct Elaborator {
         guard graph.nodes.count < Elaborator.maximumNodes else {
             throw FlowError("the graph exceeds \(Elaborator.maximumNodes) ops (a runaway loop?)", at: at)
         }
-        let (types, filled) = try OpCatalog.infer(op: op, operands: operands.map(graph.type(of:)), attributes: attributes, dtype: dtype, at: at)
-        let results = types.map { graph.newValue($0) }
-        graph.nodes.append(Node(op: op, operands: operands, attributes: filled, results: results, location: at))
-        return results
+        return try graph.append(op, operands, attributes, at: at)
     }
 
     // MARK: calls

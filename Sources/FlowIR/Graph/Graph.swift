@@ -44,6 +44,30 @@ public struct Graph: Sendable {
 
     public func type(of value: ValueID) -> TensorType { types[value] }
 
+    /// Appends `op(operands; attributes)` after validating the attributes and inferring the
+    /// result types (the one way nodes enter a graph: the elaborator and every pass use it).
+    @discardableResult
+    public mutating func append(_ op: String, _ operands: [ValueID], _ attributes: [String: Attribute] = [:],
+                                at location: SourceLocation) throws -> [ValueID] {
+        let dtype = inputs.first.map { types[$0].dtype } ?? .f32
+        let (resultTypes, filled) = try OpCatalog.infer(op: op, operands: operands.map { types[$0] }, attributes: attributes,
+                                                        dtype: dtype, at: location)
+        let results = resultTypes.map { newValue($0) }
+        nodes.append(Node(op: op, operands: operands, attributes: filled, results: results, location: location))
+        return results
+    }
+
+    /// Single-result form of `append`.
+    public mutating func apply(_ op: String, _ operands: [ValueID], _ attributes: [String: Attribute] = [:],
+                               at location: SourceLocation) throws -> ValueID {
+        try append(op, operands, attributes, at: location)[0]
+    }
+
+    /// A scalar constant.
+    public mutating func constant(_ value: Double, at location: SourceLocation) throws -> ValueID {
+        try apply("const", [], ["values": .floats([value])], at: location)
+    }
+
     /// Number of values ever created (ids are 0..<valueCount).
     public var valueCount: Int { types.count }
 

@@ -74,6 +74,13 @@ enum LinearAlgebraOps {
                 guard c.operands[0].rank >= 2 else { throw c.error("needs rank ≥ 2") }
                 return [c.operands[0]]
             },
+            OpDefinition("logabsdet", family: family, operands: 1...1,
+                         summary: "ln |det A| of a square matrix (LU with partial pivoting in f64; -inf if singular)",
+                         shapes: "[n, n] (unbatched) → []", pytorch: "torch.linalg.slogdet(A).logabsdet") { c in
+                let (n, m) = try matrixOnly(c, c.operands[0])
+                guard n == m else { throw c.error("needs a square matrix") }
+                return [TensorType(c.operands[0].dtype, batched: false, [])]
+            },
             OpDefinition("diag", family: family, operands: 1...1, summary: "square matrix with v on its diagonal",
                          shapes: "[n] → [n, n] (unbatched)", pytorch: "torch.diag(v)") { c in
                 let v = c.operands[0]

@@ -91,6 +91,11 @@ enum ShapeOps {
                 t.dims[i] = indices.count
                 return [t]
             },
+            OpDefinition("broadcast_like", family: family, operands: 2...2,
+                         summary: "x broadcast to the shape of x and `like` together (values from x only)",
+                         shapes: "broadcast of x and like", pytorch: "x.expand_as(like)") { c in
+                [try Broadcasting.result(c.operands, c)]
+            },
             OpDefinition("pad", family: family, operands: 1...1,
                          attributes: [AttributeSpec("axis", .int), AttributeSpec("before", .int, default: .int(0)),
                                       AttributeSpec("after", .int, default: .int(0)), AttributeSpec("value", .float, default: .float(0))],

@@ -1,0 +1,37 @@
+import FlowIR
+import Foundation
+
+/// The graphs a model's entry points run, derived from its forward body.
+public enum EntryPoints {
+    public enum Entry: String, CaseIterable, Sendable {
+        /// x → (z, logdet)
+        case forward
+        /// x → log p(x) = log p_base(z) + logdet
+        case logProb = "log_prob"
+    }
+
+    public static func graph(_ entry: Entry, of model: Model) throws -> Graph {
+        switch entry {
+        case .forward: return try LogDetPass.run(model.flow)
+        case .logProb: return try logProb(model)
+        }
+    }
+
+    /// log p(x) = Σ_i log N(z_i; 0, 1) + logdet = -½ Σ z_i² - (n/2) ln 2π + logdet.
+    static func logProb(_ model: Model) throws -> Graph {
+        var g = try LogDetPass.run(model.flow)
+        let (z, logdet) = (g.outputs[0], g.outputs[1])
+        let at = SourceLocation.synthetic("log_prob")
+        let type = g.type(of: z)
+        switch model.base {
+        case .standardNormal:
+            let squares = try g.apply("sum", [try g.apply("square", [z], at: at)], ["axes": .ints(Array(1..<type.rank))], at: at)
+            let half = try g.apply("mul", [squares, try g.constant(-0.5, at: at)], at: at)
+            let normalizer = try g.constant(-0.5 * Double(type.elementsPerSample) * log(2 * Double.pi), at: at)
+            let base = try g.apply("add", [half, normalizer], at: at)
+            g.outputs = [try g.apply("add", [base, logdet], at: at)]
+        }
+        try Verifier.verify(g)
+        return g
+    }
+}

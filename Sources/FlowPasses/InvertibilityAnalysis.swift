@@ -1,0 +1,119 @@
+import FlowIR
+
+/// One step of recovering the input from the output: node `node` is undone in operand
+/// `operand` (`nil`: in all its operands at once, for concat; for slice/gather the step
+/// recovers part of the operand).
+public struct InversionStep: Sendable, Equatable {
+    public var node: Int
+    public var operand: Int?
+}
+
+/// Decides whether a graph is a bijection of its input by walking from the output back to the
+/// input, keeping the set of known values (Oryx's inverse interpreter, done symbolically):
+///  - values that do not depend on the input, and the outputs, are known;
+///  - a node whose operands are all known has known results (it can be recomputed);
+///  - a node whose results are known and that has exactly one unknown operand, in a position
+///    its `InverseRule` allows, makes that operand known;
+///  - slices and gathers recover parts of their operand, which is known once the parts cover it.
+/// A coupling layer needs no special case: the conditioning half is recovered by a slice, the
+/// conditioner is recomputed from it, and the transformed half is undone through its affine or
+/// spline op whose parameters are then known.
+public enum InvertibilityAnalysis {
+    public static func analyze(_ g: Graph) throws -> [InversionStep] {
+        let count = g.valueCount
+        var dependsOnInput = [Bool](repeating: false, count: count)
+        for v in g.inputs { dependsOnInput[v] = true }
+        for node in g.nodes where node.operands.contains(where: { dependsOnInput[$0] }) {
+            for r in node.results { dependsOnInput[r] = true }
+        }
+        var known = dependsOnInput.map { !$0 }
+        for v in g.outputs { known[v] = true }
+        /// Indices of each value recovered so far through selections, per axis.
+        var coverage: [ValueID: [Int: Set<Int>]] = [:]
+        var undone = [Bool](repeating: false, count: g.nodes.count)
+        var steps: [InversionStep] = []
+
+        var changed = true
+        while changed {
+            changed = false
+            for (i, node) in g.nodes.enumerated() {
+                let unknown = node.operands.indices.filter { !known[node.operands[$0]] }
+                let resultsKnown = node.results.allSatisfy { known[$0] }
+                if unknown.isEmpty {
+                    if !resultsKnown { for r in node.results { known[r] = true }; changed = true }
+                    continue
+                }
+                guard resultsKnown, !undone[i] else { continue }
+                switch node.op {
+                case "slice", "gather":
+                    let x = node.operands[0]
+                    let type = g.type(of: x)
+                    guard case .int(let rawAxis)? = node.attributes["axis"] else { continue }
+                    let axis = rawAxis < 0 ? rawAxis + type.rank : rawAxis
+                    let size = type.size(ofAxis: axis) ?? 0
+                    let picked: [Int]
+                    if node.op == "gather", case .ints(let idx)? = node.attributes["indices"] {
+                        picked = idx
+                    } else if case .int(let s)? = node.attributes["start"], case .int(let e)? = node.attributes["end"],
+                              case .int(let st)? = node.attributes["step"] {
+                        picked = PythonSlice.indices(size: size, start: s, end: e, step: st)
+                    } else { continue }
+                    coverage[x, default: [:]][axis, default: []].formUnion(picked)
+                    undone[i] = true
+                    steps.append(InversionStep(node: i, operand: 0))
+                    if coverage[x]![axis]!.count == size { known[x] = true }
+                    changed = true
+                case "concat", "split":
+                    for p in unknown { known[node.operands[p]] = true }
+                    undone[i] = true
+                    steps.append(InversionStep(node: i, operand: node.op == "concat" ? nil : 0))
+                    changed = true
+                default:
+                    guard unknown.count == 1, let rule = InverseRule.table[node.op],
+                          rule.positions(node, g).contains(unknown[0]) else { continue }
+                    known[node.operands[unknown[0]]] = true
+                    undone[i] = true
+                    steps.append(InversionStep(node: i, operand: unknown[0]))
+                    changed = true
+                }
+            }
+        }
+        if g.inputs.allSatisfy({ known[$0] }) { return steps }
+        throw diagnose(g, known: known, dependsOnInput: dependsOnInput, coverage: coverage)
+    }
+
+    /// Names the first op that blocks the walk, and why.
+    static func diagnose(_ g: Graph, known: [Bool], dependsOnInput: [Bool], coverage: [ValueID: [Int: Set<Int>]]) -> FlowError {
+        for node in g.nodes.reversed() where node.results.allSatisfy({ known[$0] }) {
+            let unknown = node.operands.indices.filter { !known[node.operands[$0]] }
+            guard !unknown.isEmpty else { continue }
+            let shapes = node.operands.map { g.type(of: $0).description }.joined(separator: ", ")
+            let what = "\(node.op)(\(shapes))"
+            if unknown.count > 1 {
+                let which = unknown.map { "operand \($0)" }.joined(separator: " and ")
+                return FlowError("\(what) is not invertible: \(which) both depend on the input, so neither can be recovered from the result before the other", at: node.location)
+            }
+            guard let rule = InverseRule.table[node.op] else {
+                let reason = ["relu": "relu maps every negative input to 0", "abs": "abs maps x and -x to the same value",
+                              "square": "square maps x and -x to the same value", "silu": "silu is not monotonic",
+                              "gelu": "gelu is not monotonic", "sin": "sin is periodic", "cos": "cos is periodic"][node.op]
+                    ?? "\(node.op) has no inverse (it is not a bijection of operand \(unknown[0]))"
+                return FlowError("\(what) is not invertible on the path from input to output: \(reason)", at: node.location)
+            }
+            let note = rule.note.isEmpty ? "" : " (\(rule.note))"
+            if node.operands.count > 1 && !rule.positions(node, g).contains(unknown[0]) && ["add", "sub", "mul", "div"].contains(node.op) {
+                return FlowError("\(what) is not invertible in operand \(unknown[0]): the operand is broadcast, so the result repeats its values", at: node.location)
+            }
+            return FlowError("\(what) is not invertible in operand \(unknown[0])\(note)", at: node.location)
+        }
+        for (value, axes) in coverage where !known[value] {
+            let size = axes.map { axis, set in "axis \(axis): \(set.count) of \(g.type(of: value).size(ofAxis: axis) ?? 0)" }.joined(separator: "; ")
+            return FlowError("the flow keeps only part of a \(g.type(of: value)) value (\(size) positions reach the output); a bijection must use every element", at: locationOfProducer(g, value))
+        }
+        return FlowError("the output does not determine the input: part of the input never reaches the output", at: .synthetic("inverse analysis"))
+    }
+
+    static func locationOfProducer(_ g: Graph, _ v: ValueID) -> SourceLocation {
+        g.nodes.first(where: { $0.results.contains(v) })?.location ?? .synthetic("input")
+    }
+}
