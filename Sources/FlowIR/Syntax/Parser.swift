@@ -98,8 +98,9 @@ public struct Parser {
         try expectSymbol("(", "to open the parameter list of '\(name)'")
         var parameters: [String] = []
         while !isSymbol(")") {
+            let parameterAt = current.location
             let p = try expectIdentifier("as a parameter of '\(name)'")
-            if parameters.contains(p) { throw FlowError("parameter '\(p)' is declared twice in '\(name)'", at: current.location) }
+            if parameters.contains(p) { throw FlowError("parameter '\(p)' is declared twice in '\(name)'", at: parameterAt) }
             parameters.append(p)
             if !isSymbol(")") { try expectSymbol(",", "between parameters") }
         }
@@ -278,9 +279,10 @@ public struct Parser {
             var keywords: [(String, Expr)] = []
             while !isSymbol(")") {
                 if case .identifier(let key) = current.kind, tokens[position + 1].kind == .symbol("=") {
-                    _ = advance(); _ = advance()
+                    let keyAt = advance().location
+                    _ = advance()
                     if keywords.contains(where: { $0.0 == key }) {
-                        throw FlowError("argument '\(key)' is given twice in the call of '\(name)'", at: current.location)
+                        throw FlowError("argument '\(key)' is given twice in the call of '\(name)'", at: keyAt)
                     }
                     keywords.append((key, try parseExpr()))
                 } else {
@@ -289,7 +291,7 @@ public struct Parser {
                     }
                     args.append(try parseExpr())
                 }
-                if !isSymbol(")") { try expectSymbol(",", "between arguments of '\(name)'") }
+                if !isSymbol(")") { try expectSymbol(",", "or ')' after an argument of '\(name)' (the call opened at \(t.location))") }
             }
             _ = advance()
             return .call(name, args, keywords, t.location)
