@@ -20,6 +20,13 @@ public struct InversionStep: Sendable, Equatable {
 /// spline op whose parameters are then known.
 public enum InvertibilityAnalysis {
     public static func analyze(_ g: Graph) throws -> [InversionStep] {
+        guard g.inputs.count == 1, g.outputs.count == 1 else {
+            throw FlowError("a flow maps one input to one output; this one has \(g.inputs.count) input(s) and \(g.outputs.count) output(s)", at: .synthetic("inverse analysis"))
+        }
+        let (input, output) = (g.type(of: g.inputs[0]), g.type(of: g.outputs[0]))
+        guard output.batched, input.elementsPerSample == output.elementsPerSample else {
+            throw FlowError("the flow maps \(input) to \(output); a bijection keeps the number of elements per sample", at: locationOfProducer(g, g.outputs[0]))
+        }
         let count = g.valueCount
         var dependsOnInput = [Bool](repeating: false, count: count)
         for v in g.inputs { dependsOnInput[v] = true }
@@ -84,7 +91,7 @@ public enum InvertibilityAnalysis {
 
     /// Names the first op that blocks the walk, and why.
     static func diagnose(_ g: Graph, known: [Bool], dependsOnInput: [Bool], coverage: [ValueID: [Int: Set<Int>]]) -> FlowError {
-        for node in g.nodes.reversed() where node.results.allSatisfy({ known[$0] }) {
+        for node in g.nodes.reversed() where node.results.allSatisfy({ known[$0] }) && node.op != "slice" && node.op != "gather" {
             let unknown = node.operands.indices.filter { !known[node.operands[$0]] }
             guard !unknown.isEmpty else { continue }
             let shapes = node.operands.map { g.type(of: $0).description }.joined(separator: ", ")

@@ -60,6 +60,8 @@ enum Commands {
         print(Printer.print(model), terminator: "")
         let g = model.flow
         print("# \(g.nodes.count) ops; input \(g.type(of: g.inputs[0])) → output \(g.outputs.map { g.type(of: $0).description }.joined(separator: ", ")); verified")
+        let steps = try InvertibilityAnalysis.analyze(g)
+        print("# invertible: the output determines the input in \(steps.count) inversion steps; log-det derived")
     }
 
     static func run(_ args: Arguments) throws {

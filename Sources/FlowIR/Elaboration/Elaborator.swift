@@ -160,10 +160,6 @@ public struct Elaborator {
             }
             graph.outputs.append(v)
         }
-        let input = graph.type(of: graph.inputs[0])
-        if graph.outputs.count == 1, graph.type(of: graph.outputs[0]).elementsPerSample != input.elementsPerSample {
-            throw FlowError("the flow maps \(input) to \(graph.type(of: graph.outputs[0])); a bijection keeps the number of elements per sample", at: modelDecl.location)
-        }
         var model = Model(name: modelDecl.name, base: base, weightsPath: options.weightsPath, flow: graph)
         model.declaredWeights = modelDecl.weights?.0
         if model.weightsPath == nil, let w = weights { model.weightsPath = w.file.path }

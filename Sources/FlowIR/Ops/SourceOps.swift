@@ -30,6 +30,7 @@ enum SourceOps {
                 return [TensorType(c.dtype, batched: false, dims)]
             },
             OpDefinition("iota", family: family, operands: 0...0, attributes: [AttributeSpec("shape", .shape), AttributeSpec("axis", .int, default: .int(0))],
+                         positional: ["shape"],
                          summary: "the index along `axis` at every position", shapes: "`shape` (unbatched)",
                          pytorch: "torch.arange(n) broadcast along axis") { c in
                 guard case .shape(let batched, let dims)? = c.attributes["shape"], !batched else {
