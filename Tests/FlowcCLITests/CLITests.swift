@@ -1,0 +1,122 @@
+import FlowIR
+import FlowTestSupport
+import Foundation
+import XCTest
+
+/// The flowc tool end to end: exit codes (0 ok, 1 user error, 2 usage), clear located errors
+/// for every malformed input, and the reference fixtures through the command line.
+final class CLITests: XCTestCase {
+    func flowc(_ args: [String]) throws -> ProcessResult { try ProcessResult.run(Repository.flowc, args) }
+
+    func assertUserError(_ result: ProcessResult, contains expected: String, _ context: String, line: UInt = #line) {
+        XCTAssertFalse(result.terminatedBySignal, "\(context): crashed\n\(result.stderr)", line: line)
+        XCTAssertEqual(result.status, 1, "\(context): exit status\n\(result.stderr)", line: line)
+        XCTAssertTrue(result.stderr.contains(expected), "\(context):\n  got: \(result.stderr)\n  want: \(expected)", line: line)
+        XCTAssertFalse(result.stderr.contains("Fatal error"), context, line: line)
+    }
+
+    /// Every spec in Tests/Fixtures/malformed states its expected message on its first line
+    /// (`# expect: LINE:COL: error: ...`); each must fail with exit code 1 and that message.
+    func testMalformedSpecCorpus() throws {
+        let folder = Repository.fixture("malformed")
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".flow") }.sorted()
+        XCTAssertGreaterThanOrEqual(files.count, 30)
+        for name in files {
+            let path = "\(folder)/\(name)"
+            let firstLine = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")[0]
+            XCTAssertTrue(firstLine.hasPrefix("# expect: "), name)
+            let expected = String(firstLine.dropFirst("# expect: ".count))
+            assertUserError(try flowc(["check", path]), contains: expected, name)
+        }
+    }
+
+    func testBadWeightAndDataFilesThroughTheCLI() throws {
+        let dir = NSTemporaryDirectory() + "flowc-cli-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let spec = Repository.referenceSpec("c_realnvp2")
+        let weights = Repository.fixture("c_realnvp2.safetensors")
+        let good = try Data(contentsOf: URL(fileURLWithPath: weights))
+        // truncated weight file
+        try good.prefix(good.count / 2).write(to: URL(fileURLWithPath: "\(dir)/truncated.safetensors"))
+        assertUserError(try flowc(["check", spec, "--weights", "\(dir)/truncated.safetensors"]), contains: "outside the data section", "truncated weights")
+        // a weight file that is not safetensors at all
+        try Data("hello, this is not a weight file".utf8).write(to: URL(fileURLWithPath: "\(dir)/text.safetensors"))
+        assertUserError(try flowc(["check", spec, "--weights", "\(dir)/text.safetensors"]), contains: "exceeds the limit", "text as weights")
+        // a weight file from another model
+        assertUserError(try flowc(["check", spec, "--weights", Repository.fixture("d_glow.safetensors")]), contains: "weight 'base.loc' is not in", "wrong model's weights")
+        // bad input arrays
+        let wrongShape = NpyArray(shape: [3, 5], values: Array(repeating: 0, count: 15))
+        try wrongShape.write(path: "\(dir)/wrong.npy")
+        assertUserError(try flowc(["run", spec, "--weights", weights, "--input", "\(dir)/wrong.npy", "--output", "\(dir)/z.npy"]),
+                        contains: "input 'x' has shape [3, 5]; expected f32[B, 2]", "wrong input shape")
+        try NpyArray(shape: [1, 2], values: [1, .infinity]).write(path: "\(dir)/inf.npy")
+        assertUserError(try flowc(["run", spec, "--weights", weights, "--input", "\(dir)/inf.npy", "--output", "\(dir)/z.npy"]),
+                        contains: "holds inf at index (0, 1); inputs must be finite", "infinite input")
+        try Data("not an array".utf8).write(to: URL(fileURLWithPath: "\(dir)/bad.npy"))
+        assertUserError(try flowc(["run", spec, "--weights", weights, "--input", "\(dir)/bad.npy", "--output", "\(dir)/z.npy"]),
+                        contains: "bad.npy (byte 0): error: not a .npy file", "not npy")
+        assertUserError(try flowc(["run", spec, "--weights", weights, "--input", "\(dir)/missing.npy", "--output", "\(dir)/z.npy"]),
+                        contains: "cannot read .npy file", "missing input")
+        assertUserError(try flowc(["check", "\(dir)/nope.flow"]), contains: "cannot read spec", "missing spec")
+        assertUserError(try flowc(["check", spec, "--weights", weights, "--param", "Q=3"]), contains: "the spec has no parameter 'Q'", "unknown param")
+    }
+
+    func testUsageErrorsExitWithTwo() throws {
+        for args in [[], ["frobnicate"], ["run"], ["run", "a.flow"], ["check", "a.flow", "--bogus"], ["run", "a.flow", "--input"],
+                     ["run", "a.flow", "--input", "x", "--output", "y", "--entry", "sideways"], ["check", "a.flow", "b.flow"]] {
+            let r = try flowc(args)
+            XCTAssertEqual(r.status, 2, "\(args): \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains("usage:"), "\(args): \(r.stderr)")
+        }
+        for args in [["--help"], ["run", "--help"], ["check", "-h"], ["help", "run"]] {
+            let r = try flowc(args)
+            XCTAssertEqual(r.status, 0, "\(args)")
+            XCTAssertTrue(r.stdout.contains("usage:"), "\(args)")
+        }
+    }
+
+    /// `flowc run` on the command line reproduces the fixtures (tolerances as in
+    /// ReferenceFixtureTests: z 1e-4 + 1e-4|b|, log_prob 1e-3 + 1e-5|b|).
+    func testRunReproducesFixturesFromTheCommandLine() throws {
+        let dir = NSTemporaryDirectory() + "flowc-run-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        for key in ["a_nsf", "c_realnvp64", "d_glow"] {
+            let fixture = try ReferenceFixture(key)
+            let x = try fixture.tensor("x")
+            try NpyArray(shape: x.shape, values: x.values).write(path: "\(dir)/x.npy")
+            let r = try flowc(["run", Repository.referenceSpec(key), "--weights", Repository.fixture("\(key).safetensors"),
+                               "--input", "\(dir)/x.npy", "--output", "\(dir)/z.npy"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let z = try NpyArray.read(path: "\(dir)/z.npy")
+            let c = Closeness.compare(z.values, try fixture.tensor("z").values, atol: 1e-4, rtol: 1e-4)
+            XCTAssertTrue(c.passes, "\(key): \(c)")
+        }
+        let fixture = try ReferenceFixture("d_glow")
+        let r = try flowc(["run", Repository.referenceSpec("d_glow"), "--weights", Repository.fixture("d_glow.safetensors"),
+                           "--input", "\(dir)/x.npy", "--output", "\(dir)/lp.npy", "--entry", "log_prob", "--f64"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let lp = try NpyArray.read(path: "\(dir)/lp.npy")
+        XCTAssertTrue(lp.isF64)
+        let c = Closeness.compare(lp.values, try fixture.tensor("log_prob").values, atol: 1e-3, rtol: 1e-5)
+        XCTAssertTrue(c.passes, "d_glow log_prob: \(c)")
+    }
+
+    /// IR/OPS.md is generated from the op definitions; it must be current.
+    func testOpCatalogueDocumentIsCurrent() throws {
+        let r = try flowc(["ops", "--markdown"])
+        XCTAssertEqual(r.status, 0)
+        let committed = try String(contentsOfFile: Repository.path("IR/OPS.md"), encoding: .utf8)
+        XCTAssertEqual(committed, r.stdout, "IR/OPS.md is stale: run `make ops-doc`")
+    }
+
+    /// The default example of `make demo` runs as shipped.
+    func testDefaultExampleRuns() throws {
+        let out = NSTemporaryDirectory() + "flowc-demo-\(getpid()).npy"
+        let r = try flowc(["run", Repository.path("examples/default/realnvp2.flow"), "--entry", "log_prob",
+                           "--input", Repository.path("examples/default/batch.npy"), "--output", out])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let expected = try ReferenceFixture("c_realnvp2").tensor("log_prob")
+        let c = Closeness.compare(try NpyArray.read(path: out).values, expected.values, atol: 1e-3, rtol: 1e-5)
+        XCTAssertTrue(c.passes, "\(c)")
+    }
+}
