@@ -505,7 +505,8 @@ public struct Elaborator {
             try arity(2)
             guard case .tensor(let t) = args[0] else { throw FlowError("size expects a tensor, got \(args[0].kindName)", at: at) }
             let type = graph.type(of: t)
-            let axis = try integer(args[1], "size's axis", at)
+            let raw = try integer(args[1], "size's axis", at)
+            let axis = raw < 0 ? raw + type.rank : raw
             guard axis >= 0 && axis < type.rank, let n = type.size(ofAxis: axis) else {
                 throw FlowError("size: axis \(axis) of \(type) is out of range or is the batch axis", at: at)
             }
