@@ -139,6 +139,11 @@ public struct Interpreter: Sendable {
         case "broadcast_like":
             let shape = Layout.broadcastShape([x[0].shape, x[1].shape])
             return [Tensor(shape: shape, values: Layout.broadcastIndices(from: x[0].shape, to: shape).map { x[0].values[$0] })]
+        case "matrix_inverse":
+            guard let inverse = LinearAlgebraKernels.inverse(x[0]) else {
+                throw FlowError("matrix_inverse: the \(x[0].shape[0])x\(x[0].shape[0]) matrix is singular, so this map has no inverse", at: node.location)
+            }
+            return [inverse]
         case "diag":
             let n = x[0].count
             var out = [Double](repeating: 0, count: n * n)
@@ -178,6 +183,7 @@ public struct Interpreter: Sendable {
             let n = int("n")
             return [Tensor(shape: [n, n], values: (0..<(n * n)).map { $0 / n == $0 % n ? 1 : 0 })]
         case "rq_spline": return [SplineKernel.evaluate(x[0], x[1], x[2], x[3]).0]
+        case "rq_spline_inverse": return [SplineKernel.inverse(x[0], x[1], x[2], x[3])]
         case "rq_spline_logderiv": return [SplineKernel.evaluate(x[0], x[1], x[2], x[3]).1]
         default:
             throw FlowError("the interpreter has no kernel for op '\(op)'", at: node.location)

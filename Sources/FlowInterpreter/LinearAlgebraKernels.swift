@@ -108,4 +108,28 @@ enum LinearAlgebraKernels {
         }
         return total
     }
+
+    /// A⁻¹ by Gauss–Jordan elimination with partial pivoting in f64; nil if A is singular.
+    static func inverse(_ a: Tensor) -> Tensor? {
+        let n = a.shape[0]
+        var m = a.values
+        var inv = [Double](repeating: 0, count: n * n)
+        for i in 0..<n { inv[i * n + i] = 1 }
+        for col in 0..<n {
+            var pivot = col
+            for r in col..<n where abs(m[r * n + col]) > abs(m[pivot * n + col]) { pivot = r }
+            let p = m[pivot * n + col]
+            if p == 0 || !p.isFinite { return nil }
+            if pivot != col {
+                for j in 0..<n { m.swapAt(col * n + j, pivot * n + j); inv.swapAt(col * n + j, pivot * n + j) }
+            }
+            for j in 0..<n { m[col * n + j] /= p; inv[col * n + j] /= p }
+            for r in 0..<n where r != col {
+                let f = m[r * n + col]
+                if f == 0 { continue }
+                for j in 0..<n { m[r * n + j] -= f * m[col * n + j]; inv[r * n + j] -= f * inv[col * n + j] }
+            }
+        }
+        return Tensor(shape: a.shape, values: inv)
+    }
 }

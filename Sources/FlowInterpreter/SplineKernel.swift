@@ -34,4 +34,39 @@ enum SplineKernel {
         }
         return (Tensor(shape: x.shape, values: y), Tensor(shape: x.shape, values: logDerivative))
     }
+
+    /// x = spline⁻¹(y): bin k with yk[k] < y ≤ yk[k+1]; ξ is the root in [0, 1] of
+    /// a ξ² + b ξ + c = 0 with a = h(s - d0) + y'(d0 + d1 - 2s), b = h d0 - y'(d0 + d1 - 2s),
+    /// c = -s y' (y' = y - y0, h = y1 - y0), taken as 2c / (-b - √(b² - 4ac)), which has no
+    /// cancellation because b ≥ 0 wherever the discriminant's root matters (Durkan et al. eq. 6–8).
+    static func inverse(_ y: Tensor, _ xk: Tensor, _ yk: Tensor, _ dk: Tensor) -> Tensor {
+        let knots = xk.shape.last!
+        let bins = knots - 1
+        let perSample = xk.count / knots
+        var x = y.values
+        for i in 0..<y.count {
+            let v = y.values[i]
+            let base = (i % perSample) * knots
+            var below = 0
+            for j in 0..<knots where yk.values[base + j] < v { below += 1 }
+            let k = below - 1
+            guard k >= 0 && k < bins else { continue }
+            let x0 = xk.values[base + k], x1 = xk.values[base + k + 1]
+            let y0 = yk.values[base + k], y1 = yk.values[base + k + 1]
+            let d0 = dk.values[base + k], d1 = dk.values[base + k + 1]
+            let width = x1 - x0, height = y1 - y0
+            guard width > 0, height > 0 else { continue }
+            let s = height / width
+            let shifted = v - y0
+            let curvature = d0 + d1 - 2 * s
+            let a = height * (s - d0) + shifted * curvature
+            let b = height * d0 - shifted * curvature
+            let c = -s * shifted
+            let root = max(b * b - 4 * a * c, 0).squareRoot()
+            let denominator = -b - root
+            let xi = denominator == 0 ? 0 : min(max(2 * c / denominator, 0), 1)
+            x[i] = x0 + xi * width
+        }
+        return Tensor(shape: y.shape, values: x)
+    }
 }

@@ -8,13 +8,23 @@ public enum EntryPoints {
         case forward
         /// x → log p(x) = log p_base(z) + logdet
         case logProb = "log_prob"
+        /// z → (x, ln |det ∂x/∂z|)
+        case inverse
     }
 
     public static func graph(_ entry: Entry, of model: Model) throws -> Graph {
         switch entry {
         case .forward: return try LogDetPass.run(model.flow)
         case .logProb: return try logProb(model)
+        case .inverse: return try InversePass.run(model.flow)
         }
+    }
+
+    /// Base-density noise for `sample(seed, n)`: rows firstRow ..< firstRow + rows of the
+    /// counter-based stream, times the temperature (the standard deviation of the base).
+    public static func noise(of model: Model, seed: UInt64, firstRow: Int, rows: Int, temperature: Double) -> [Double] {
+        let perRow = model.flow.type(of: model.flow.outputs[0]).elementsPerSample
+        return Philox.normals(seed: seed, firstRow: firstRow, rows: rows, perRow: perRow).map { $0 * temperature }
     }
 
     /// log p(x) = Σ_i log N(z_i; 0, 1) + logdet = -½ Σ z_i² - (n/2) ln 2π + logdet.

@@ -25,17 +25,22 @@ enum Commands {
                 valued: ["--weights", "--param"], switches: [], run: check),
         Command(name: "run", summary: "interpret an entry point (the flow x → z by default) on a batch from a .npy file",
                 usage: """
-                flowc run SPEC --input X.npy --output OUT.npy [--entry ENTRY] [--logdet LD.npy] [--weights FILE]
-                              [--param NAME=VALUE]... [--f64] [--print]
+                flowc run SPEC [--entry ENTRY] (--input X.npy | -n N --seed S [--temperature T]) --output OUT.npy
+                              [--logdet LD.npy] [--weights FILE] [--param NAME=VALUE]... [--f64] [--print]
                 \(specOptions)
-                  --entry ENTRY       flow (x → z, the default), forward (x → z and logdet) or log_prob (x → log p(x))
-                  --input FILE        batch of inputs, shape (N, ...) matching the model's input, f32 or f64
-                  --output FILE       where to write the result: z, or log p(x) for log_prob (.npy, f32; f64 with --f64)
-                  --logdet FILE       with --entry forward: where to write ln |det ∂z/∂x|, shape (N,)
+                  --entry ENTRY       flow (x → z, the default), forward (x → z, logdet), log_prob (x → log p(x)),
+                                      inverse (z → x, logdet of the inverse) or sample (seed, n → x)
+                  --input FILE        batch of inputs, shape (N, ...) matching the model's input (or latent for
+                                      inverse), f32 or f64
+                  -n N, --seed S      sample: how many samples and the seed of the counter-based noise
+                  --temperature T     sample: scale of the base noise (default 1)
+                  --output FILE       where to write the result (.npy, f32; f64 with --f64)
+                  --logdet FILE       forward / inverse: where to write the log-determinant, shape (N,)
                   --f64               interpret in double precision (the f64 oracle)
                   --print             also print the result rows
                 """,
-                valued: ["--weights", "--param", "--input", "--output", "--entry", "--logdet"], switches: ["--f64", "--print"], run: run),
+                valued: ["--weights", "--param", "--input", "--output", "--entry", "--logdet", "-n", "--seed", "--temperature"],
+                switches: ["--f64", "--print"], run: run),
         Command(name: "ops", summary: "list the IR's primitive ops (--markdown: the catalogue IR/OPS.md)",
                 usage: "flowc ops [--markdown]", valued: [], switches: ["--markdown"], run: ops),
     ]
@@ -65,28 +70,48 @@ enum Commands {
     }
 
     static func run(_ args: Arguments) throws {
-        let inputPath = try args.required("--input"), outputPath = try args.required("--output")
+        let outputPath = try args.required("--output")
         let entryName = args.value("--entry") ?? "flow"
         let entry = EntryPoints.Entry(rawValue: entryName)
-        guard entryName == "flow" || entry != nil else {
-            throw UsageError(message: "unknown entry '\(entryName)'; expected flow, forward or log_prob")
+        guard entryName == "flow" || entryName == "sample" || entry != nil else {
+            throw UsageError(message: "unknown entry '\(entryName)'; expected flow, forward, log_prob, inverse or sample")
         }
-        if args.value("--logdet") != nil && entry != .forward { throw UsageError(message: "--logdet needs --entry forward") }
+        if args.value("--logdet") != nil && entry != .forward && entry != .inverse {
+            throw UsageError(message: "--logdet needs --entry forward or inverse")
+        }
+        let sampling = entryName == "sample"
+        if sampling && args.value("--input") != nil { throw UsageError(message: "--entry sample takes -n and --seed, not --input") }
         let model = try loadModel(args)
-        let graph = try entry.map { try EntryPoints.graph($0, of: model) } ?? model.flow
+        let graph = try sampling ? EntryPoints.graph(.inverse, of: model) : entry.map { try EntryPoints.graph($0, of: model) } ?? model.flow
         let precision: Precision = args.flag("--f64") ? .f64 : .f32
         let interpreter = try Interpreter(graph: graph, weights: try model.weightsPath.map { try WeightStore(path: $0) }, precision: precision)
-        let array = try NpyArray.read(path: inputPath)
+        let input: Tensor
+        let inputName: String
+        if sampling {
+            guard let n = Int(try args.required("-n")), n >= 1, n <= 100_000_000 else { throw UsageError(message: "-n must be an integer in 1...100000000") }
+            guard let seed = UInt64(try args.required("--seed")) else { throw UsageError(message: "--seed must be a non-negative integer below 2^64") }
+            guard let temperature = Double(args.value("--temperature") ?? "1"), temperature.isFinite, temperature >= 0 else {
+                throw UsageError(message: "--temperature must be a finite number ≥ 0")
+            }
+            let latent = model.flow.type(of: model.flow.outputs[0])
+            input = Tensor(shape: latent.shape(batch: n), values: EntryPoints.noise(of: model, seed: seed, firstRow: 0, rows: n, temperature: temperature))
+            inputName = "noise(seed \(seed), n \(n))"
+        } else {
+            let inputPath = try args.required("--input")
+            let array = try NpyArray.read(path: inputPath)
+            input = Tensor(shape: array.shape, values: array.values)
+            inputName = inputPath
+        }
         let outputs: [Tensor]
-        do { outputs = try interpreter.run([Tensor(shape: array.shape, values: array.values)]) } catch var e as FlowError {
-            if e.location.hasPrefix("input") { e.location = "\(inputPath): \(e.location)" }
+        do { outputs = try interpreter.run([input]) } catch var e as FlowError {
+            if e.location.hasPrefix("input") { e.location = "\(inputName): \(e.location)" }
             throw e
         }
         try NpyArray(shape: outputs[0].shape, values: outputs[0].values, isF64: precision == .f64).write(path: outputPath)
         if let logdetPath = args.value("--logdet") {
             try NpyArray(shape: outputs[1].shape, values: outputs[1].values, isF64: precision == .f64).write(path: logdetPath)
         }
-        print("\(model.name) \(entryName): \(array.shape) → \(outputs[0].shape) (\(precision.rawValue), interpreted) → \(outputPath)")
+        print("\(model.name) \(entryName): \(input.shape) → \(outputs[0].shape) (\(precision.rawValue), interpreted) → \(outputPath)")
         if args.flag("--print") {
             let width = outputs[0].shape.dropFirst().reduce(1, *)
             for row in 0..<outputs[0].shape[0] {

@@ -81,6 +81,13 @@ enum LinearAlgebraOps {
                 guard n == m else { throw c.error("needs a square matrix") }
                 return [TensorType(c.operands[0].dtype, batched: false, [])]
             },
+            OpDefinition("matrix_inverse", family: family, operands: 1...1,
+                         summary: "A⁻¹ by Gauss–Jordan elimination with partial pivoting in f64; a singular matrix is an error",
+                         shapes: "[n, n] (unbatched)", pytorch: "torch.linalg.inv(A)") { c in
+                let (n, m) = try matrixOnly(c, c.operands[0])
+                guard n == m else { throw c.error("needs a square matrix") }
+                return [c.operands[0]]
+            },
             OpDefinition("diag", family: family, operands: 1...1, summary: "square matrix with v on its diagonal",
                          shapes: "[n] → [n, n] (unbatched)", pytorch: "torch.diag(v)") { c in
                 let v = c.operands[0]

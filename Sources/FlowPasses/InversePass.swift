@@ -1,0 +1,146 @@
+import FlowIR
+
+/// Derives the inverse graph z → (x, ln |det ∂x/∂z|) from the forward graph by replaying the
+/// steps of `InvertibilityAnalysis`: each undone op computes its unknown operand from its result
+/// and its known operands (`InverseRule.invert`); values the forward graph computes from known
+/// values (a coupling's conditioner) are recomputed on demand; slices and gathers collect the
+/// pieces of their operand until they cover it. The inverse's log-det is minus the sum of the
+/// undone ops' log-derivatives, evaluated at the recovered values.
+public enum InversePass {
+    public static func run(_ forward: Graph) throws -> Graph {
+        let steps = try InvertibilityAnalysis.analyze(forward)
+        var builder = InverseBuilder(forward: forward)
+        for step in steps { try builder.replay(step) }
+        return try builder.finish()
+    }
+}
+
+/// The state of one inverse derivation: the graph being built and where each forward value
+/// lives in it.
+struct InverseBuilder {
+    let forward: Graph
+    let producers: [Int?]
+    var g = Graph()
+    /// forward value → inverse-graph value
+    var map: [ValueID: ValueID] = [:]
+    /// Pieces of partly recovered values: forward value → axis → (indices, inverse-graph value) in order.
+    var pieces: [ValueID: [Int: [([Int], ValueID)]]] = [:]
+    var logDerivativeTotal: ValueID?
+    let at = SourceLocation.synthetic("inverse")
+
+    init(forward: Graph) {
+        self.forward = forward
+        self.producers = forward.producers()
+        let z = g.addInput(name: "z", type: forward.type(of: forward.outputs[0]))
+        map[forward.outputs[0]] = z
+    }
+
+    /// The inverse-graph value of a known forward value, recomputing forward ops as needed.
+    mutating func materialize(_ value: ValueID) throws -> ValueID {
+        if let v = map[value] { return v }
+        var stack = [value]
+        while let top = stack.last {
+            if map[top] != nil { stack.removeLast(); continue }
+            guard let p = producers[top] else {
+                throw FlowError("internal: the inverse needs forward value \(top) before it is recovered", at: at)
+            }
+            let node = forward.nodes[p]
+            let missing = node.operands.filter { map[$0] == nil }
+            if missing.isEmpty {
+                let results = try g.append(node.op, node.operands.map { map[$0]! }, node.attributes, at: node.location)
+                for (r, v) in zip(node.results, results) { map[r] = v }
+                stack.removeLast()
+            } else {
+                stack += missing
+            }
+        }
+        return map[value]!
+    }
+
+    mutating func replay(_ step: InversionStep) throws {
+        let node = forward.nodes[step.node]
+        switch node.op {
+        case "concat":
+            guard case .int(let rawAxis)? = node.attributes["axis"] else { fatalError("concat axis validated") }
+            let y = try materialize(node.results[0])
+            let axis = rawAxis < 0 ? rawAxis + forward.type(of: node.results[0]).rank : rawAxis
+            var start = 0
+            for operand in node.operands {
+                let length = forward.type(of: operand).size(ofAxis: axis)!
+                if map[operand] == nil {
+                    map[operand] = try g.apply("slice", [y], ["axis": .int(axis), "start": .int(start), "end": .int(start + length)], at: node.location)
+                }
+                start += length
+            }
+        case "split":
+            guard case .int(let axis)? = node.attributes["axis"] else { fatalError("split axis validated") }
+            let parts = try node.results.map { try materialize($0) }
+            map[node.operands[0]] = try g.apply("concat", parts, ["axis": .int(axis)], at: node.location)
+        case "slice", "gather":
+            try collect(node)
+        default:
+            guard let operand = step.operand, let rule = InverseRule.table[node.op] else {
+                throw FlowError("internal: no inverse rule for \(node.op)", at: node.location)
+            }
+            var mapped = node
+            mapped.results = [try materialize(node.results[0])]
+            // The unknown operand is a typed placeholder: rules may read its type, never its value.
+            let placeholder = g.newValue(forward.type(of: node.operands[operand]))
+            mapped.operands = try node.operands.enumerated().map { i, v in i == operand ? placeholder : try materialize(v) }
+            let recovered = try rule.invert(&g, mapped, operand)
+            map[node.operands[operand]] = recovered
+            mapped.operands[operand] = recovered
+            try addLogDerivative(rule, mapped, operand)
+        }
+    }
+
+    /// A slice or gather recovered some positions of its operand; once they cover the axis,
+    /// the operand is the concatenation of the pieces, reordered.
+    mutating func collect(_ node: Node) throws {
+        let x = node.operands[0]
+        let type = forward.type(of: x)
+        guard case .int(let rawAxis)? = node.attributes["axis"] else { fatalError("axis validated") }
+        let axis = rawAxis < 0 ? rawAxis + type.rank : rawAxis
+        let size = type.size(ofAxis: axis)!
+        let indices: [Int]
+        if case .ints(let idx)? = node.attributes["indices"] {
+            indices = idx
+        } else if case .int(let s)? = node.attributes["start"], case .int(let e)? = node.attributes["end"], case .int(let st)? = node.attributes["step"] {
+            indices = PythonSlice.indices(size: size, start: s, end: e, step: st)
+        } else { fatalError("slice attributes validated") }
+        pieces[x, default: [:]][axis, default: []].append((indices, try materialize(node.results[0])))
+        guard map[x] == nil, let parts = pieces[x]?[axis] else { return }
+        let covered = Set(parts.flatMap(\.0))
+        guard covered.count == size else { return }
+        // position p of x is taken from the first piece that holds it
+        let all = parts.flatMap(\.0)
+        var source = [Int](repeating: -1, count: size)
+        for (offset, p) in all.enumerated() where source[p] < 0 { source[p] = offset }
+        let joined = parts.count == 1 ? parts[0].1 : try g.apply("concat", parts.map(\.1), ["axis": .int(axis)], at: node.location)
+        map[x] = source == Array(0..<size) && all.count == size ? joined
+            : try g.apply("gather", [joined], ["axis": .int(axis), "indices": .ints(source)], at: node.location)
+    }
+
+    mutating func addLogDerivative(_ rule: InverseRule, _ node: Node, _ operand: Int) throws {
+        let term: ValueID
+        switch try rule.logDerivative(&g, node, operand) {
+        case .zero: return
+        case .perSample(let v): term = v
+        case .elementwise(let t): term = try LogDetPass.sumPerSample(&g, t, over: g.type(of: node.results[0]), at: node.location)
+        }
+        logDerivativeTotal = try logDerivativeTotal.map { try g.apply("add", [$0, term], at: at) } ?? term
+    }
+
+    /// Outputs (x, ln |det ∂x/∂z|) = (x, -Σ ln |forward derivatives|).
+    mutating func finish() throws -> Graph {
+        guard let x = map[forward.inputs[0]] else {
+            throw FlowError("internal: the inverse did not recover the input", at: at)
+        }
+        let zSum = try g.apply("sum", [g.inputs[0]], ["axes": .ints(Array(1..<g.type(of: g.inputs[0]).rank))], at: at)
+        let total = try logDerivativeTotal ?? g.constant(0, at: at)
+        let logdet = try g.apply("broadcast_like", [try g.apply("neg", [total], at: at), zSum], at: at)
+        g.outputs = [x, logdet]
+        try Verifier.verify(g)
+        return g
+    }
+}
