@@ -13,7 +13,7 @@ let package = Package(
         // OpenBLAS's cblas.h as a Swift module (system library: no flags needed).
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
         .target(name: "FlowIR"),
-        .target(name: "FlowPasses", dependencies: ["FlowIR"]),
+        .target(name: "FlowPasses", dependencies: ["FlowIR", "FlowInterpreter"]),
         .target(name: "FlowInterpreter", dependencies: ["FlowIR", "CBLAS"]),
         .executableTarget(name: "flowc", dependencies: ["FlowIR", "FlowPasses", "FlowInterpreter"]),
         .target(name: "FlowTestSupport", dependencies: ["FlowIR", "FlowPasses", "FlowInterpreter"]),

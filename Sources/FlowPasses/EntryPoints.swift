@@ -13,10 +13,11 @@ public enum EntryPoints {
     }
 
     public static func graph(_ entry: Entry, of model: Model) throws -> Graph {
+        let weights = try model.weightsPath.map { try WeightStore(path: $0) }
         switch entry {
-        case .forward: return try LogDetPass.run(model.flow)
-        case .logProb: return try logProb(model)
-        case .inverse: return try InversePass.run(model.flow)
+        case .forward: return try LogDetPass.run(model.flow, weights: weights)
+        case .logProb: return try logProb(model, weights: weights)
+        case .inverse: return try InversePass.run(model.flow, weights: weights)
         }
     }
 
@@ -28,8 +29,8 @@ public enum EntryPoints {
     }
 
     /// log p(x) = Σ_i log N(z_i; 0, 1) + logdet = -½ Σ z_i² - (n/2) ln 2π + logdet.
-    static func logProb(_ model: Model) throws -> Graph {
-        var g = try LogDetPass.run(model.flow)
+    static func logProb(_ model: Model, weights: WeightStore?) throws -> Graph {
+        var g = try LogDetPass.run(model.flow, weights: weights)
         let (z, logdet) = (g.outputs[0], g.outputs[1])
         let at = SourceLocation.synthetic("log_prob")
         let type = g.type(of: z)

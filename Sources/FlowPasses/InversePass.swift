@@ -7,8 +7,8 @@ import FlowIR
 /// pieces of their operand until they cover it. The inverse's log-det is minus the sum of the
 /// undone ops' log-derivatives, evaluated at the recovered values.
 public enum InversePass {
-    public static func run(_ forward: Graph) throws -> Graph {
-        let steps = try InvertibilityAnalysis.analyze(forward)
+    public static func run(_ forward: Graph, weights: WeightStore? = nil) throws -> Graph {
+        let steps = try InvertibilityAnalysis.analyze(forward, weights: weights)
         var builder = InverseBuilder(forward: forward)
         for step in steps { try builder.replay(step) }
         return try builder.finish()
@@ -58,6 +58,38 @@ struct InverseBuilder {
     }
 
     mutating func replay(_ step: InversionStep) throws {
+        if let block = step.causal { return try replayCausal(block) }
+        try undo(step, withLogDerivative: true)
+    }
+
+    /// An autoregressive block: the fixed-point iteration u ← f⁻¹(y; c(u)) from u = 0, unrolled
+    /// for the block's number of sweeps, after which it is exact (zuko's MAF inverse does the
+    /// same D passes). The log-derivative comes from the last sweep, whose conditioner values
+    /// are already exact.
+    mutating func replayCausal(_ block: CausalBlock) throws {
+        _ = try materialize(block.output)
+        var guess = try zeros(like: forward.type(of: block.source))
+        for sweep in 0..<block.sweeps {
+            for v in block.values { map.removeValue(forKey: v) }
+            map[block.source] = guess
+            for step in block.steps { try undo(step, withLogDerivative: sweep == block.sweeps - 1) }
+            guess = map[block.source]!
+        }
+        for v in block.values { map.removeValue(forKey: v) }
+        map[block.source] = guess
+    }
+
+    /// A batched tensor of zeros of the given type.
+    mutating func zeros(like type: TensorType) throws -> ValueID {
+        let z = g.inputs[0]
+        let zType = g.type(of: z)
+        let perSample = try g.apply("sum", [z], ["axes": .ints(Array(1..<zType.rank)), "keepdims": .int(1)], at: at)
+        let column = try g.apply("reshape", [perSample], ["shape": .shape(batched: true, Array(repeating: 1, count: type.dims.count))], at: at)
+        let zero = try g.apply("const", [], ["values": .floats([0]), "shape": .shape(batched: false, type.dims)], at: at)
+        return try g.apply("broadcast_like", [zero, column], at: at)
+    }
+
+    mutating func undo(_ step: InversionStep, withLogDerivative: Bool) throws {
         let node = forward.nodes[step.node]
         switch node.op {
         case "concat":
@@ -90,7 +122,7 @@ struct InverseBuilder {
             let recovered = try rule.invert(&g, mapped, operand)
             map[node.operands[operand]] = recovered
             mapped.operands[operand] = recovered
-            try addLogDerivative(rule, mapped, operand)
+            if withLogDerivative { try addLogDerivative(rule, mapped, operand) }
         }
     }
 

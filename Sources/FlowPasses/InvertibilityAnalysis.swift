@@ -2,10 +2,31 @@ import FlowIR
 
 /// One step of recovering the input from the output: node `node` is undone in operand
 /// `operand` (`nil`: in all its operands at once, for concat; for slice/gather the step
-/// recovers part of the operand).
-public struct InversionStep: Sendable, Equatable {
+/// recovers part of the operand); or, when `causal` is set, an autoregressive block.
+public struct InversionStep: Sendable {
     public var node: Int
     public var operand: Int?
+    public var causal: CausalBlock?
+
+    public init(node: Int, operand: Int?, causal: CausalBlock? = nil) {
+        self.node = node
+        self.operand = operand
+        self.causal = causal
+    }
+}
+
+/// An autoregressive transform y = f(u; c(u)) whose conditioner c gives position i parameters
+/// that depend only on positions before i in some order (verified on the constant masks):
+/// `steps` undo f from y back to u treating c(u) as known; the inverse iterates
+/// u ← f⁻¹(y; c(u)) from u = 0, which is exact after `sweeps` sweeps (the longest chain of
+/// dependencies plus one; at most the number of positions).
+public struct CausalBlock: Sendable {
+    public var source: ValueID
+    public var output: ValueID
+    /// Values computed from `source` on the way to `output` (recomputed at every sweep).
+    public var values: Set<ValueID>
+    public var steps: [InversionStep]
+    public var sweeps: Int
 }
 
 /// Decides whether a graph is a bijection of its input by walking from the output back to the
@@ -19,7 +40,7 @@ public struct InversionStep: Sendable, Equatable {
 /// conditioner is recomputed from it, and the transformed half is undone through its affine or
 /// spline op whose parameters are then known.
 public enum InvertibilityAnalysis {
-    public static func analyze(_ g: Graph) throws -> [InversionStep] {
+    public static func analyze(_ g: Graph, weights: WeightStore? = nil) throws -> [InversionStep] {
         guard g.inputs.count == 1, g.outputs.count == 1 else {
             throw FlowError("a flow maps one input to one output; this one has \(g.inputs.count) input(s) and \(g.outputs.count) output(s)", at: .synthetic("inverse analysis"))
         }
@@ -40,6 +61,7 @@ public enum InvertibilityAnalysis {
         var undone = [Bool](repeating: false, count: g.nodes.count)
         var steps: [InversionStep] = []
 
+        func propagate() {
         var changed = true
         while changed {
             changed = false
@@ -85,8 +107,20 @@ public enum InvertibilityAnalysis {
                 }
             }
         }
+        }
+        propagate()
+        var evaluator = ConstantEvaluator(graph: g, weights: weights)
+        var causalFailure: FlowError?
+        while !g.inputs.allSatisfy({ known[$0] }) {
+            let found = try CausalBlockFinder.find(g, known: known, evaluator: &evaluator)
+            guard let block = found.block else { causalFailure = found.failure; break }
+            known[block.source] = true
+            for step in block.steps { undone[step.node] = true }
+            steps.append(InversionStep(node: -1, operand: nil, causal: block))
+            propagate()
+        }
         if g.inputs.allSatisfy({ known[$0] }) { return steps }
-        throw diagnose(g, known: known, dependsOnInput: dependsOnInput, coverage: coverage)
+        throw causalFailure ?? diagnose(g, known: known, dependsOnInput: dependsOnInput, coverage: coverage)
     }
 
     /// Names the first op that blocks the walk, and why.

@@ -6,8 +6,9 @@ import FlowIR
 /// op at a time from values already known, so the Jacobian is block triangular in that order
 /// and its determinant is the product of the diagonal blocks' determinants.
 public enum LogDetPass {
-    public static func run(_ forward: Graph) throws -> Graph {
-        let steps = try InvertibilityAnalysis.analyze(forward)
+    public static func run(_ forward: Graph, weights: WeightStore? = nil) throws -> Graph {
+        let analysis = try InvertibilityAnalysis.analyze(forward, weights: weights)
+        let steps = analysis.flatMap { $0.causal?.steps ?? [$0] }
         var g = forward
         let z = g.outputs[0]
         let at = SourceLocation.synthetic("logdet")

@@ -65,7 +65,7 @@ enum Commands {
         print(Printer.print(model), terminator: "")
         let g = model.flow
         print("# \(g.nodes.count) ops; input \(g.type(of: g.inputs[0])) → output \(g.outputs.map { g.type(of: $0).description }.joined(separator: ", ")); verified")
-        let steps = try InvertibilityAnalysis.analyze(g)
+        let steps = try InvertibilityAnalysis.analyze(g, weights: try model.weightsPath.map { try WeightStore(path: $0) })
         print("# invertible: the output determines the input in \(steps.count) inversion steps; log-det derived")
     }
 

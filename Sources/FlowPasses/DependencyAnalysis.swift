@@ -1,0 +1,202 @@
+import FlowIR
+
+/// A set of element positions of one sample of a tensor, as bits.
+struct PositionSet: Equatable {
+    var words: [UInt64]
+
+    init(capacity: Int) { words = [UInt64](repeating: 0, count: (capacity + 63) / 64) }
+
+    mutating func insert(_ i: Int) { words[i >> 6] |= 1 << UInt64(i & 63) }
+    func contains(_ i: Int) -> Bool { words[i >> 6] & (1 << UInt64(i & 63)) != 0 }
+    mutating func formUnion(_ other: PositionSet) { for i in words.indices { words[i] |= other.words[i] } }
+    var isEmpty: Bool { words.allSatisfy { $0 == 0 } }
+    var members: [Int] {
+        var out: [Int] = []
+        for (w, word) in words.enumerated() where word != 0 {
+            for b in 0..<64 where word & (1 << UInt64(b)) != 0 { out.append(w * 64 + b) }
+        }
+        return out
+    }
+}
+
+/// Which elements of a source value u each element of a downstream value depends on, within
+/// one sample, read off the graph structurally: the exact zero pattern of constant matrices
+/// (MADE masks, evaluated at compile time) and the index maps of shape ops. Ops without a rule
+/// are treated conservatively (every output element depends on every input element).
+struct DependencyAnalysis {
+    let graph: Graph
+    let source: ValueID
+    let width: Int
+    private(set) var evaluator: ConstantEvaluator
+    /// per value in the block: per element of one sample, the positions of `source` it depends on
+    private(set) var deps: [ValueID: [PositionSet]] = [:]
+
+    init(graph: Graph, source: ValueID, evaluator: ConstantEvaluator) {
+        self.graph = graph
+        self.source = source
+        self.width = graph.type(of: source).elementsPerSample
+        self.evaluator = evaluator
+        var identity: [PositionSet] = []
+        for i in 0..<width { var s = PositionSet(capacity: width); s.insert(i); identity.append(s) }
+        deps[source] = identity
+    }
+
+    func of(_ v: ValueID) -> [PositionSet]? { deps[v] }
+
+    private func empty(_ count: Int) -> [PositionSet] { Array(repeating: PositionSet(capacity: width), count: count) }
+
+    /// Per-sample C-order strides.
+    private static func strides(_ dims: [Int]) -> [Int] {
+        var s = [Int](repeating: 1, count: dims.count)
+        var acc = 1
+        for i in stride(from: dims.count - 1, through: 0, by: -1) { s[i] = acc; acc *= dims[i] }
+        return s
+    }
+
+    /// Maps each element of `out` to the element of `dims` broadcasting to it (right-aligned).
+    private static func broadcastSource(_ dims: [Int], to out: [Int]) -> [Int] {
+        let count = out.reduce(1, *)
+        let pad = out.count - dims.count
+        let inStrides = strides(dims), outStrides = strides(out)
+        return (0..<count).map { flat in
+            var offset = 0
+            for d in 0..<out.count {
+                let index = (flat / outStrides[d]) % out[d]
+                let k = d - pad
+                if k >= 0 && dims[k] != 1 { offset += index * inStrides[k] }
+            }
+            return offset
+        }
+    }
+
+    /// Propagates dependencies through `node` (operands outside the block depend on nothing).
+    mutating func propagate(_ node: Node) throws {
+        let outTypes = node.results.map { graph.type(of: $0) }
+        let operandDeps = node.operands.map { deps[$0] }
+        guard operandDeps.contains(where: { $0 != nil }) else { return }
+        let out = outTypes[0].dims
+        let count = outTypes[0].elementsPerSample
+        func axisIndex(_ raw: Int, _ t: TensorType) -> Int { (raw < 0 ? raw + t.rank : raw) - (t.batched ? 1 : 0) }
+        var result = empty(count)
+        switch node.op {
+        case _ where Self.elementwise.contains(node.op):
+            for (i, d) in operandDeps.enumerated() {
+                guard let d else { continue }
+                let map = Self.broadcastSource(graph.type(of: node.operands[i]).dims, to: out)
+                for e in 0..<count { result[e].formUnion(d[map[e]]) }
+            }
+        case "reshape":
+            result = operandDeps[0]!
+        case "transpose":
+            guard case .ints(let perm)? = node.attributes["perm"] else { return }
+            let x = graph.type(of: node.operands[0])
+            let p = x.batched ? perm.dropFirst().map { $0 - 1 } : perm
+            let inStrides = Self.strides(x.dims), outStrides = Self.strides(out)
+            for e in 0..<count {
+                var offset = 0
+                for d in 0..<out.count { offset += ((e / outStrides[d]) % out[d]) * inStrides[p[d]] }
+                result[e] = operandDeps[0]![offset]
+            }
+        case "slice", "gather", "pad", "split", "concat":
+            try propagateIndexMap(node, operandDeps)
+            return
+        case "linear" where operandDeps[1] == nil && (node.operands.count < 3 || operandDeps[2] == nil):
+            let w = try evaluator.value(node.operands[1])
+            let (n, k) = (w.shape[0], w.shape[1])
+            let x = operandDeps[0]!
+            for row in 0..<(count / n) {
+                for o in 0..<n {
+                    for j in 0..<k where w.values[o * k + j] != 0 { result[row * n + o].formUnion(x[row * k + j]) }
+                }
+            }
+        case "sum", "mean", "amax", "softmax", "cumsum", "layernorm":
+            // union along the reduced / normalised axes
+            let x = graph.type(of: node.operands[0])
+            var axes: [Int]
+            switch node.attributes["axes"] ?? node.attributes["axis"] {
+            case .ints(let a)?: axes = a.map { axisIndex($0, x) }
+            case .int(let a)?: axes = [axisIndex(a, x)]
+            default: axes = [x.dims.count - 1]
+            }
+            var kept = x.dims
+            for a in axes { kept[a] = 1 }
+            let toKept = Self.broadcastSource(kept, to: x.dims)
+            var lines = empty(kept.reduce(1, *))
+            for e in 0..<x.elementsPerSample { lines[toKept[e]].formUnion(operandDeps[0]![e]) }
+            let fromKept = Self.broadcastSource(kept, to: out)
+            let keptCount = kept.reduce(1, *)
+            for e in 0..<count { result[e] = lines[out.reduce(1, *) == keptCount ? e : fromKept[e]] }
+            for (i, d) in operandDeps.enumerated().dropFirst() where d != nil {
+                for e in 0..<count { for s in d! { result[e].formUnion(s) } }
+                _ = i
+            }
+        case "rq_spline", "rq_spline_inverse", "rq_spline_logderiv":
+            if let x = operandDeps[0] { result = x }
+            for d in operandDeps.dropFirst() {
+                guard let d else { continue }
+                let knots = d.count / count
+                for e in 0..<count { for k in 0..<knots { result[e].formUnion(d[e * knots + k]) } }
+            }
+        default:
+            var all = PositionSet(capacity: width)
+            for d in operandDeps { d?.forEach { all.formUnion($0) } }
+            result = Array(repeating: all, count: count)
+        }
+        deps[node.results[0]] = result
+        if node.results.count > 1 { for r in node.results.dropFirst() { deps[r] = Array(repeating: result.reduce(into: PositionSet(capacity: width)) { $0.formUnion($1) }, count: graph.type(of: r).elementsPerSample) } }
+    }
+
+    static let elementwise: Set<String> = [
+        "neg", "abs", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "square", "tanh", "atanh", "sigmoid", "logit",
+        "softplus", "relu", "gelu", "silu", "erf", "sin", "cos", "leaky_relu", "add", "sub", "mul", "div", "pow", "max", "min",
+        "lt", "le", "gt", "ge", "eq", "ne", "select", "broadcast_like",
+    ]
+
+    /// slice, gather, pad, split, concat: each output element copies one input element (or none).
+    private mutating func propagateIndexMap(_ node: Node, _ operandDeps: [[PositionSet]?]) throws {
+        guard case .int(let rawAxis)? = node.attributes["axis"] else { return }
+        let x = graph.type(of: node.operands[0])
+        let axis = (rawAxis < 0 ? rawAxis + x.rank : rawAxis) - (x.batched ? 1 : 0)
+        func around(_ dims: [Int]) -> (Int, Int, Int) { (dims[..<axis].reduce(1, *), dims[axis], dims[(axis + 1)...].reduce(1, *)) }
+        /// builds an output from (operand index, position along axis) per output position
+        func gatherFrom(_ sources: [(Int, Int)?], outDims: [Int]) -> [PositionSet] {
+            let (outer, length, inner) = around(outDims)
+            var result = empty(outer * length * inner)
+            for o in 0..<outer {
+                for (p, source) in sources.enumerated() {
+                    guard let (operand, q) = source, let d = operandDeps[operand] else { continue }
+                    let inDims = graph.type(of: node.operands[operand]).dims
+                    let (_, inLength, _) = around(inDims)
+                    for j in 0..<inner { result[(o * length + p) * inner + j] = d[(o * inLength + q) * inner + j] }
+                }
+            }
+            return result
+        }
+        switch node.op {
+        case "slice", "gather":
+            let indices: [Int]
+            if case .ints(let idx)? = node.attributes["indices"] { indices = idx } else {
+                guard case .int(let s)? = node.attributes["start"], case .int(let e)? = node.attributes["end"],
+                      case .int(let st)? = node.attributes["step"] else { return }
+                indices = PythonSlice.indices(size: x.dims[axis], start: s, end: e, step: st)
+            }
+            deps[node.results[0]] = gatherFrom(indices.map { (0, $0) }, outDims: graph.type(of: node.results[0]).dims)
+        case "pad":
+            guard case .int(let before)? = node.attributes["before"] else { return }
+            let outDims = graph.type(of: node.results[0]).dims
+            deps[node.results[0]] = gatherFrom((0..<outDims[axis]).map { p in p >= before && p < before + x.dims[axis] ? (0, p - before) : nil }, outDims: outDims)
+        case "concat":
+            var sources: [(Int, Int)?] = []
+            for (i, v) in node.operands.enumerated() { sources += (0..<graph.type(of: v).dims[axis]).map { (i, $0) } }
+            deps[node.results[0]] = gatherFrom(sources, outDims: graph.type(of: node.results[0]).dims)
+        case "split":
+            var start = 0
+            for r in node.results {
+                let dims = graph.type(of: r).dims
+                deps[r] = gatherFrom((0..<dims[axis]).map { (0, start + $0) }, outDims: dims)
+                start += dims[axis]
+            }
+        default: return
+        }
+    }
+}
