@@ -32,7 +32,7 @@ enum CausalBlockFinder {
             for u in candidates.sorted(by: >) {
                 switch try attempt(g, source: u, stuck: index, inside: inside, known: known, producers: producers, evaluator: &evaluator) {
                 case .success(let block): return (block, nil)
-                case .failure(let error): if failure == nil { failure = error }
+                case .failure(let error): if failure == nil, let error { failure = error }
                 }
             }
         }
@@ -41,7 +41,7 @@ enum CausalBlockFinder {
 
     /// The values downstream of u (u included) that lead to the stuck node.
     static func attempt(_ g: Graph, source u: ValueID, stuck: Int, inside: Set<ValueID>, known: [Bool], producers: [Int?],
-                        evaluator: inout ConstantEvaluator) throws -> Result<CausalBlock, FlowError> {
+                        evaluator: inout ConstantEvaluator) throws -> Attempt {
         var downstream: Set<ValueID> = [u]
         var blockNodes: [Int] = []
         for (i, node) in g.nodes.enumerated() where i <= stuck && node.operands.contains(where: downstream.contains) {
@@ -50,7 +50,7 @@ enum CausalBlockFinder {
         }
         let values = Set(blockNodes.flatMap { g.nodes[$0].results }).subtracting(g.nodes[stuck].results)
         for i in blockNodes {
-            for v in g.nodes[i].operands where !known[v] && v != u && !values.contains(v) { return .failure(FlowError("not a block", at: g.nodes[i].location)) }
+            for v in g.nodes[i].operands where !known[v] && v != u && !values.contains(v) { return .failure(nil) }
         }
         var dependencies = DependencyAnalysis(graph: g, source: u, evaluator: evaluator)
         for i in blockNodes { try dependencies.propagate(g.nodes[i]) }
@@ -92,11 +92,11 @@ enum CausalBlockFinder {
                 guard let per = alignment(v), let d = dependencies.of(v) else { return false }
                 return stuckNode.operands.contains(v) && d.indices.contains { d[$0].contains($0 / per) } && !d.indices.allSatisfy { d[$0].members == [$0 / per] }
             }
+            // Only a conditioner that reads its own position is worth reporting; anything else
+            // is not autoregressive at all and the plain walk's diagnosis says more.
+            guard own != nil else { return .failure(nil) }
             let shapes = stuckNode.operands.map { g.type(of: $0).description }.joined(separator: ", ")
-            let reason = own != nil
-                ? "the conditioner of position i reads position i itself (a conditioner must read only the positions it does not transform)"
-                : "its operands depend on the input through more than elementwise bijections"
-            return .failure(FlowError("\(stuckNode.op)(\(shapes)) is not invertible as an autoregressive step: \(reason)", at: stuckNode.location))
+            return .failure(FlowError("\(stuckNode.op)(\(shapes)) is not invertible as an autoregressive step: the conditioner of position i reads position i itself (a conditioner must read only the positions it does not transform)", at: stuckNode.location))
         }
         // order check: position j → i whenever a conditioner value of position i reads u_j
         let n = uType.elementsPerSample
@@ -111,6 +111,11 @@ enum CausalBlockFinder {
             return .failure(FlowError("\(stuckNode.op) is not invertible as an autoregressive step: the positions depend on each other in a cycle", at: stuckNode.location))
         }
         return .success(CausalBlock(source: u, output: stuckNode.results[0], values: values, steps: steps, sweeps: depth + 1))
+    }
+
+    enum Attempt {
+        case success(CausalBlock)
+        case failure(FlowError?)
     }
 
     /// The longest path in the graph i ← j (j ∈ edges[i]), or nil if it has a cycle.
