@@ -133,3 +133,9 @@ enum LinearAlgebraKernels {
         return Tensor(shape: a.shape, values: inv)
     }
 }
+
+/// Matrix functions the compiler uses at compile time on constant matrices.
+public enum MatrixMath {
+    /// ln |det A| of a square matrix in f64; -inf when A is singular.
+    public static func logAbsDeterminant(_ a: Tensor) -> Double { LinearAlgebraKernels.logAbsDeterminant(a) }
+}

@@ -1,4 +1,5 @@
 import FlowIR
+import FlowInterpreter
 
 /// One step of recovering the input from the output: node `node` is undone in operand
 /// `operand` (`nil`: in all its operands at once, for concat; for slice/gather the step
@@ -119,8 +120,27 @@ public enum InvertibilityAnalysis {
             steps.append(InversionStep(node: -1, operand: nil, causal: block))
             propagate()
         }
-        if g.inputs.allSatisfy({ known[$0] }) { return steps }
+        if g.inputs.allSatisfy({ known[$0] }) {
+            try checkConstantMatrices(g, steps, dependsOnInput: dependsOnInput, evaluator: &evaluator)
+            return steps
+        }
         throw causalFailure ?? diagnose(g, known: known, dependsOnInput: dependsOnInput, coverage: coverage)
+    }
+
+    /// A linear map by a constant matrix is invertible only if the matrix is: checked here, at
+    /// compile time, on the actual weights.
+    static func checkConstantMatrices(_ g: Graph, _ steps: [InversionStep], dependsOnInput: [Bool], evaluator: inout ConstantEvaluator) throws {
+        for step in steps where step.causal == nil && step.node >= 0 {
+            let node = g.nodes[step.node]
+            guard node.op == "linear" || node.op == "conv2d", !dependsOnInput[node.operands[1]] else { continue }
+            var w = try evaluator.value(node.operands[1])
+            let n = w.shape[0]
+            w = Tensor(shape: [n, n], values: w.values)
+            if !MatrixMath.logAbsDeterminant(w).isFinite {
+                let shapes = node.operands.map { g.type(of: $0).description }.joined(separator: ", ")
+                throw FlowError("\(node.op)(\(shapes)) is not invertible: its \(n)x\(n) weight matrix is singular", at: node.location)
+            }
+        }
     }
 
     /// Names the first op that blocks the walk, and why.
