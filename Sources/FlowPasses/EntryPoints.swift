@@ -14,11 +14,13 @@ public enum EntryPoints {
 
     public static func graph(_ entry: Entry, of model: Model) throws -> Graph {
         let weights = try model.weightsPath.map { try WeightStore(path: $0) }
+        let derived: Graph
         switch entry {
-        case .forward: return try LogDetPass.run(model.flow, weights: weights)
-        case .logProb: return try logProb(model, weights: weights)
-        case .inverse: return try InversePass.run(model.flow, weights: weights)
+        case .forward: derived = try LogDetPass.run(model.flow, weights: weights)
+        case .logProb: derived = try logProb(model, weights: weights)
+        case .inverse: derived = try InversePass.run(model.flow, weights: weights)
         }
+        return try Simplify.run(derived, weights: weights)
     }
 
     /// Base-density noise for `sample(seed, n)`: rows firstRow ..< firstRow + rows of the

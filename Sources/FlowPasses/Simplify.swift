@@ -1,0 +1,79 @@
+import FlowIR
+import FlowInterpreter
+
+/// Simplification after derivation: algebraic identities (`SimplifyRules`), common
+/// subexpression elimination, folding of small constant subgraphs (log-determinants and inverses
+/// of constant matrices become literals, evaluated in f64) and dead code elimination, repeated
+/// until nothing changes.
+public enum Simplify {
+    /// Constants with at most this many elements are folded into `const` literals.
+    public static let foldLimit = 64
+
+    public static func run(_ input: Graph, weights: WeightStore? = nil) throws -> Graph {
+        var g = input
+        for _ in 0..<8 {
+            let before = g.nodes.count
+            g = try rewrite(g, weights: weights)
+            g = eliminateDeadCode(g)
+            if g.nodes.count == before { break }
+        }
+        try Verifier.verify(g)
+        return g
+    }
+
+    /// One pass over the nodes: rewrite rules, constant folding, CSE; builds a fresh graph.
+    static func rewrite(_ g: Graph, weights: WeightStore?) throws -> Graph {
+        var context = SimplifyRules.Context(graph: Graph())
+        var map: [ValueID: ValueID] = [:]
+        for (v, name) in zip(g.inputs, g.inputNames) { map[v] = context.graph.addInput(name: name, type: g.type(of: v)) }
+        var dependsOnInput = Set(g.inputs)
+        var seen: [String: [ValueID]] = [:]
+        var evaluator = ConstantEvaluator(graph: g, weights: weights)
+        for node in g.nodes {
+            var mapped = node
+            mapped.operands = node.operands.map { map[$0]! }
+            let isConstant = !node.operands.contains(where: dependsOnInput.contains)
+            if !isConstant { for r in node.results { dependsOnInput.insert(r) } }
+            // algebraic identities
+            context.resultType = g.type(of: node.results[0])
+            if node.results.count == 1, let replacement = SimplifyRules.apply(mapped, in: context) {
+                map[node.results[0]] = replacement
+                continue
+            }
+            // fold small constants that are not already literals or named weights
+            let resultType = g.type(of: node.results[0])
+            if isConstant, node.results.count == 1, !["const", "weight"].contains(node.op), !resultType.batched,
+               resultType.elementsPerSample <= foldLimit {
+                let value = try evaluator.value(node.results[0])
+                let literal = try context.graph.append("const", [], ["values": .floats(value.values), "shape": .shape(batched: false, resultType.dims)], at: node.location)
+                map[node.results[0]] = literal[0]
+                context.producers[literal[0]] = context.graph.nodes.last
+                continue
+            }
+            // common subexpressions
+            let key = "\(node.op)|\(mapped.operands)|\(node.attributes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" })"
+            if let previous = seen[key] {
+                for (r, p) in zip(node.results, previous) { map[r] = p }
+                continue
+            }
+            let results = try context.graph.append(node.op, mapped.operands, node.attributes, at: node.location)
+            for (r, p) in zip(node.results, results) { map[r] = p; context.producers[p] = context.graph.nodes.last }
+            seen[key] = results
+        }
+        context.graph.outputs = g.outputs.map { map[$0]! }
+        return context.graph
+    }
+
+    /// Drops nodes none of whose results reach an output.
+    public static func eliminateDeadCode(_ g: Graph) -> Graph {
+        var live = Set(g.outputs)
+        var keep = [Bool](repeating: false, count: g.nodes.count)
+        for (i, node) in g.nodes.enumerated().reversed() where node.results.contains(where: live.contains) {
+            keep[i] = true
+            live.formUnion(node.operands)
+        }
+        var out = g
+        out.nodes = g.nodes.enumerated().filter { keep[$0.offset] }.map(\.element)
+        return out
+    }
+}
