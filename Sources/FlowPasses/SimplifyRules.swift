@@ -23,6 +23,10 @@ enum SimplifyRules {
         ("tanh∘atanh", { n, g in inner(n, g, "tanh", "atanh") }),    // tanh(artanh x) = x
         ("expm1∘log1p", { n, g in inner(n, g, "expm1", "log1p") }),  // e^(ln(1+x)) - 1 = x
         ("log1p∘expm1", { n, g in inner(n, g, "log1p", "expm1") }),  // ln(1 + eˣ - 1) = x
+        ("|positive|", { n, g in                                      // |eˣ| = eˣ, |σ(x)| = σ(x), |softplus(x)| = softplus(x)
+            guard n.op == "abs", let p = producer(n.operands[0], g), ["exp", "sigmoid", "softplus"].contains(p.op) else { return nil }
+            return same(n.operands[0], n, g)
+        }),
         ("x·1", { n, g in n.op == "mul" ? identityOperand(n, g, unit: 1) : nil }),   // x·1 = 1·x = x
         ("x+0", { n, g in n.op == "add" ? identityOperand(n, g, unit: 0) : nil }),   // x + 0 = 0 + x = x
         ("x-0", { n, g in n.op == "sub" && isScalar(n.operands[1], g, 0) ? same(n.operands[0], n, g) : nil }), // x - 0 = x

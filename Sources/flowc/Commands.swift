@@ -41,6 +41,15 @@ enum Commands {
                 """,
                 valued: ["--weights", "--param", "--input", "--output", "--entry", "--logdet", "-n", "--seed", "--temperature"],
                 switches: ["--f64", "--print"], run: run),
+        Command(name: "inspect", summary: "print the derived graphs (forward, log-det, inverse, log_prob) in the IR text form",
+                usage: """
+                flowc inspect SPEC [--show forward|logdet|inverse|log_prob|all] [--weights FILE] [--param NAME=VALUE]...
+                \(specOptions)
+                  --show WHAT         which graph to print (default all): forward (the flow as written, simplified),
+                                      logdet (x → z, logdet), inverse (z → x, logdet of the inverse), log_prob
+                Each graph is printed as a model that `flowc check` reads back.
+                """,
+                valued: ["--weights", "--param", "--show"], switches: [], run: inspect),
         Command(name: "ops", summary: "list the IR's primitive ops (--markdown: the catalogue IR/OPS.md)",
                 usage: "flowc ops [--markdown]", valued: [], switches: ["--markdown"], run: ops),
     ]
@@ -118,6 +127,30 @@ enum Commands {
                 let values = outputs[0].values[(row * width)..<((row + 1) * width)].prefix(8).map { String(format: "%.6g", $0) }
                 print("  [\(row)] " + values.joined(separator: " ") + (width > 8 ? " …" : ""))
             }
+        }
+    }
+
+    static func inspect(_ args: Arguments) throws {
+        let show = args.value("--show") ?? "all"
+        let choices = ["forward", "logdet", "inverse", "log_prob"]
+        guard show == "all" || choices.contains(show) else {
+            throw UsageError(message: "--show expects forward, logdet, inverse, log_prob or all, got '\(show)'")
+        }
+        let model = try loadModel(args)
+        let weights = try model.weightsPath.map { try WeightStore(path: $0) }
+        for what in show == "all" ? choices : [show] {
+            let graph: Graph
+            switch what {
+            case "forward": graph = try Simplify.run(model.flow, weights: weights)
+            case "logdet": graph = try EntryPoints.graph(.forward, of: model)
+            case "inverse": graph = try EntryPoints.graph(.inverse, of: model)
+            default: graph = try EntryPoints.graph(.logProb, of: model)
+            }
+            var derived = model
+            derived.name = "\(model.name)_\(what)"
+            derived.flow = graph
+            print("# \(what): \(graph.nodes.count) ops")
+            print(Printer.print(derived))
         }
     }
 

@@ -19,6 +19,7 @@ final class SimplifyTests: XCTestCase {
             ("x * 1.0", "x·1"), ("1.0 * x", "x·1"), ("x + 0.0", "x+0"), ("0.0 + x", "x+0"), ("x - 0.0", "x-0"), ("x / 1.0", "x/1"),
             ("reshape(transpose(transpose(reshape(x, [B, 2, 2]), [0, 2, 1]), [0, 2, 1]), [B, 4])", "transpose∘transpose"),
             ("reshape(reshape(x, [B, 2, 2]), [B, 4])", "reshape∘reshape"),
+            ("log(abs(exp(x)))", "|positive|"),
         ]
         for (expr, rule) in cases {
             let out = try simplified("    return \(expr)")
