@@ -1,4 +1,5 @@
 import FlowIR
+import Foundation
 
 /// The reference executor: runs a verified graph op by op, in f32 or f64. It is the oracle the
 /// compiled code is checked against, so every op is written plainly; buffers are freed after
@@ -6,6 +7,8 @@ import FlowIR
 public struct Interpreter: Sendable {
     public let graph: Graph
     public let precision: Precision
+    /// Where `fixed_point` loops report how many sweeps they ran (optional).
+    public var statistics: RunStatistics?
     /// Weight values by resolved name, already rounded to the run's precision.
     private let weights: [String: Tensor]
     /// Inputs larger than this many elements are refused with an error, not an allocation failure.
@@ -15,7 +18,10 @@ public struct Interpreter: Sendable {
         self.graph = graph
         self.precision = precision
         var loaded: [String: Tensor] = [:]
-        for node in graph.nodes where node.op == "weight" {
+        var all: [Graph] = []
+        var pending = [graph]
+        while let g = pending.popLast() { all.append(g); pending += g.bodies }
+        for node in all.flatMap(\.nodes) where node.op == "weight" {
             guard case .string(let name)? = node.attributes["name"], case .shape(_, let shape)? = node.attributes["shape"] else {
                 throw FlowError("weight node without name or shape", at: node.location)
             }
@@ -33,6 +39,14 @@ public struct Interpreter: Sendable {
             loaded[name] = Tensor(shape: shape, values: values)
         }
         self.weights = loaded
+    }
+
+    /// An interpreter for a region body, sharing the already loaded weights.
+    private init(body: Graph, sharing parent: Interpreter) {
+        self.graph = body
+        self.precision = parent.precision
+        self.weights = parent.weights
+        self.statistics = parent.statistics
     }
 
     public init(model: Model, precision: Precision) throws {
@@ -84,6 +98,28 @@ public struct Interpreter: Sendable {
             for v in node.operands where lastUse[v] == i { values[v] = nil }
         }
         return graph.outputs.map { values[$0]! }
+    }
+
+    /// u ← body(u, captured…) for `sweeps` sweeps, or until no element moves by more than
+    /// tolerance·(1 + |u|).
+    private func fixedPoint(_ node: Node, _ operands: [Tensor]) throws -> Tensor {
+        guard case .int(let index)? = node.attributes["body"], case .int(let sweeps)? = node.attributes["sweeps"] else {
+            fatalError("fixed_point attributes verified")
+        }
+        let tolerance: Double
+        if case .float(let t)? = node.attributes["tolerance"] { tolerance = t } else { tolerance = 0 }
+        let body = Interpreter(body: graph.bodies[index], sharing: self)
+        var u = operands[0]
+        var used = 0
+        for _ in 0..<sweeps {
+            let next = try body.run([u] + operands.dropFirst())[0]
+            let moved = zip(next.values, u.values).contains { abs($0 - $1) > tolerance * (1 + abs($1)) }
+            u = next
+            used += 1
+            if tolerance > 0 && !moved { break }
+        }
+        statistics?.record(sweeps: used)
+        return u
     }
 
     /// A flat index as a multi-index, for error messages: `(3, 5)`.
@@ -168,6 +204,8 @@ public struct Interpreter: Sendable {
         case "concat": return [ShapeKernels.concat(x, axis: axis(int("axis"), x[0]))]
         case "pad":
             return [ShapeKernels.pad(x[0], axis: axis(int("axis"), x[0]), before: int("before"), after: int("after"), value: float("value"))]
+        case "fixed_point":
+            return [try fixedPoint(node, x)]
         case "weight":
             guard case .string(let name)? = node.attributes["name"], let w = weights[name] else { fatalError("weights loaded at init") }
             return [w]
@@ -188,5 +226,26 @@ public struct Interpreter: Sendable {
         default:
             throw FlowError("the interpreter has no kernel for op '\(op)'", at: node.location)
         }
+    }
+}
+
+/// Counters an interpreter run reports to (thread-safe).
+public final class RunStatistics: @unchecked Sendable {
+    private let lock = NSLock()
+    private var recorded: [Int] = []
+
+    public init() {}
+
+    func record(sweeps: Int) {
+        lock.lock()
+        recorded.append(sweeps)
+        lock.unlock()
+    }
+
+    /// Sweeps run by each `fixed_point` loop, in execution order.
+    public var sweeps: [Int] {
+        lock.lock()
+        defer { lock.unlock() }
+        return recorded
     }
 }

@@ -18,7 +18,7 @@ public enum EntryPoints {
         switch entry {
         case .forward: derived = try LogDetPass.run(model.flow, weights: weights)
         case .logProb: derived = try logProb(model, weights: weights)
-        case .inverse: derived = try InversePass.run(model.flow, weights: weights)
+        case .inverse: derived = try InversePass.run(model.flow, weights: weights, causal: model.causalInverse)
         }
         return try Simplify.run(derived, weights: weights)
     }

@@ -7,9 +7,9 @@ import FlowIR
 /// pieces of their operand until they cover it. The inverse's log-det is minus the sum of the
 /// undone ops' log-derivatives, evaluated at the recovered values.
 public enum InversePass {
-    public static func run(_ forward: Graph, weights: WeightStore? = nil) throws -> Graph {
+    public static func run(_ forward: Graph, weights: WeightStore? = nil, causal: CausalInverseMode = .sequential) throws -> Graph {
         let steps = try InvertibilityAnalysis.analyze(forward, weights: weights)
-        var builder = InverseBuilder(forward: forward)
+        var builder = InverseBuilder(forward: forward, causal: causal)
         for step in steps { try builder.replay(step) }
         return try builder.finish()
     }
@@ -27,12 +27,29 @@ struct InverseBuilder {
     var pieces: [ValueID: [Int: [([Int], ValueID)]]] = [:]
     var logDerivativeTotal: ValueID?
     let at = SourceLocation.synthetic("inverse")
+    let causal: CausalInverseMode
+    /// For a loop body: values of the enclosing graph it may capture as extra inputs,
+    /// the block values it must compute itself, and what it captured (enclosing ids, in order).
+    var enclosing: [ValueID: ValueID] = [:]
+    var ownValues: Set<ValueID> = []
+    var captures: [ValueID] = []
 
-    init(forward: Graph) {
+    init(forward: Graph, causal: CausalInverseMode) {
         self.forward = forward
         self.producers = forward.producers()
+        self.causal = causal
         let z = g.addInput(name: "z", type: forward.type(of: forward.outputs[0]))
         map[forward.outputs[0]] = z
+    }
+
+    /// A builder for one sweep of a causal block, as the body of a `fixed_point` loop.
+    init(sweepOf block: CausalBlock, forward: Graph, enclosing: [ValueID: ValueID]) {
+        self.forward = forward
+        self.producers = forward.producers()
+        self.causal = .sequential
+        self.enclosing = enclosing
+        self.ownValues = block.values.union([block.source])
+        map[block.source] = g.addInput(name: "u", type: forward.type(of: block.source))
     }
 
     /// The inverse-graph value of a known forward value, recomputing forward ops as needed.
@@ -41,6 +58,12 @@ struct InverseBuilder {
         var stack = [value]
         while let top = stack.last {
             if map[top] != nil { stack.removeLast(); continue }
+            if !ownValues.contains(top), let outer = enclosing[top] {
+                map[top] = g.addInput(name: "c\(captures.count)", type: forward.type(of: top))
+                captures.append(outer)
+                stack.removeLast()
+                continue
+            }
             guard let p = producers[top] else {
                 throw FlowError("internal: the inverse needs forward value \(top) before it is recovered", at: at)
             }
@@ -69,10 +92,24 @@ struct InverseBuilder {
     mutating func replayCausal(_ block: CausalBlock) throws {
         _ = try materialize(block.output)
         var guess = try zeros(like: forward.type(of: block.source))
-        for sweep in 0..<block.sweeps {
+        var sequentialSweeps = block.sweeps
+        if case .jacobi(let tolerance) = causal {
+            // The loop runs at most sweeps - 1 times; one more sweep below adds the log-det.
+            if block.sweeps > 1 {
+                var sweep = InverseBuilder(sweepOf: block, forward: forward, enclosing: map)
+                for step in block.steps { try sweep.undo(step, withLogDerivative: false) }
+                sweep.g.outputs = [sweep.map[block.source]!]
+                let body = g.bodies.count
+                g.bodies.append(sweep.g)
+                guess = try g.apply("fixed_point", [guess] + sweep.captures,
+                                    ["body": .int(body), "sweeps": .int(block.sweeps - 1), "tolerance": .float(tolerance)], at: at)
+            }
+            sequentialSweeps = 1
+        }
+        for sweep in 0..<sequentialSweeps {
             for v in block.values { map.removeValue(forKey: v) }
             map[block.source] = guess
-            for step in block.steps { try undo(step, withLogDerivative: sweep == block.sweeps - 1) }
+            for step in block.steps { try undo(step, withLogDerivative: sweep == sequentialSweeps - 1) }
             guess = map[block.source]!
         }
         for v in block.values { map.removeValue(forKey: v) }

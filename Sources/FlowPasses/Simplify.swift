@@ -61,6 +61,7 @@ public enum Simplify {
             seen[key] = results
         }
         context.graph.outputs = g.outputs.map { map[$0]! }
+        context.graph.bodies = try g.bodies.map { try run($0, weights: weights) }
         return context.graph
     }
 

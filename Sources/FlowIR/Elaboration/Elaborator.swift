@@ -160,11 +160,52 @@ public struct Elaborator {
             }
             graph.outputs.append(v)
         }
+        graph.bodies = try elaborateBodies(modelDecl.bodies)
+        var causalInverse = CausalInverseMode.sequential
+        if let (mode, args, at) = modelDecl.inverse {
+            switch (mode, args.map(\.0)) {
+            case ("sequential", []): causalInverse = .sequential
+            case ("jacobi", []): causalInverse = .jacobi(tolerance: 1e-6)
+            case ("jacobi", ["tolerance"]):
+                var scope = globals
+                guard let t = try evaluate(args[0].1, &scope).number, t > 0, t.isFinite else {
+                    throw FlowError("jacobi's tolerance must be a positive number", at: at)
+                }
+                causalInverse = .jacobi(tolerance: t)
+            default:
+                throw FlowError("unknown inverse mode '\(mode)'\(args.isEmpty ? "" : " with these arguments"); expected 'sequential' or 'jacobi(tolerance=T)'", at: at)
+            }
+        }
         var model = Model(name: modelDecl.name, base: base, weightsPath: options.weightsPath, flow: graph)
         model.declaredWeights = modelDecl.weights?.0
+        model.causalInverse = causalInverse
         if model.weightsPath == nil, let w = weights { model.weightsPath = w.file.path }
         try Verifier.verify(model.flow)
         return model
+    }
+
+    /// Elaborates `body k(...) { ... }` declarations into graphs, in index order 0, 1, ...
+    private mutating func elaborateBodies(_ decls: [BodyDecl]) throws -> [Graph] {
+        var out: [Graph] = []
+        for (expected, decl) in decls.enumerated() {
+            guard decl.index == expected else {
+                throw FlowError("body \(decl.index) is out of order; bodies are numbered 0, 1, 2, ... (expected \(expected))", at: decl.location)
+            }
+            let saved = graph
+            graph = Graph()
+            var env = globals
+            for (name, typeExpr) in decl.inputs {
+                env[name] = .tensor(graph.addInput(name: name, type: try elaborateType(typeExpr, &env)))
+            }
+            guard let results = try execute(decl.statements, &env), results.count == 1, case .tensor(let v) = results[0] else {
+                throw FlowError("body \(decl.index) must end with 'return' of one tensor", at: decl.location)
+            }
+            graph.outputs = [v]
+            graph.bodies = try elaborateBodies(decl.bodies)
+            out.append(graph)
+            graph = saved
+        }
+        return out
     }
 
     // MARK: statements

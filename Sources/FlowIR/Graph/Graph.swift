@@ -26,6 +26,9 @@ public struct Graph: Sendable {
     public var nodes: [Node] = []
     public var outputs: [ValueID] = []
     public private(set) var types: [TensorType] = []
+    /// Graphs run by region ops (`fixed_point`'s `body=k` is `bodies[k]`); each is a complete
+    /// graph with its own inputs and values.
+    public var bodies: [Graph] = []
 
     public init() {}
 
@@ -85,6 +88,16 @@ public enum BaseDensity: Sendable, Hashable {
     case standardNormal
 }
 
+/// How the inverse undoes autoregressive (causal) blocks.
+public enum CausalInverseMode: Sendable, Hashable {
+    /// The fixed-point iteration unrolled for exactly as many sweeps as the dependency chain
+    /// is long (one more position exact per sweep): exact, no data-dependent control flow.
+    case sequential
+    /// The same iteration as a loop that stops when no value moves by more than
+    /// tolerance·(1 + |value|), at most as many sweeps as the sequential one.
+    case jacobi(tolerance: Double)
+}
+
 /// A whole model: its inputs, base density, where its weights live, and the flow x → z.
 public struct Model: Sendable {
     public var name: String
@@ -93,6 +106,8 @@ public struct Model: Sendable {
     public var weightsPath: String?
     /// The `weights "..."` line exactly as the spec wrote it (printed back by the printer).
     public var declaredWeights: String?
+    /// The `inverse ...` line: how autoregressive blocks are inverted.
+    public var causalInverse: CausalInverseMode = .sequential
     public var flow: Graph
 
     public init(name: String, base: BaseDensity, weightsPath: String?, flow: Graph) {

@@ -7,9 +7,25 @@ public enum Printer {
         for (v, name) in zip(g.inputs, g.inputNames) { out += "  input \(name): \(g.type(of: v))\n" }
         switch model.base { case .standardNormal: out += "  base normal\n" }
         if let w = model.declaredWeights { out += "  weights \(Attribute.string(w))\n" }
+        if case .jacobi(let tolerance) = model.causalInverse { out += "  inverse jacobi(tolerance=\(Attribute.format(tolerance)))\n" }
         out += "  flow {\n"
         out += body(g, indent: "    ")
-        out += "  }\n}\n"
+        out += "  }\n"
+        out += bodies(g, indent: "  ")
+        out += "}\n"
+        return out
+    }
+
+    /// `body k(u: type, c: type) { ... }` for each region body of a graph (recursively).
+    static func bodies(_ g: Graph, indent: String) -> String {
+        var out = ""
+        for (k, b) in g.bodies.enumerated() {
+            let parameters = zip(b.inputs, b.inputNames).map { "\($1): \(b.type(of: $0))" }.joined(separator: ", ")
+            out += "\(indent)body \(k)(\(parameters)) {\n"
+            out += body(b, indent: indent + "  ")
+            out += bodies(b, indent: indent + "  ")
+            out += "\(indent)}\n"
+        }
         return out
     }
 

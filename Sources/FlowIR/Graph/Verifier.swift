@@ -3,6 +3,7 @@
 /// derives from the operands. Passes run it on their output.
 public enum Verifier {
     public static func verify(_ graph: Graph) throws {
+        for body in graph.bodies { try verify(body) }
         var defined = [Bool](repeating: false, count: graph.valueCount)
         let dtype = graph.inputs.first.map { graph.type(of: $0).dtype } ?? .f32
         for v in graph.inputs {
@@ -24,6 +25,17 @@ public enum Verifier {
             }
             guard types.count == node.results.count else {
                 throw FlowError("\(node.op) produces \(types.count) result(s) but the node lists \(node.results.count)", at: node.location)
+            }
+            if node.op == "fixed_point" {
+                guard case .int(let index)? = node.attributes["body"], index >= 0, index < graph.bodies.count else {
+                    throw FlowError("fixed_point: body=\(node.attributes["body"].map { "\($0)" } ?? "?") does not name one of the \(graph.bodies.count) bodies", at: node.location)
+                }
+                let body = graph.bodies[index]
+                let expected = body.inputs.map(body.type(of:))
+                let given = node.operands.map(graph.type(of:))
+                guard expected == given, body.outputs.count == 1, body.type(of: body.outputs[0]) == given[0] else {
+                    throw FlowError("fixed_point: operands \(given) do not match body \(index)'s inputs \(expected) and output", at: node.location)
+                }
             }
             for (r, t) in zip(node.results, types) {
                 guard r >= 0, r < graph.valueCount, !defined[r] else {

@@ -39,6 +39,14 @@ enum SourceOps {
                 _ = try c.axis(c.int("axis"), rank: dims.count)
                 return [TensorType(c.dtype, batched: false, dims)]
             },
+            OpDefinition("fixed_point", family: "Regions", operands: 1...Int.max,
+                         attributes: [AttributeSpec("body", .int), AttributeSpec("sweeps", .int), AttributeSpec("tolerance", .float, default: .float(0))],
+                         summary: "u ← body(u, c…) from u = initial, `sweeps` times, or until no element moves by more than tolerance·(1 + |u|) (tolerance > 0)",
+                         shapes: "operands (initial, captured…) match the body's inputs; result: initial's type",
+                         pytorch: "a Python loop (zuko's MAF inverse, TarFlow's Jacobi decoding)") { c in
+                guard c.int("sweeps") >= 1, c.float("tolerance") >= 0 else { throw c.error("sweeps must be ≥ 1 and tolerance ≥ 0") }
+                return [c.operands[0]]
+            },
             OpDefinition("eye", family: family, operands: 0...0, attributes: [AttributeSpec("n", .int)], positional: ["n"],
                          summary: "identity matrix", shapes: "[n, n]", pytorch: "torch.eye(n)") { c in
                 guard c.int("n") >= 1 else { throw c.error("n must be ≥ 1") }

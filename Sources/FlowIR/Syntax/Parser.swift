@@ -124,19 +124,16 @@ public struct Parser {
                 model.inputs.append((inputName, try parseType()))
             case "base":
                 let baseName = try expectIdentifier("after 'base' (for example 'normal')")
-                var args: [(String, Expr)] = []
-                if isSymbol("(") {
-                    _ = advance()
-                    while !isSymbol(")") {
-                        let key = try expectIdentifier("as a base-density argument name")
-                        try expectSymbol("=", "after '\(key)'")
-                        args.append((key, try parseExpr()))
-                        if !isSymbol(")") { try expectSymbol(",", "between arguments") }
-                    }
-                    _ = advance()
-                }
+                let args = try parseKeywordArguments("a base-density")
                 if model.base != nil { throw FlowError("the model declares 'base' twice", at: itemAt) }
                 model.base = (baseName, args, itemAt)
+            case "inverse":
+                let mode = try expectIdentifier("after 'inverse' (sequential or jacobi)")
+                let args = try parseKeywordArguments("an inverse-mode")
+                if model.inverse != nil { throw FlowError("the model declares 'inverse' twice", at: itemAt) }
+                model.inverse = (mode, args, itemAt)
+            case "body":
+                model.bodies.append(try parseBody(itemAt))
             case "weights":
                 if model.weights != nil { throw FlowError("the model declares 'weights' twice", at: itemAt) }
                 model.weights = (try expectString("after 'weights' (the .safetensors path)"), itemAt)
@@ -144,13 +141,62 @@ public struct Parser {
                 if model.flow != nil { throw FlowError("the model declares 'flow' twice", at: itemAt) }
                 model.flow = try parseBlock("flow")
             default:
-                throw FlowError("unknown model item '\(word)'; expected 'input', 'base', 'weights' or 'flow'", at: itemAt)
+                throw FlowError("unknown model item '\(word)'; expected 'input', 'base', 'weights', 'inverse', 'flow' or 'body'", at: itemAt)
             }
             try endOfStatement()
             skipNewlines()
         }
         _ = advance()
         return model
+    }
+
+    /// `(key=value, ...)` or nothing.
+    private mutating func parseKeywordArguments(_ what: String) throws -> [(String, Expr)] {
+        var args: [(String, Expr)] = []
+        guard isSymbol("(") else { return args }
+        _ = advance()
+        while !isSymbol(")") {
+            let key = try expectIdentifier("as \(what) argument name")
+            try expectSymbol("=", "after '\(key)'")
+            args.append((key, try parseExpr()))
+            if !isSymbol(")") { try expectSymbol(",", "between arguments") }
+        }
+        _ = advance()
+        return args
+    }
+
+    /// `body k(u: f32[B, 8], c: f32[B, 8]) { statements; nested bodies }`
+    private mutating func parseBody(_ at: SourceLocation) throws -> BodyDecl {
+        guard case .integer(let index) = current.kind else {
+            throw FlowError("expected the body's index after 'body', found \(current.kind.display)", at: current.location)
+        }
+        _ = advance()
+        try expectSymbol("(", "to open the body's inputs")
+        var inputs: [(String, TypeExpr)] = []
+        while !isSymbol(")") {
+            let name = try expectIdentifier("as a body input")
+            try expectSymbol(":", "after the body input '\(name)'")
+            inputs.append((name, try parseType()))
+            if !isSymbol(")") { try expectSymbol(",", "between body inputs") }
+        }
+        _ = advance()
+        try expectSymbol("{", "to open body \(index)")
+        var statements: [Stmt] = []
+        var nested: [BodyDecl] = []
+        skipNewlines()
+        while !isSymbol("}") {
+            if current.kind == .end { throw FlowError("unterminated body \(index): expected '}'", at: current.location) }
+            if isKeyword("body") {
+                let nestedAt = advance().location
+                nested.append(try parseBody(nestedAt))
+            } else {
+                statements.append(try parseStatement())
+            }
+            try endOfStatement()
+            skipNewlines()
+        }
+        _ = advance()
+        return BodyDecl(index: index, inputs: inputs, statements: statements, bodies: nested, location: at)
     }
 
     public mutating func parseType() throws -> TypeExpr {

@@ -51,6 +51,18 @@ public struct ModelDecl: Sendable {
     public var base: (String, [(String, Expr)], SourceLocation)?
     public var weights: (String, SourceLocation)?
     public var flow: [Stmt]?
+    /// `body k(u: type, ...) { ... }`: graphs run by region ops, indexed by k.
+    public var bodies: [BodyDecl] = []
+    /// `inverse sequential` or `inverse jacobi(tolerance=...)`.
+    public var inverse: (String, [(String, Expr)], SourceLocation)?
+    public var location: SourceLocation
+}
+
+public struct BodyDecl: Sendable {
+    public var index: Int
+    public var inputs: [(String, TypeExpr)]
+    public var statements: [Stmt]
+    public var bodies: [BodyDecl]
     public var location: SourceLocation
 }
 
