@@ -10,6 +10,8 @@ public enum EntryPoints {
         case logProb = "log_prob"
         /// z → (x, ln |det ∂x/∂z|)
         case inverse
+        /// standard noise ε → x: z = loc + scale·ε for the base density, then the inverse
+        case sample
     }
 
     public static func graph(_ entry: Entry, of model: Model) throws -> Graph {
@@ -19,6 +21,7 @@ public enum EntryPoints {
         case .forward: derived = try LogDetPass.run(model.flow, weights: weights)
         case .logProb: derived = try logProb(model, weights: weights)
         case .inverse: derived = try InversePass.run(model.flow, weights: weights, causal: model.causalInverse)
+        case .sample: derived = try sample(model, weights: weights)
         }
         return try Simplify.run(derived, weights: weights)
     }
@@ -30,21 +33,50 @@ public enum EntryPoints {
         return Philox.normals(seed: seed, firstRow: firstRow, rows: rows, perRow: perRow).map { $0 * temperature }
     }
 
-    /// log p(x) = Σ_i log N(z_i; 0, 1) + logdet = -½ Σ z_i² - (n/2) ln 2π + logdet.
+    /// log p(x) = log p_base(z) + logdet, with
+    /// log N(z; 0, I) = -½ Σ z_i² - (n/2) ln 2π and, for a diagonal Gaussian,
+    /// log N(z; μ, diag σ²) = -½ Σ ((z_i - μ_i)/σ_i)² - Σ ln σ_i - (n/2) ln 2π.
     static func logProb(_ model: Model, weights: WeightStore?) throws -> Graph {
         var g = try LogDetPass.run(model.flow, weights: weights)
         let (z, logdet) = (g.outputs[0], g.outputs[1])
         let at = SourceLocation.synthetic("log_prob")
         let type = g.type(of: z)
-        switch model.base {
-        case .standardNormal:
-            let squares = try g.apply("sum", [try g.apply("square", [z], at: at)], ["axes": .ints(Array(1..<type.rank))], at: at)
-            let half = try g.apply("mul", [squares, try g.constant(-0.5, at: at)], at: at)
-            let normalizer = try g.constant(-0.5 * Double(type.elementsPerSample) * log(2 * Double.pi), at: at)
-            let base = try g.apply("add", [half, normalizer], at: at)
-            g.outputs = [try g.apply("add", [base, logdet], at: at)]
+        let axes = Attribute.ints(Array(1..<type.rank))
+        var u = z
+        var logScales: ValueID?
+        if case .diagonalNormal(let loc, let scale) = model.base {
+            let (mu, sigma) = try baseWeights(&g, loc, scale, at)
+            u = try g.apply("div", [try g.apply("sub", [z, mu], at: at), sigma], at: at)
+            let perSample = try g.apply("log", [try g.apply("abs", [try g.apply("broadcast_like", [sigma, z], at: at)], at: at)], at: at)
+            logScales = try g.apply("sum", [perSample], ["axes": axes], at: at)
         }
+        let squares = try g.apply("sum", [try g.apply("square", [u], at: at)], ["axes": axes], at: at)
+        var base = try g.apply("add", [try g.apply("mul", [squares, try g.constant(-0.5, at: at)], at: at),
+                                       try g.constant(-0.5 * Double(type.elementsPerSample) * log(2 * Double.pi), at: at)], at: at)
+        if let logScales { base = try g.apply("sub", [base, logScales], at: at) }
+        g.outputs = [try g.apply("add", [base, logdet], at: at)]
         try Verifier.verify(g)
         return g
+    }
+
+    /// ε → x (and the inverse's log-det): z = loc + scale·ε, then the inverse graph.
+    static func sample(_ model: Model, weights: WeightStore?) throws -> Graph {
+        let inverse = try InversePass.run(model.flow, weights: weights, causal: model.causalInverse)
+        guard case .diagonalNormal(let loc, let scale) = model.base else { return inverse }
+        var g = Graph()
+        let at = SourceLocation.synthetic("sample")
+        let epsilon = g.addInput(name: "noise", type: inverse.type(of: inverse.inputs[0]))
+        let (mu, sigma) = try baseWeights(&g, loc, scale, at)
+        let z = try g.apply("add", [try g.apply("mul", [epsilon, sigma], at: at), mu], at: at)
+        g.outputs = try g.inline(inverse, arguments: [z])
+        try Verifier.verify(g)
+        return g
+    }
+
+    static func baseWeights(_ g: inout Graph, _ loc: WeightReference, _ scale: WeightReference, _ at: SourceLocation) throws -> (ValueID, ValueID) {
+        func weight(_ w: WeightReference) throws -> ValueID {
+            try g.apply("weight", [], ["name": .string(w.name), "shape": .shape(batched: false, w.shape)], at: at)
+        }
+        return (try weight(loc), try weight(scale))
     }
 }

@@ -43,10 +43,11 @@ enum Commands {
                 switches: ["--f64", "--print"], run: run),
         Command(name: "inspect", summary: "print the derived graphs (forward, log-det, inverse, log_prob) in the IR text form",
                 usage: """
-                flowc inspect SPEC [--show forward|logdet|inverse|log_prob|all] [--weights FILE] [--param NAME=VALUE]...
+                flowc inspect SPEC [--show forward|logdet|inverse|log_prob|sample|all] [--weights FILE] [--param NAME=VALUE]...
                 \(specOptions)
                   --show WHAT         which graph to print (default all): forward (the flow as written, simplified),
-                                      logdet (x → z, logdet), inverse (z → x, logdet of the inverse), log_prob
+                                      logdet (x → z, logdet), inverse (z → x, logdet of the inverse), log_prob,
+                                      sample (base noise → x)
                 Each graph is printed as a model that `flowc check` reads back.
                 """,
                 valued: ["--weights", "--param", "--show"], switches: [], run: inspect),
@@ -82,16 +83,16 @@ enum Commands {
         let outputPath = try args.required("--output")
         let entryName = args.value("--entry") ?? "flow"
         let entry = EntryPoints.Entry(rawValue: entryName)
-        guard entryName == "flow" || entryName == "sample" || entry != nil else {
+        guard entryName == "flow" || entry != nil else {
             throw UsageError(message: "unknown entry '\(entryName)'; expected flow, forward, log_prob, inverse or sample")
         }
         if args.value("--logdet") != nil && entry != .forward && entry != .inverse {
             throw UsageError(message: "--logdet needs --entry forward or inverse")
         }
-        let sampling = entryName == "sample"
+        let sampling = entry == .sample
         if sampling && args.value("--input") != nil { throw UsageError(message: "--entry sample takes -n and --seed, not --input") }
         let model = try loadModel(args)
-        let graph = try sampling ? EntryPoints.graph(.inverse, of: model) : entry.map { try EntryPoints.graph($0, of: model) } ?? model.flow
+        let graph = try sampling ? EntryPoints.graph(.sample, of: model) : entry.map { try EntryPoints.graph($0, of: model) } ?? model.flow
         let precision: Precision = args.flag("--f64") ? .f64 : .f32
         let interpreter = try Interpreter(graph: graph, weights: try model.weightsPath.map { try WeightStore(path: $0) }, precision: precision)
         let input: Tensor
@@ -132,9 +133,9 @@ enum Commands {
 
     static func inspect(_ args: Arguments) throws {
         let show = args.value("--show") ?? "all"
-        let choices = ["forward", "logdet", "inverse", "log_prob"]
+        let choices = ["forward", "logdet", "inverse", "log_prob", "sample"]
         guard show == "all" || choices.contains(show) else {
-            throw UsageError(message: "--show expects forward, logdet, inverse, log_prob or all, got '\(show)'")
+            throw UsageError(message: "--show expects forward, logdet, inverse, log_prob, sample or all, got '\(show)'")
         }
         let model = try loadModel(args)
         let weights = try model.weightsPath.map { try WeightStore(path: $0) }
@@ -144,6 +145,7 @@ enum Commands {
             case "forward": graph = try Simplify.run(model.flow, weights: weights)
             case "logdet": graph = try EntryPoints.graph(.forward, of: model)
             case "inverse": graph = try EntryPoints.graph(.inverse, of: model)
+            case "sample": graph = try EntryPoints.graph(.sample, of: model)
             default: graph = try EntryPoints.graph(.logProb, of: model)
             }
             var derived = model

@@ -37,7 +37,7 @@ final class DerivedEntryPointTests: XCTestCase {
     func testSampleIsInverseOfNoiseAndInverseRecoversX() throws {
         for key in Self.keys {
             let f = try ReferenceFixture(key)
-            let sample = try run(.inverse, key, try f.tensor("noise"))
+            let sample = try run(.sample, key, try f.tensor("noise"))
             assertClose(sample[0], try f.tensor("sample"), atol: 1e-4, rtol: 1e-4, "\(key) sample")
             let back = try run(.inverse, key, try f.tensor("z"))
             assertClose(back[0], try f.tensor("x"), atol: 1e-4, rtol: 1e-4, "\(key) inverse(z)")

@@ -143,10 +143,7 @@ public struct Elaborator {
         }
         var base = BaseDensity.standardNormal
         if let (name, args, at) = modelDecl.base {
-            guard name == "normal", args.isEmpty else {
-                throw FlowError("unknown base density '\(name)'\(args.isEmpty ? "" : " with arguments"); supported: normal (standard normal)", at: at)
-            }
-            base = .standardNormal
+            base = try elaborateBase(name, args, at, latentInput: modelDecl.inputs[0].0, &env)
         }
         guard let body = modelDecl.flow else {
             throw FlowError("model '\(modelDecl.name)' has no 'flow { ... }' body", at: modelDecl.location)
@@ -182,6 +179,31 @@ public struct Elaborator {
         if model.weightsPath == nil, let w = weights { model.weightsPath = w.file.path }
         try Verifier.verify(model.flow)
         return model
+    }
+
+    /// `base normal` or `base normal(loc="...", scale="...")` with weights of one sample's shape
+    /// (or broadcastable to it).
+    private mutating func elaborateBase(_ name: String, _ args: [(String, Expr)], _ at: SourceLocation, latentInput: String,
+                                        _ env: inout [String: CompileTimeValue]) throws -> BaseDensity {
+        guard name == "normal" else {
+            throw FlowError("unknown base density '\(name)'; supported: normal, normal(loc=\"weight\", scale=\"weight\")", at: at)
+        }
+        if args.isEmpty { return .standardNormal }
+        guard args.map(\.0).sorted() == ["loc", "scale"] else {
+            throw FlowError("base normal takes loc=\"weight\" and scale=\"weight\" together, or nothing", at: at)
+        }
+        guard let store = weights else { throw FlowError("base normal(loc=..., scale=...) reads weights, but no weight file is given", at: at) }
+        var names: [String: WeightReference] = [:]
+        for (key, expr) in args {
+            guard case .string(let n) = try evaluate(expr, &env) else { throw FlowError("base normal's \(key) must be a weight name", at: at) }
+            let (resolved, info) = try store.info(n, at: at)
+            let latent = graph.type(of: graph.inputs[0]).dims
+            guard info.shape.count <= latent.count, zip(info.shape.reversed(), latent.reversed()).allSatisfy({ $0 == $1 || $0 == 1 }) else {
+                throw FlowError("base \(key) '\(resolved)' has shape \(info.shape), which does not broadcast to one sample \(latent)", at: at)
+            }
+            names[key] = WeightReference(name: resolved, shape: info.shape)
+        }
+        return .diagonalNormal(loc: names["loc"]!, scale: names["scale"]!)
     }
 
     /// Elaborates `body k(...) { ... }` declarations into graphs, in index order 0, 1, ...

@@ -66,6 +66,22 @@ public struct Graph: Sendable {
         try append(op, operands, attributes, at: location)[0]
     }
 
+    /// Copies `other`'s nodes (and region bodies) into this graph with `other`'s inputs bound to
+    /// `arguments`; returns the values of `other`'s outputs.
+    public mutating func inline(_ other: Graph, arguments: [ValueID]) throws -> [ValueID] {
+        var map: [ValueID: ValueID] = [:]
+        for (input, argument) in zip(other.inputs, arguments) { map[input] = argument }
+        let bodyOffset = bodies.count
+        bodies += other.bodies
+        for node in other.nodes {
+            var attributes = node.attributes
+            if node.op == "fixed_point", case .int(let b)? = attributes["body"] { attributes["body"] = .int(b + bodyOffset) }
+            let results = try append(node.op, node.operands.map { map[$0]! }, attributes, at: node.location)
+            for (r, v) in zip(node.results, results) { map[r] = v }
+        }
+        return other.outputs.map { map[$0]! }
+    }
+
     /// A scalar constant.
     public mutating func constant(_ value: Double, at location: SourceLocation) throws -> ValueID {
         try apply("const", [], ["values": .floats([value])], at: location)
@@ -86,6 +102,20 @@ public struct Graph: Sendable {
 public enum BaseDensity: Sendable, Hashable {
     /// Standard normal N(0, I).
     case standardNormal
+    /// Diagonal Gaussian N(loc, diag(scale²)) with loc and scale named weights (resolved names)
+    /// broadcastable to one sample of z (zuko's `base.loc` / `base.scale` buffers).
+    case diagonalNormal(loc: WeightReference, scale: WeightReference)
+}
+
+/// A named weight and its shape, as resolved against the weight file.
+public struct WeightReference: Sendable, Hashable {
+    public var name: String
+    public var shape: [Int]
+
+    public init(name: String, shape: [Int]) {
+        self.name = name
+        self.shape = shape
+    }
 }
 
 /// How the inverse undoes autoregressive (causal) blocks.

@@ -5,7 +5,10 @@ public enum Printer {
         var out = "model \(model.name) {\n"
         let g = model.flow
         for (v, name) in zip(g.inputs, g.inputNames) { out += "  input \(name): \(g.type(of: v))\n" }
-        switch model.base { case .standardNormal: out += "  base normal\n" }
+        switch model.base {
+        case .standardNormal: out += "  base normal\n"
+        case .diagonalNormal(let loc, let scale): out += "  base normal(loc=\(Attribute.string(loc.name)), scale=\(Attribute.string(scale.name)))\n"
+        }
         if let w = model.declaredWeights { out += "  weights \(Attribute.string(w))\n" }
         if case .jacobi(let tolerance) = model.causalInverse { out += "  inverse jacobi(tolerance=\(Attribute.format(tolerance)))\n" }
         out += "  flow {\n"
