@@ -27,6 +27,8 @@ final class RoundTripPropertyTests: XCTestCase {
         try SafetensorsFile.write(StandardLibraryFlowTests.weights(seed: 3), to: path)
         let std = try Elaborator.elaborate(text: StandardLibraryFlowTests.spec, path: Repository.path("Tests/std_mix.flow"), options: .init(weightsPath: path))
         out.append(Case(name: "std_mix", model: std, weights: try WeightStore(path: path)))
+        let glow = try GlowMultiscaleTests.model()
+        out.append(Case(name: "glow_multiscale", model: glow, weights: try WeightStore(path: glow.weightsPath!)))
         return out
     }
 
