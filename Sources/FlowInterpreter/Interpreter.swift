@@ -13,6 +13,8 @@ public struct Interpreter: Sendable {
     private let weights: [String: Tensor]
     /// Inputs larger than this many elements are refused with an error, not an allocation failure.
     public static let maximumInputElements = 1 << 31
+    /// No intermediate tensor of a run may hold more elements than this (2³⁰, 8 GiB of f64).
+    public static let maximumTensorElements = 1 << 30
 
     public init(graph: Graph, weights: WeightStore?, precision: Precision) throws {
         self.graph = graph
@@ -86,6 +88,13 @@ public struct Interpreter: Sendable {
         for (i, node) in graph.nodes.enumerated() { for v in node.operands { lastUse[v] = i } }
         for v in graph.outputs { lastUse[v] = Int.max }
         for (i, node) in graph.nodes.enumerated() {
+            for r in node.results {
+                let type = graph.type(of: r)
+                let (count, overflow) = type.elementsPerSample.multipliedReportingOverflow(by: type.batched ? batch : 1)
+                guard !overflow, count <= Interpreter.maximumTensorElements else {
+                    throw FlowError("\(node.op) would produce \(type) with batch \(batch): more than 2^30 elements; run a smaller batch", at: node.location)
+                }
+            }
             let operands = node.operands.map { values[$0]! }
             var results = try evaluate(node, operands, batch: batch)
             for r in results.indices {

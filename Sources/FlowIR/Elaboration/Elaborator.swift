@@ -23,12 +23,14 @@ public struct Elaborator {
     /// Limits that turn runaway compile-time programs into errors instead of hangs.
     static let maximumCallDepth = 64
     static let maximumNodes = 2_000_000
+    static let maximumLoopIterations = 10_000_000
 
     private var functions: [String: FunctionDecl] = [:]
     private var globals: [String: CompileTimeValue] = [:]
     private var graph = Graph()
     private var weights: WeightStore?
     private var callDepth = 0
+    private var loopIterations = 0
 
     /// Reads, parses and elaborates the spec at `path`.
     public static func elaborate(path: String, options: Options = Options()) throws -> Model {
@@ -262,6 +264,10 @@ public struct Elaborator {
                 let hi = try integer(try evaluate(upper, &env), "the loop's upper bound", at)
                 if lo < hi {
                     for i in lo..<hi {
+                        loopIterations += 1
+                        guard loopIterations <= Elaborator.maximumLoopIterations else {
+                            throw FlowError("compile-time loops ran more than \(Elaborator.maximumLoopIterations) iterations (a runaway loop?)", at: at)
+                        }
                         env[variable] = .int(i)
                         if let r = try execute(loopBody, &env) { return r }
                     }
@@ -305,6 +311,9 @@ public struct Elaborator {
             guard n >= 1 else { throw FlowError("dimension \(n) must be ≥ 1", at: d.location) }
             dims.append(n)
         }
+        guard TensorType.checkedCount(dims) != nil else {
+            throw FlowError("type \(t.dtype.rawValue)\(dims) has more than 2^40 elements per sample", at: t.location)
+        }
         return TensorType(t.dtype, batched: batched, dims)
     }
 
@@ -330,7 +339,9 @@ public struct Elaborator {
         case .unary(let op, let operand, let at):
             let v = try evaluate(operand, &env)
             switch (op, v) {
-            case ("-", .int(let i)): return .int(-i)
+            case ("-", .int(let i)):
+                guard i != Int.min else { throw FlowError("integer overflow in a compile-time expression (-(\(i)))", at: at) }
+                return .int(-i)
             case ("-", .float(let d)): return .float(-d)
             case ("-", .tensor(let t)): return .tensor(try emit("neg", [t], [:], at)[0])
             case ("!", .bool(let b)): return .bool(!b)
@@ -367,16 +378,21 @@ public struct Elaborator {
     private mutating func binary(_ op: String, _ a: CompileTimeValue, _ b: CompileTimeValue, _ at: SourceLocation) throws -> CompileTimeValue {
         switch (a, b) {
         case (.int(let x), .int(let y)):
+            func checked(_ r: (partialValue: Int, overflow: Bool)) throws -> CompileTimeValue {
+                guard !r.overflow else { throw FlowError("integer overflow in a compile-time expression (\(x) \(op) \(y))", at: at) }
+                return .int(r.partialValue)
+            }
             switch op {
-            case "+": return .int(x &+ y)
-            case "-": return .int(x &- y)
-            case "*": return .int(x &* y)
+            case "+": return try checked(x.addingReportingOverflow(y))
+            case "-": return try checked(x.subtractingReportingOverflow(y))
+            case "*": return try checked(x.multipliedReportingOverflow(by: y))
             case "/":
                 guard y != 0 else { throw FlowError("division by zero in a compile-time expression", at: at) }
-                return .int(x / y)
+                return try checked(x.dividedReportingOverflow(by: y))
             case "%":
                 guard y != 0 else { throw FlowError("modulo by zero in a compile-time expression", at: at) }
-                return .int(((x % y) + y) % y)
+                let r = x.remainderReportingOverflow(dividingBy: y).partialValue
+                return .int(r != 0 && (r < 0) != (y < 0) ? r + y : r)
             default: return try compare(op, Double(x), Double(y), at)
             }
         case (.bool(let x), .bool(let y)):

@@ -18,6 +18,22 @@ public struct TensorType: Sendable, Hashable, CustomStringConvertible {
         self.dims = dims
     }
 
+    /// No tensor may hold more elements per sample than this (2⁴⁰), so that no size computation
+    /// can overflow and a typo such as `[B, 100000000000]` is an error, not an allocation failure.
+    public static let elementLimit = 1 << 40
+
+    /// The product of `dims`, or nil when a dimension is negative or the product exceeds `elementLimit`.
+    public static func checkedCount(_ dims: [Int]) -> Int? {
+        var count = 1
+        for d in dims {
+            guard d >= 0, d <= elementLimit else { return nil }
+            let (p, overflow) = count.multipliedReportingOverflow(by: d)
+            guard !overflow, p <= elementLimit else { return nil }
+            count = p
+        }
+        return count
+    }
+
     /// Rank counting the batch dimension.
     public var rank: Int { dims.count + (batched ? 1 : 0) }
 

@@ -76,8 +76,9 @@ public struct NpyArray: Sendable, Equatable {
         }
         let dataStart = headerStart + headerLength
         let size = isF64 ? 8 : 4
-        guard bytes.count - dataStart == count * size else {
-            throw fail("shape \(shape) needs \(count * size) data bytes but the file has \(bytes.count - dataStart)", dataStart)
+        let (needed, tooMany) = count.multipliedReportingOverflow(by: size)
+        guard !tooMany, bytes.count - dataStart == needed else {
+            throw fail("shape \(shape) needs \(tooMany ? "more than 2^63" : String(needed)) data bytes but the file has \(bytes.count - dataStart)", dataStart)
         }
         let values = ByteDecoding.decode(data, offset: dataStart, count: count, dtype: isF64 ? "F64" : "F32")
         return NpyArray(shape: shape, values: values, isF64: isF64)

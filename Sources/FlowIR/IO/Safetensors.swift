@@ -87,8 +87,9 @@ public struct SafetensorsFile: Sendable {
                 guard !overflow else { throw fail("tensor '\(name)': shape \(shape) overflows", 8) }
                 count = product
             }
-            guard count.multipliedReportingOverflow(by: size).partialValue == end - begin, !count.multipliedReportingOverflow(by: size).overflow else {
-                throw fail("tensor '\(name)': shape \(shape) of \(dtype) needs \(count * size) bytes but data_offsets span \(end - begin)", dataStart + begin)
+            let (bytes, tooMany) = count.multipliedReportingOverflow(by: size)
+            guard !tooMany, bytes == end - begin else {
+                throw fail("tensor '\(name)': shape \(shape) of \(dtype) needs \(tooMany ? "more than 2^63" : String(bytes)) bytes but data_offsets span \(end - begin)", dataStart + begin)
             }
             tensors[name] = TensorInfo(dtype: dtype, shape: shape, begin: begin, end: end)
         }

@@ -30,6 +30,7 @@ public enum OpCatalog {
                 let names = def.attributes.map(\.name)
                 throw FlowError("\(op) has no attribute '\(key)'; expected \(names.isEmpty ? "none" : names.joined(separator: ", "))", at: location)
             }
+            if value != spec.defaultValue { try checkRange(value, kind: spec.kind, op: op, name: key, at: location) }
             attributes[key] = try coerce(value, to: spec.kind, op: op, name: key, at: location)
         }
         for spec in def.attributes where attributes[spec.name] == nil {
@@ -40,7 +41,33 @@ public enum OpCatalog {
             }
         }
         let context = InferenceContext(op: op, operands: operands, attributes: attributes, location: location, dtype: dtype)
-        return (try def.infer(context), attributes)
+        let types = try def.infer(context)
+        for t in types where TensorType.checkedCount(t.dims) == nil {
+            throw context.error("the result would have \(t.dims) elements per sample, more than the limit of 2^40")
+        }
+        return (types, attributes)
+    }
+
+    /// Sizes and offsets stay far from overflow: every integer within ±2^40, every shape's
+    /// product too (defaults such as slice's end = Int.max are exempt).
+    static func checkRange(_ value: Attribute, kind: AttributeKind, op: String, name: String, at location: SourceLocation) throws {
+        let limit = TensorType.elementLimit
+        let integers: [Int]
+        switch value {
+        case .int(let i): integers = [i]
+        case .ints(let v): integers = v
+        default: integers = []
+        }
+        if integers.contains(where: { $0.magnitude > UInt(limit) }) {
+            throw FlowError("attribute '\(name)' of \(op) is out of range: integers must lie within ±2^40", at: location)
+        }
+        switch value {
+        case .shape(_, let dims) where TensorType.checkedCount(dims) == nil || dims.contains(where: { $0 < 1 }):
+            throw FlowError("attribute '\(name)' of \(op): shape \(value) must have positive dimensions and at most 2^40 elements", at: location)
+        case .ints(let v) where kind == .shape && (TensorType.checkedCount(v) == nil || v.contains(where: { $0 < 1 })):
+            throw FlowError("attribute '\(name)' of \(op): shape \(value) must have positive dimensions and at most 2^40 elements", at: location)
+        default: break
+        }
     }
 
     static func coerce(_ value: Attribute, to kind: AttributeKind, op: String, name: String, at location: SourceLocation) throws -> Attribute {

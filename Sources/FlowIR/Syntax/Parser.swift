@@ -3,6 +3,16 @@ public struct Parser {
     private var tokens: [Token]
     private var position = 0
     private let path: String
+    /// Nesting depth of expressions and blocks; deeper input is an error, not a stack overflow.
+    private var depth = 0
+    static let maximumDepth = 200
+
+    private mutating func enter(_ what: String) throws {
+        depth += 1
+        if depth > Parser.maximumDepth {
+            throw FlowError("\(what) nests deeper than \(Parser.maximumDepth) levels", at: current.location)
+        }
+    }
 
     public init(text: String, file: String) throws {
         self.tokens = try Lexer.tokenize(text, file: file)
@@ -218,6 +228,8 @@ public struct Parser {
     // MARK: statements
 
     private mutating func parseBlock(_ what: String) throws -> [Stmt] {
+        try enter("the block")
+        defer { depth -= 1 }
         try expectSymbol("{", "to open the body of \(what)")
         var body: [Stmt] = []
         skipNewlines()
@@ -279,6 +291,8 @@ public struct Parser {
     ]
 
     public mutating func parseExpr(_ minimum: Int = 1) throws -> Expr {
+        try enter("the expression")
+        defer { depth -= 1 }
         var left = try parseUnary()
         while case .symbol(let op) = current.kind, let p = Parser.precedence[op], p >= minimum {
             let at = advance().location
@@ -289,6 +303,8 @@ public struct Parser {
     }
 
     private mutating func parseUnary() throws -> Expr {
+        try enter("the expression")
+        defer { depth -= 1 }
         if isSymbol("-") || isSymbol("!") {
             let t = advance()
             guard case .symbol(let op) = t.kind else { fatalError("unreachable: checked symbol") }
