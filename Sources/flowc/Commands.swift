@@ -104,6 +104,10 @@ enum Commands {
                 throw UsageError(message: "--temperature must be a finite number ≥ 0")
             }
             let latent = model.flow.type(of: model.flow.outputs[0])
+            guard n.multipliedReportingOverflow(by: latent.elementsPerSample).partialValue <= Interpreter.maximumInputElements,
+                  !n.multipliedReportingOverflow(by: latent.elementsPerSample).overflow else {
+                throw UsageError(message: "-n \(n) samples of \(latent) exceed the interpreter's limit of 2^31 values per batch")
+            }
             input = Tensor(shape: latent.shape(batch: n), values: EntryPoints.noise(of: model, seed: seed, firstRow: 0, rows: n, temperature: temperature))
             inputName = "noise(seed \(seed), n \(n))"
         } else {
