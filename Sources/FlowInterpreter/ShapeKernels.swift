@@ -1,25 +1,10 @@
 /// Data movement: every kernel works on the (outer, axis, inner) decomposition of C order.
 enum ShapeKernels {
     static func transpose(_ x: Tensor, _ perm: [Int]) -> Tensor {
-        let outShape = perm.map { x.shape[$0] }
         let inStrides = Layout.strides(x.shape)
-        let permuted = perm.map { inStrides[$0] }
-        var out = [Double](repeating: 0, count: x.count)
-        var index = [Int](repeating: 0, count: outShape.count)
-        var offset = 0
-        for flat in 0..<x.count {
-            out[flat] = x.values[offset]
-            var d = outShape.count - 1
-            while d >= 0 {
-                index[d] += 1
-                offset += permuted[d]
-                if index[d] < outShape[d] { break }
-                offset -= permuted[d] * outShape[d]
-                index[d] = 0
-                d -= 1
-            }
-        }
-        return Tensor(shape: outShape, values: out)
+        let outShape = perm.map { x.shape[$0] }
+        let source = Layout.offsets(shape: outShape, strides: perm.map { inStrides[$0] })
+        return Tensor(shape: outShape, values: source.map { x.values[$0] })
     }
 
     /// Picks `indices` along `axis` (slice, gather and split are all this).

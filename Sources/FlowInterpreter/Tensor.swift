@@ -53,17 +53,24 @@ enum Layout {
         let inStrides = strides(inShape)
         var effective = [Int](repeating: 0, count: outShape.count)
         for i in 0..<inShape.count where inShape[i] != 1 { effective[i + pad] = inStrides[i] }
+        return offsets(shape: outShape, strides: effective)
+    }
+
+    /// For each multi-index of `shape` in C order, Σ index[d]·strides[d] (an odometer, so each
+    /// step costs O(1) amortised). Broadcasting uses stride 0; transposition permuted strides.
+    static func offsets(shape: [Int], strides: [Int]) -> [Int] {
+        let count = shape.reduce(1, *)
         var result = [Int](repeating: 0, count: count)
-        var index = [Int](repeating: 0, count: outShape.count)
+        var index = [Int](repeating: 0, count: shape.count)
         var offset = 0
         for flat in 0..<count {
             result[flat] = offset
-            var d = outShape.count - 1
+            var d = shape.count - 1
             while d >= 0 {
                 index[d] += 1
-                offset += effective[d]
-                if index[d] < outShape[d] { break }
-                offset -= effective[d] * index[d]
+                offset += strides[d]
+                if index[d] < shape[d] { break }
+                offset -= strides[d] * shape[d]
                 index[d] = 0
                 d -= 1
             }
