@@ -126,10 +126,8 @@ struct DependencyAnalysis {
             let fromKept = Self.broadcastSource(kept, to: out)
             let keptCount = kept.reduce(1, *)
             for e in 0..<count { result[e] = lines[out.reduce(1, *) == keptCount ? e : fromKept[e]] }
-            for (i, d) in operandDeps.enumerated().dropFirst() where d != nil {
-                for e in 0..<count { for s in d! { result[e].formUnion(s) } }
-                _ = i
-            }
+            // layernorm's weight and bias are constants: they add no dependency
+
         case "rq_spline", "rq_spline_inverse", "rq_spline_logderiv":
             if let x = operandDeps[0] { result = x }
             for d in operandDeps.dropFirst() {
@@ -174,12 +172,7 @@ struct DependencyAnalysis {
         }
         switch node.op {
         case "slice", "gather":
-            let indices: [Int]
-            if case .ints(let idx)? = node.attributes["indices"] { indices = idx } else {
-                guard case .int(let s)? = node.attributes["start"], case .int(let e)? = node.attributes["end"],
-                      case .int(let st)? = node.attributes["step"] else { return }
-                indices = PythonSlice.indices(size: x.dims[axis], start: s, end: e, step: st)
-            }
+            guard let (_, indices) = node.selection(in: graph) else { return }
             deps[node.results[0]] = gatherFrom(indices.map { (0, $0) }, outDims: graph.type(of: node.results[0]).dims)
         case "pad":
             guard case .int(let before)? = node.attributes["before"] else { return }

@@ -167,16 +167,9 @@ struct InverseBuilder {
     /// the operand is the concatenation of the pieces, reordered.
     mutating func collect(_ node: Node) throws {
         let x = node.operands[0]
-        let type = forward.type(of: x)
-        guard case .int(let rawAxis)? = node.attributes["axis"] else { fatalError("axis validated") }
-        let axis = rawAxis < 0 ? rawAxis + type.rank : rawAxis
-        let size = type.size(ofAxis: axis)!
-        let indices: [Int]
-        if case .ints(let idx)? = node.attributes["indices"] {
-            indices = idx
-        } else if case .int(let s)? = node.attributes["start"], case .int(let e)? = node.attributes["end"], case .int(let st)? = node.attributes["step"] {
-            indices = PythonSlice.indices(size: size, start: s, end: e, step: st)
-        } else { fatalError("slice attributes validated") }
+        guard let (axis, indices) = node.selection(in: forward), let size = forward.type(of: x).size(ofAxis: axis) else {
+            fatalError("slice and gather select along a static axis")
+        }
         pieces[x, default: [:]][axis, default: []].append((indices, try materialize(node.results[0])))
         guard map[x] == nil, let parts = pieces[x]?[axis] else { return }
         let covered = Set(parts.flatMap(\.0))

@@ -55,76 +55,76 @@ public enum InvertibilityAnalysis {
         for node in g.nodes where node.operands.contains(where: { dependsOnInput[$0] }) {
             for r in node.results { dependsOnInput[r] = true }
         }
-        var known = dependsOnInput.map { !$0 }
-        for v in g.outputs { known[v] = true }
-        /// Indices of each value recovered so far through selections, per axis.
-        var coverage: [ValueID: [Int: Set<Int>]] = [:]
-        var undone = [Bool](repeating: false, count: g.nodes.count)
-        var steps: [InversionStep] = []
-
-        func propagate() {
-        var changed = true
-        while changed {
-            changed = false
-            for (i, node) in g.nodes.enumerated() {
-                let unknown = node.operands.indices.filter { !known[node.operands[$0]] }
-                let resultsKnown = node.results.allSatisfy { known[$0] }
-                if unknown.isEmpty {
-                    if !resultsKnown { for r in node.results { known[r] = true }; changed = true }
-                    continue
-                }
-                guard resultsKnown, !undone[i] else { continue }
-                switch node.op {
-                case "slice", "gather":
-                    let x = node.operands[0]
-                    let type = g.type(of: x)
-                    guard case .int(let rawAxis)? = node.attributes["axis"] else { continue }
-                    let axis = rawAxis < 0 ? rawAxis + type.rank : rawAxis
-                    let size = type.size(ofAxis: axis) ?? 0
-                    let picked: [Int]
-                    if node.op == "gather", case .ints(let idx)? = node.attributes["indices"] {
-                        picked = idx
-                    } else if case .int(let s)? = node.attributes["start"], case .int(let e)? = node.attributes["end"],
-                              case .int(let st)? = node.attributes["step"] {
-                        picked = PythonSlice.indices(size: size, start: s, end: e, step: st)
-                    } else { continue }
-                    coverage[x, default: [:]][axis, default: []].formUnion(picked)
-                    undone[i] = true
-                    steps.append(InversionStep(node: i, operand: 0))
-                    if coverage[x]![axis]!.count == size { known[x] = true }
-                    changed = true
-                case "concat", "split":
-                    for p in unknown { known[node.operands[p]] = true }
-                    undone[i] = true
-                    steps.append(InversionStep(node: i, operand: node.op == "concat" ? nil : 0))
-                    changed = true
-                default:
-                    guard unknown.count == 1, let rule = InverseRule.table[node.op],
-                          rule.positions(node, g).contains(unknown[0]) else { continue }
-                    known[node.operands[unknown[0]]] = true
-                    undone[i] = true
-                    steps.append(InversionStep(node: i, operand: unknown[0]))
-                    changed = true
-                }
-            }
-        }
-        }
-        propagate()
+        var walk = Walk(graph: g, known: dependsOnInput.map { !$0 })
+        for v in g.outputs { walk.known[v] = true }
+        walk.propagate()
         var evaluator = ConstantEvaluator(graph: g, weights: weights)
         var causalFailure: FlowError?
-        while !g.inputs.allSatisfy({ known[$0] }) {
-            let found = try CausalBlockFinder.find(g, known: known, evaluator: &evaluator)
+        while !g.inputs.allSatisfy({ walk.known[$0] }) {
+            let found = try CausalBlockFinder.find(g, known: walk.known, evaluator: &evaluator)
             guard let block = found.block else { causalFailure = found.failure; break }
-            known[block.source] = true
-            for step in block.steps { undone[step.node] = true }
-            steps.append(InversionStep(node: -1, operand: nil, causal: block))
-            propagate()
+            walk.known[block.source] = true
+            for step in block.steps { walk.undone[step.node] = true }
+            walk.steps.append(InversionStep(node: -1, operand: nil, causal: block))
+            walk.propagate()
         }
-        if g.inputs.allSatisfy({ known[$0] }) {
-            try checkConstantMatrices(g, steps, dependsOnInput: dependsOnInput, evaluator: &evaluator)
-            return steps
+        if g.inputs.allSatisfy({ walk.known[$0] }) {
+            try checkConstantMatrices(g, walk.steps, dependsOnInput: dependsOnInput, evaluator: &evaluator)
+            return walk.steps
         }
-        throw causalFailure ?? diagnose(g, known: known, dependsOnInput: dependsOnInput, coverage: coverage)
+        throw causalFailure ?? diagnose(g, known: walk.known, dependsOnInput: dependsOnInput, coverage: walk.coverage)
+    }
+
+    /// The state of the walk from the output back to the input.
+    struct Walk {
+        let graph: Graph
+        var known: [Bool]
+        /// Positions of each value recovered so far through selections, per axis.
+        var coverage: [ValueID: [Int: Set<Int>]] = [:]
+        var undone: [Bool]
+        var steps: [InversionStep] = []
+
+        init(graph: Graph, known: [Bool]) {
+            self.graph = graph
+            self.known = known
+            self.undone = [Bool](repeating: false, count: graph.nodes.count)
+        }
+
+        /// Applies the forward and backward rules until nothing changes.
+        mutating func propagate() {
+            var changed = true
+            while changed {
+                changed = false
+                for (i, node) in graph.nodes.enumerated() where !undone[i] && step(i, node) { changed = true }
+            }
+        }
+
+        /// One rule on one node; true if it made progress.
+        private mutating func step(_ i: Int, _ node: Node) -> Bool {
+            let unknown = node.operands.indices.filter { !known[node.operands[$0]] }
+            let resultsKnown = node.results.allSatisfy { known[$0] }
+            if unknown.isEmpty {
+                guard !resultsKnown else { return false }
+                for r in node.results { known[r] = true }          // recomputed from known operands
+                return true
+            }
+            guard resultsKnown else { return false }
+            if let (axis, picked) = node.selection(in: graph) {   // part of the operand recovered
+                let x = node.operands[0]
+                coverage[x, default: [:]][axis, default: []].formUnion(picked)
+                if coverage[x]![axis]!.count == graph.type(of: x).size(ofAxis: axis) { known[x] = true }
+            } else if node.op == "concat" || node.op == "split" {
+                for p in unknown { known[node.operands[p]] = true }
+            } else {
+                guard unknown.count == 1, let rule = InverseRule.table[node.op], rule.positions(node, graph).contains(unknown[0]) else {
+                    return false
+                }
+                known[node.operands[unknown[0]]] = true
+            }
+            undone[i] = true
+            steps.append(InversionStep(node: i, operand: node.op == "concat" ? nil : unknown.count == 1 ? unknown[0] : 0))
+            return true
+        }
     }
 
     /// A linear map by a constant matrix is invertible only if the matrix is: checked here, at
