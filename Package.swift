@@ -8,17 +8,27 @@ let package = Package(
         .library(name: "FlowIR", targets: ["FlowIR"]),
         .library(name: "FlowPasses", targets: ["FlowPasses"]),
         .library(name: "FlowInterpreter", targets: ["FlowInterpreter"]),
+        .library(name: "FlowRuntime", targets: ["FlowRuntime"]),
+        .library(name: "FlowRandom", targets: ["FlowRandom"]),
     ],
     targets: [
         // OpenBLAS's cblas.h as a Swift module (system library: no flags needed).
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
-        .target(name: "FlowIR"),
+        // Counter-based random numbers shared by the interpreter and the runtime.
+        .target(name: "FlowRandom"),
+        .target(name: "FlowIR", dependencies: ["FlowRandom"]),
+        // LLVM 19's C API (headers symlinked from /usr/lib/llvm-19/include); only FlowCodegen imports it.
+        .target(name: "CLLVM", linkerSettings: [.linkedLibrary("LLVM-19")]),
+        .target(name: "FlowCodegen", dependencies: ["FlowIR", "FlowPasses", "FlowInterpreter", "CLLVM", "CFlowcABI"]),
         .target(name: "FlowPasses", dependencies: ["FlowIR", "FlowInterpreter"]),
         .target(name: "FlowInterpreter", dependencies: ["FlowIR", "CBLAS"]),
-        .executableTarget(name: "flowc", dependencies: ["FlowIR", "FlowPasses", "FlowInterpreter"]),
+        // Loads compiled models; no LLVM, no other Flowc module: embeddable with one dependency line.
+        .target(name: "CFlowcABI"),
+        .target(name: "FlowRuntime", dependencies: ["CFlowcABI", "FlowRandom"]),
+        .executableTarget(name: "flowc", dependencies: ["FlowIR", "FlowPasses", "FlowInterpreter", "FlowCodegen", "FlowRuntime"]),
         .target(name: "FlowTestSupport", dependencies: ["FlowIR", "FlowPasses", "FlowInterpreter"]),
-        .testTarget(name: "FlowIRTests", dependencies: ["FlowIR", "FlowTestSupport"]),
-        .testTarget(name: "FlowPassesTests", dependencies: ["FlowIR", "FlowPasses", "FlowInterpreter", "FlowTestSupport"]),
+        .testTarget(name: "FlowIRTests", dependencies: ["FlowIR", "FlowRandom", "FlowTestSupport"]),
+        .testTarget(name: "FlowPassesTests", dependencies: ["FlowIR", "FlowRandom", "FlowPasses", "FlowInterpreter", "FlowTestSupport"]),
         .testTarget(name: "FlowInterpreterTests", dependencies: ["FlowIR", "FlowInterpreter", "FlowTestSupport"]),
         .testTarget(name: "FlowcCLITests", dependencies: ["FlowTestSupport"]),
     ]

@@ -3,19 +3,19 @@ import FlowInterpreter
 
 /// Evaluates, at compile time, values that do not depend on the input (weights, masks and
 /// what is computed from them only), by running their ancestors in the interpreter in f64.
-struct ConstantEvaluator {
+public struct ConstantEvaluator {
     let graph: Graph
     let weights: WeightStore?
     private var cache: [ValueID: Tensor] = [:]
     private let producers: [Int?]
 
-    init(graph: Graph, weights: WeightStore?) {
+    public init(graph: Graph, weights: WeightStore?) {
         self.graph = graph
         self.weights = weights
         self.producers = graph.producers()
     }
 
-    mutating func value(_ v: ValueID) throws -> Tensor {
+    public mutating func value(_ v: ValueID) throws -> Tensor {
         if let t = cache[v] { return t }
         // Collect the ancestors of v in graph order.
         var needed = Set<Int>()

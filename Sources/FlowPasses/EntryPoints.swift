@@ -1,4 +1,5 @@
 import FlowIR
+import FlowRandom
 import Foundation
 
 /// The graphs a model's entry points run, derived from its forward body.

@@ -7,7 +7,7 @@ let toolUsage = """
 usage: flowc <command> [arguments]
 
 commands:
-\(Commands.all.map { "  \($0.name.padding(toLength: 8, withPad: " ", startingAt: 0))\($0.summary)" }.joined(separator: "\n"))
+\((Commands.all + CompiledCommands.all).map { "  \($0.name.padding(toLength: 8, withPad: " ", startingAt: 0))\($0.summary)" }.joined(separator: "\n"))
 
 Run 'flowc <command> --help' for a command's options.
 Exit codes: 0 success, 1 error in a spec, weight file or input, 2 command-line misuse.
@@ -21,10 +21,10 @@ func fail(_ message: String, code: Int32) -> Never {
 var raw = Array(CommandLine.arguments.dropFirst())
 guard let first = raw.first else { fail(toolUsage, code: 2) }
 if first == "--help" || first == "-h" || first == "help" {
-    if raw.count > 1, let c = Commands.all.first(where: { $0.name == raw[1] }) { print("usage: \(c.usage)") } else { print(toolUsage) }
+    if raw.count > 1, let c = (Commands.all + CompiledCommands.all).first(where: { $0.name == raw[1] }) { print("usage: \(c.usage)") } else { print(toolUsage) }
     exit(0)
 }
-guard let command = Commands.all.first(where: { $0.name == first }) else {
+guard let command = (Commands.all + CompiledCommands.all).first(where: { $0.name == first }) else {
     fail("flowc: unknown command '\(first)'\n\n\(toolUsage)", code: 2)
 }
 raw.removeFirst()

@@ -1,4 +1,5 @@
 import FlowIR
+import FlowRandom
 import XCTest
 
 final class PhiloxTests: XCTestCase {

@@ -1,4 +1,5 @@
 import FlowIR
+import FlowRandom
 import FlowInterpreter
 import FlowPasses
 import FlowTestSupport

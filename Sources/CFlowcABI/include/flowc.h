@@ -1,0 +1,48 @@
+/*
+ * flowc.h — the C ABI of a model compiled by `flowc compile`.
+ *
+ * A compiled model is a shared object exporting the functions below. Entry points are
+ * reentrant: they keep no global mutable state; the caller supplies a workspace of
+ * flowc_workspace_size(entry, batch) bytes (64-byte aligned) per concurrent call.
+ * Arrays are float32, batch-first, C order; "per sample" shapes are in the metadata.
+ */
+#ifndef FLOWC_H
+#define FLOWC_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The ABI this header describes; flowc_abi_version() of a loadable artifact must equal it. */
+#define FLOWC_ABI_VERSION 1
+
+/* Entry point identifiers (flowc_workspace_size's `entry`). */
+#define FLOWC_ENTRY_FORWARD 0   /* x -> (z, logdet) */
+#define FLOWC_ENTRY_LOG_PROB 1  /* x -> log p(x) */
+#define FLOWC_ENTRY_INVERSE 2   /* z -> (x, logdet of the inverse) */
+#define FLOWC_ENTRY_SAMPLE 3    /* standard noise -> x (base density applied) */
+
+/* Return codes of the entry points. */
+#define FLOWC_OK 0
+#define FLOWC_ERROR_NONFINITE_INPUT 1   /* an input value is NaN or infinite */
+#define FLOWC_ERROR_BAD_BATCH 2         /* batch < 1 */
+
+uint32_t flowc_abi_version(void);
+
+/* JSON: {"name", "dtype", "input_shape", "latent_shape", "entries", "base", "flowc_version"}. */
+const char *flowc_metadata(void);
+
+/* Bytes of workspace one call of `entry` needs for `batch` samples. */
+uint64_t flowc_workspace_size(int32_t entry, int64_t batch);
+
+int32_t flowc_forward(const float *x, float *z, float *logdet, int64_t batch, void *workspace);
+int32_t flowc_log_prob(const float *x, float *log_prob, int64_t batch, void *workspace);
+int32_t flowc_inverse(const float *z, float *x, float *logdet, int64_t batch, void *workspace);
+int32_t flowc_sample(const float *noise, float *x, float *logdet, int64_t batch, void *workspace);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

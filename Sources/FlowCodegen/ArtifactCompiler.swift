@@ -1,0 +1,115 @@
+import CFlowcABI
+import CLLVM
+import FlowIR
+import FlowInterpreter
+import FlowPasses
+import Foundation
+
+/// Compiles a model to a shared object with the C ABI of flowc.h: derives the entry points,
+/// evaluates everything that does not depend on the input at compile time (weights, masked
+/// weights, log-determinants of constant matrices) into constant globals, lowers each entry
+/// point to LLVM IR, optimises with the new pass manager, emits an object in-process and links
+/// it with the system `cc` against OpenBLAS.
+public enum ArtifactCompiler {
+    public struct Options: Sendable {
+        /// 0 ... 3: the pass pipeline `default<O0>` ... `default<O3>`.
+        public var optimization = 3
+        /// A CPU name for portable artifacts (`x86-64-v3`); nil: this machine's CPU and features.
+        public var cpu: String?
+        public init(optimization: Int = 3, cpu: String? = nil) {
+            self.optimization = optimization
+            self.cpu = cpu
+        }
+    }
+
+    public enum Listing: String, Sendable { case llvm, assembly }
+
+    static let entries: [(EntryPoints.Entry, String, Int32)] = [
+        (.forward, "flowc_forward", FLOWC_ENTRY_FORWARD), (.logProb, "flowc_log_prob", FLOWC_ENTRY_LOG_PROB),
+        (.inverse, "flowc_inverse", FLOWC_ENTRY_INVERSE), (.sample, "flowc_sample", FLOWC_ENTRY_SAMPLE),
+    ]
+
+    /// Writes the shared object to `output`; with `listing`, also returns the optimised LLVM IR
+    /// or assembly text.
+    @discardableResult
+    public static func compile(_ model: Model, options: Options = Options(), output: String, listing: Listing? = nil) throws -> String? {
+        let weights = try model.weightsPath.map { try WeightStore(path: $0) }
+        let b = IRBuilder(moduleName: model.name)
+        var globals = ConstantGlobals(builder: b)
+        var sizes: [(Int32, Int, Int)] = []
+        for (entry, symbol, id) in entries {
+            let graph = try EntryPoints.graph(entry, of: model)
+            let constants = try globals.fold(graph, weights: weights)
+            var lowering = FunctionLowering(graph: graph, builder: b, constants: constants)
+            try lowering.emit(name: symbol)
+            sizes.append((id, lowering.workspaceFloats.fixed, lowering.workspaceFloats.perSample))
+        }
+        emitWorkspaceSize(b, sizes)
+        emitMetadata(b, model)
+        return try TargetEmitter(options: options).emit(b, output: output, listing: listing)
+    }
+
+    /// uint64 flowc_workspace_size(int32 entry, int64 batch) = 4·(fixed + batch·perSample) + 64
+    static func emitWorkspaceSize(_ b: IRBuilder, _ sizes: [(Int32, Int, Int)]) {
+        let f = b.declare("flowc_workspace_size", b.functionType(b.i64, [b.i32, b.i64]))
+        b.begin(f)
+        let entry = b.parameter(0), batch = b.parameter(1)
+        var result = b.i64(64)
+        for (id, fixed, perSample) in sizes {
+            let bytes = b.add(b.i64(4 * fixed + 64), b.mul(batch, b.i64(4 * perSample)))
+            result = b.select(LLVMBuildICmp(b.builder, LLVMIntEQ, entry, b.i32(Int(id)), "")!, bytes, result)
+        }
+        b.ret(result)
+    }
+
+    static func emitMetadata(_ b: IRBuilder, _ model: Model) {
+        let version = b.declare("flowc_abi_version", b.functionType(b.i32, []))
+        b.begin(version)
+        b.ret(b.i32(Int(FLOWC_ABI_VERSION)))
+        let input = model.flow.type(of: model.flow.inputs[0]).dims, latent = model.flow.type(of: model.flow.outputs[0]).dims
+        let base: String
+        switch model.base {
+        case .standardNormal: base = "normal"
+        case .diagonalNormal: base = "diagonal normal"
+        }
+        let json = """
+        {"name": \(Attribute.string(model.name)), "dtype": "f32", "input_shape": \(input), "latent_shape": \(latent), \
+        "entries": ["forward", "log_prob", "inverse", "sample"], "base": "\(base)", "abi_version": \(FLOWC_ABI_VERSION)}
+        """
+        let text = b.constantString(json, name: "metadata")
+        let metadata = b.declare("flowc_metadata", b.functionType(b.pointer, []))
+        b.begin(metadata)
+        b.ret(text)
+    }
+}
+
+/// The compile-time values of the entry points as constant f32 globals, shared between entry
+/// points when their contents are equal (each weight is embedded once).
+struct ConstantGlobals {
+    let builder: IRBuilder
+    var byContents: [[Float]: IRBuilder.Value] = [:]
+
+    /// Values not depending on the input that an input-dependent node (or an output) reads.
+    mutating func fold(_ g: Graph, weights: WeightStore?) throws -> [ValueID: IRBuilder.Value] {
+        var dependsOnInput = Set(g.inputs)
+        for node in g.nodes where node.operands.contains(where: dependsOnInput.contains) { dependsOnInput.formUnion(node.results) }
+        var needed = Set<ValueID>()
+        for node in g.nodes where node.operands.contains(where: dependsOnInput.contains) {
+            needed.formUnion(node.operands.filter { !dependsOnInput.contains($0) })
+        }
+        for node in g.nodes {
+            if node.op == "fixed_point" { throw FlowError("the compiler cannot lower Jacobi loops (fixed_point) yet; use 'inverse sequential'", at: node.location) }
+        }
+        needed.formUnion(g.outputs.filter { !dependsOnInput.contains($0) })
+        var evaluator = ConstantEvaluator(graph: g, weights: weights)
+        var result: [ValueID: IRBuilder.Value] = [:]
+        for v in needed.sorted() {
+            let values = try evaluator.value(v).values.map { Float($0) }
+            if let existing = byContents[values] { result[v] = existing; continue }
+            let global = builder.constantArray(values, name: "constant")
+            byContents[values] = global
+            result[v] = global
+        }
+        return result
+    }
+}

@@ -1,0 +1,206 @@
+import CLLVM
+
+/// A thin Swift face over LLVM's C API builder: the types, constants, arithmetic, memory and
+/// loop helpers the lowering needs, in one place.
+final class IRBuilder {
+    typealias Value = LLVMValueRef
+
+    let context: LLVMContextRef
+    let module: LLVMModuleRef
+    let builder: LLVMBuilderRef
+    /// The function being emitted.
+    var function: Value?
+
+    init(moduleName: String) {
+        context = LLVMContextCreate()
+        module = LLVMModuleCreateWithNameInContext(moduleName, context)
+        builder = LLVMCreateBuilderInContext(context)
+    }
+
+    deinit {
+        LLVMDisposeBuilder(builder)
+        LLVMDisposeModule(module)
+        LLVMContextDispose(context)
+    }
+
+    // MARK: types
+
+    var f32: LLVMTypeRef { LLVMFloatTypeInContext(context) }
+    var f64: LLVMTypeRef { LLVMDoubleTypeInContext(context) }
+    var i1: LLVMTypeRef { LLVMInt1TypeInContext(context) }
+    var i32: LLVMTypeRef { LLVMInt32TypeInContext(context) }
+    var i64: LLVMTypeRef { LLVMInt64TypeInContext(context) }
+    var i8: LLVMTypeRef { LLVMInt8TypeInContext(context) }
+    var pointer: LLVMTypeRef { LLVMPointerTypeInContext(context, 0) }
+    var void: LLVMTypeRef { LLVMVoidTypeInContext(context) }
+
+    func functionType(_ result: LLVMTypeRef, _ parameters: [LLVMTypeRef]) -> LLVMTypeRef {
+        var p: [LLVMTypeRef?] = parameters
+        return p.withUnsafeMutableBufferPointer { LLVMFunctionType(result, $0.baseAddress, UInt32(parameters.count), 0) }
+    }
+
+    // MARK: constants
+
+    func f32(_ v: Double) -> Value { LLVMConstReal(f32, v) }
+    func i64(_ v: Int) -> Value { LLVMConstInt(i64, UInt64(bitPattern: Int64(v)), 1) }
+    func i32(_ v: Int) -> Value { LLVMConstInt(i32, UInt64(bitPattern: Int64(v)), 1) }
+
+    /// A private constant global array of f32 (weights, literals), 64-byte aligned.
+    func constantArray(_ values: [Float], name: String) -> Value {
+        let type = LLVMArrayType2(f32, UInt64(values.count))
+        let global = LLVMAddGlobal(module, type, name)!
+        var elements: [LLVMValueRef?] = values.map { LLVMConstReal(f32, Double($0)) }
+        let initializer = elements.withUnsafeMutableBufferPointer { LLVMConstArray2(f32, $0.baseAddress, UInt64(values.count)) }
+        LLVMSetInitializer(global, initializer)
+        LLVMSetGlobalConstant(global, 1)
+        LLVMSetLinkage(global, LLVMPrivateLinkage)
+        LLVMSetAlignment(global, 64)
+        return global
+    }
+
+    /// A private constant global array of i64 (gather indices).
+    func constantIndexArray(_ values: [Int], name: String) -> Value {
+        let type = LLVMArrayType2(i64, UInt64(values.count))
+        let global = LLVMAddGlobal(module, type, name)!
+        var elements: [LLVMValueRef?] = values.map { i64($0) }
+        let initializer = elements.withUnsafeMutableBufferPointer { LLVMConstArray2(i64, $0.baseAddress, UInt64(values.count)) }
+        LLVMSetInitializer(global, initializer)
+        LLVMSetGlobalConstant(global, 1)
+        LLVMSetLinkage(global, LLVMPrivateLinkage)
+        return global
+    }
+
+    /// A constant NUL-terminated string, exported through a function returning its address.
+    func constantString(_ text: String, name: String) -> Value {
+        let bytes = Array(text.utf8)
+        let global = LLVMAddGlobal(module, LLVMArrayType2(i8, UInt64(bytes.count + 1)), name)!
+        LLVMSetInitializer(global, LLVMConstStringInContext2(context, text, bytes.count, 0))
+        LLVMSetGlobalConstant(global, 1)
+        LLVMSetLinkage(global, LLVMPrivateLinkage)
+        return global
+    }
+
+    // MARK: functions and blocks
+
+    @discardableResult
+    func declare(_ name: String, _ type: LLVMTypeRef) -> Value {
+        if let existing = LLVMGetNamedFunction(module, name) { return existing }
+        return LLVMAddFunction(module, name, type)
+    }
+
+    func begin(_ f: Value) {
+        function = f
+        let entry = LLVMAppendBasicBlockInContext(context, f, "entry")
+        LLVMPositionBuilderAtEnd(builder, entry)
+    }
+
+    func parameter(_ i: Int) -> Value { LLVMGetParam(function!, UInt32(i)) }
+
+    func block(_ name: String) -> LLVMBasicBlockRef { LLVMAppendBasicBlockInContext(context, function!, name) }
+
+    func position(at block: LLVMBasicBlockRef) { LLVMPositionBuilderAtEnd(builder, block) }
+
+    var currentBlock: LLVMBasicBlockRef { LLVMGetInsertBlock(builder) }
+
+    func branch(_ to: LLVMBasicBlockRef) { LLVMBuildBr(builder, to) }
+
+    func condBranch(_ c: Value, _ then: LLVMBasicBlockRef, _ otherwise: LLVMBasicBlockRef) { LLVMBuildCondBr(builder, c, then, otherwise) }
+
+    func ret(_ v: Value? = nil) {
+        if let v { LLVMBuildRet(builder, v) } else { LLVMBuildRetVoid(builder) }
+    }
+
+    func call(_ f: Value, _ type: LLVMTypeRef, _ args: [Value], _ name: String = "") -> Value {
+        var a: [LLVMValueRef?] = args
+        return a.withUnsafeMutableBufferPointer { LLVMBuildCall2(builder, type, f, $0.baseAddress, UInt32(args.count), name) }
+    }
+
+    /// for i in 0..<count { body(i) } with an i64 counter.
+    func loop(_ count: Value, _ body: (Value) throws -> Void) rethrows {
+        let preheader = currentBlock
+        let header = block("loop"), bodyBlock = block("body"), exit = block("exit")
+        branch(header)
+        position(at: header)
+        let i = LLVMBuildPhi(builder, i64, "i")!
+        let more = LLVMBuildICmp(builder, LLVMIntSLT, i, count, "more")!
+        condBranch(more, bodyBlock, exit)
+        position(at: bodyBlock)
+        try body(i)
+        let next = add(i, i64(1))
+        let latch = currentBlock
+        branch(header)
+        var incoming: [LLVMValueRef?] = [i64(0), next]
+        var blocks: [LLVMBasicBlockRef?] = [preheader, latch]
+        incoming.withUnsafeMutableBufferPointer { v in
+            blocks.withUnsafeMutableBufferPointer { b in LLVMAddIncoming(i, v.baseAddress, b.baseAddress, 2) }
+        }
+        position(at: exit)
+    }
+
+    /// Nested loops over `counts` (outermost first); `body` gets one index per loop.
+    func loops(_ counts: [Value], _ body: ([Value]) throws -> Void) rethrows {
+        func nest(_ level: Int, _ indices: [Value]) throws {
+            if level == counts.count { try body(indices); return }
+            try loop(counts[level]) { i in try nest(level + 1, indices + [i]) }
+        }
+        try nest(0, [])
+    }
+
+    // MARK: integer arithmetic
+
+    func add(_ a: Value, _ b: Value) -> Value { LLVMBuildAdd(builder, a, b, "") }
+    func mul(_ a: Value, _ b: Value) -> Value { LLVMBuildMul(builder, a, b, "") }
+    func sub(_ a: Value, _ b: Value) -> Value { LLVMBuildSub(builder, a, b, "") }
+
+    /// Σ indices[i]·strides[i] (+ base), skipping zero strides.
+    func offset(_ indices: [Value], _ strides: [Int], base: Value? = nil) -> Value {
+        var total = base ?? i64(0)
+        for (i, s) in zip(indices, strides) where s != 0 { total = add(total, s == 1 ? i : mul(i, i64(s))) }
+        return total
+    }
+
+    // MARK: float arithmetic
+
+    func fadd(_ a: Value, _ b: Value) -> Value { LLVMBuildFAdd(builder, a, b, "") }
+    func fsub(_ a: Value, _ b: Value) -> Value { LLVMBuildFSub(builder, a, b, "") }
+    func fmul(_ a: Value, _ b: Value) -> Value { LLVMBuildFMul(builder, a, b, "") }
+    func fdiv(_ a: Value, _ b: Value) -> Value { LLVMBuildFDiv(builder, a, b, "") }
+    func fneg(_ a: Value) -> Value { LLVMBuildFNeg(builder, a, "") }
+    func fcmp(_ p: LLVMRealPredicate, _ a: Value, _ b: Value) -> Value { LLVMBuildFCmp(builder, p, a, b, "") }
+    func select(_ c: Value, _ a: Value, _ b: Value) -> Value { LLVMBuildSelect(builder, c, a, b, "") }
+    func boolToFloat(_ c: Value) -> Value { LLVMBuildUIToFP(builder, c, f32, "") }
+
+    /// An LLVM intrinsic on f32 (`llvm.fabs`, `llvm.maxnum`, ...).
+    func intrinsic(_ name: String, _ args: [Value]) -> Value {
+        let type = functionType(f32, args.map { _ in f32 })
+        let id = LLVMLookupIntrinsicID(name, name.utf8.count)
+        var overloads: [LLVMTypeRef?] = [f32]
+        let f = overloads.withUnsafeMutableBufferPointer { LLVMGetIntrinsicDeclaration(module, id, $0.baseAddress, 1) }!
+        return call(f, type, args)
+    }
+
+    // MARK: memory
+
+    /// A stack slot for one f32, placed in the entry block (where mem2reg turns it into a register).
+    func variable(_ name: String) -> Value {
+        let entry = LLVMGetEntryBasicBlock(function!)!
+        let temporary = LLVMCreateBuilderInContext(context)!
+        defer { LLVMDisposeBuilder(temporary) }
+        if let first = LLVMGetFirstInstruction(entry) { LLVMPositionBuilderBefore(temporary, first) } else { LLVMPositionBuilderAtEnd(temporary, entry) }
+        return LLVMBuildAlloca(temporary, f32, name)!
+    }
+
+    func read(_ slot: Value) -> Value { LLVMBuildLoad2(builder, f32, slot, "") }
+    func write(_ v: Value, _ slot: Value) { LLVMBuildStore(builder, v, slot) }
+
+    func element(_ base: Value, _ index: Value, type: LLVMTypeRef? = nil) -> Value {
+        var i: [LLVMValueRef?] = [index]
+        return i.withUnsafeMutableBufferPointer { LLVMBuildInBoundsGEP2(builder, type ?? f32, base, $0.baseAddress, 1, "") }
+    }
+
+    func load(_ base: Value, _ index: Value) -> Value { LLVMBuildLoad2(builder, f32, element(base, index), "") }
+
+    func loadIndex(_ base: Value, _ index: Value) -> Value { LLVMBuildLoad2(builder, i64, element(base, index, type: i64), "") }
+
+    func store(_ v: Value, _ base: Value, _ index: Value) { LLVMBuildStore(builder, v, element(base, index)) }
+}

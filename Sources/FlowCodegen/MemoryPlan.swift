@@ -1,0 +1,64 @@
+import FlowIR
+
+/// Where each value of an entry point lives: a function parameter, a constant global, or a
+/// slice of the caller's workspace. Workspace slices are planned by liveness (first fit over
+/// [definition, last use] intervals) in two regions: values of fixed size at fixed offsets,
+/// then batched values at offset `batch · perSampleOffset` past them, so the workspace for a
+/// batch is `fixedFloats + batch · perSampleFloats` floats. `reshape` results alias their operand.
+struct MemoryPlan {
+    enum Location: Equatable {
+        case parameter(Int)
+        case constant(ValueID)
+        /// floats from the workspace start: fixed + batch · perSample
+        case workspace(fixed: Int, perSample: Int)
+    }
+
+    var locations: [ValueID: Location] = [:]
+    /// The value whose storage a value shares (reshape aliases), itself otherwise.
+    var root: [ValueID: ValueID] = [:]
+    var fixedFloats = 0
+    var perSampleFloats = 0
+
+    /// Every slice is rounded to 16 floats (64 bytes) so that batched offsets stay aligned.
+    static func rounded(_ n: Int) -> Int { (n + 15) / 16 * 16 }
+
+    init(graph g: Graph, constants: Set<ValueID>, outputParameters: [ValueID: Int], inputParameters: [ValueID: Int]) {
+        for (v, p) in inputParameters { locations[v] = .parameter(p); root[v] = v }
+        for v in constants { locations[v] = .constant(v); root[v] = v }
+        var lastUse: [ValueID: Int] = [:]
+        var definition: [ValueID: Int] = [:]
+        for (i, node) in g.nodes.enumerated() {
+            for r in node.results where root[r] == nil {
+                root[r] = node.op == "reshape" ? root[node.operands[0]]! : r
+                if root[r] == r { definition[r] = i }
+            }
+            for v in node.operands { lastUse[root[v]!] = i }
+        }
+        for v in g.outputs { lastUse[root[v]!] = g.nodes.count }
+        for (v, p) in outputParameters where root[v] == v && locations[v] == nil { locations[v] = .parameter(p) }
+        // first fit, separately for the fixed and the batched region
+        var placed: [(start: Int, end: Int, offset: Int, size: Int, batched: Bool)] = []
+        for (v, start) in definition.sorted(by: { ($0.value, $0.key) < ($1.value, $1.key) }) where locations[v] == nil {
+            let type = g.type(of: v)
+            let size = MemoryPlan.rounded(type.elementsPerSample)
+            let end = lastUse[v] ?? start
+            let busy = placed.filter { $0.batched == type.batched && $0.start <= end && start <= $0.end }
+                .map { ($0.offset, $0.offset + $0.size) }.sorted { $0.0 < $1.0 }
+            var offset = 0
+            for (a, b) in busy where offset + size > a { offset = max(offset, b) }
+            placed.append((start, end, offset, size, type.batched))
+            if type.batched {
+                perSampleFloats = max(perSampleFloats, offset + size)
+            } else {
+                fixedFloats = max(fixedFloats, offset + size)
+            }
+            locations[v] = type.batched ? .workspace(fixed: -1, perSample: offset) : .workspace(fixed: offset, perSample: 0)
+        }
+        // batched slices start after the fixed region
+        for (v, l) in locations {
+            if case .workspace(let fixed, let perSample) = l, fixed == -1 { locations[v] = .workspace(fixed: fixedFloats, perSample: perSample) }
+        }
+    }
+
+    func location(_ v: ValueID) -> Location { locations[root[v] ?? v]! }
+}

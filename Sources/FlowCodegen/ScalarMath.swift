@@ -1,0 +1,66 @@
+import CLLVM
+
+/// Scalar f32 semantics of the elementwise ops as LLVM IR, matching the interpreter's formulas
+/// (IR/OPS.md). Functions without an LLVM intrinsic call the C math library.
+enum ScalarMath {
+    typealias Unary = @Sendable (IRBuilder, IRBuilder.Value) -> IRBuilder.Value
+    typealias Binary = @Sendable (IRBuilder, IRBuilder.Value, IRBuilder.Value) -> IRBuilder.Value
+
+    static func libm(_ b: IRBuilder, _ name: String, _ args: [IRBuilder.Value]) -> IRBuilder.Value {
+        let type = b.functionType(b.f32, args.map { _ in b.f32 })
+        return b.call(b.declare(name, type), type, args)
+    }
+
+    static func exp(_ b: IRBuilder, _ x: IRBuilder.Value) -> IRBuilder.Value { b.intrinsic("llvm.exp", [x]) }
+    static func log(_ b: IRBuilder, _ x: IRBuilder.Value) -> IRBuilder.Value { b.intrinsic("llvm.log", [x]) }
+    static func abs(_ b: IRBuilder, _ x: IRBuilder.Value) -> IRBuilder.Value { b.intrinsic("llvm.fabs", [x]) }
+
+    /// 1/(1 + e^-x) for x ≥ 0, e^x/(1 + e^x) otherwise: never overflows.
+    static func sigmoid(_ b: IRBuilder, _ x: IRBuilder.Value) -> IRBuilder.Value {
+        let e = exp(b, b.fneg(abs(b, x)))
+        let positive = b.fdiv(b.f32(1), b.fadd(b.f32(1), e))
+        return b.select(b.fcmp(LLVMRealOGE, x, b.f32(0)), positive, b.fdiv(e, b.fadd(b.f32(1), e)))
+    }
+
+    /// max(x, 0) + log1p(e^-|x|)
+    static func softplus(_ b: IRBuilder, _ x: IRBuilder.Value) -> IRBuilder.Value {
+        b.fadd(b.intrinsic("llvm.maxnum", [x, b.f32(0)]), libm(b, "log1pf", [exp(b, b.fneg(abs(b, x)))]))
+    }
+
+    static let unary: [String: Unary] = [
+        "neg": { b, x in b.fneg(x) },
+        "abs": { b, x in abs(b, x) },
+        "exp": { b, x in exp(b, x) },
+        "log": { b, x in log(b, x) },
+        "log1p": { b, x in libm(b, "log1pf", [x]) },
+        "expm1": { b, x in libm(b, "expm1f", [x]) },
+        "sqrt": { b, x in b.intrinsic("llvm.sqrt", [x]) },
+        "rsqrt": { b, x in b.fdiv(b.f32(1), b.intrinsic("llvm.sqrt", [x])) },
+        "square": { b, x in b.fmul(x, x) },
+        "tanh": { b, x in libm(b, "tanhf", [x]) },
+        "atanh": { b, x in libm(b, "atanhf", [x]) },
+        "sigmoid": sigmoid,
+        "logit": { b, x in b.fsub(log(b, x), libm(b, "log1pf", [b.fneg(x)])) },
+        "softplus": softplus,
+        "relu": { b, x in b.intrinsic("llvm.maxnum", [x, b.f32(0)]) },
+        "gelu": { b, x in b.fmul(b.fmul(b.f32(0.5), x), b.fadd(b.f32(1), libm(b, "erff", [b.fmul(x, b.f32(0.5.squareRoot()))]))) },
+        "silu": { b, x in b.fmul(x, sigmoid(b, x)) },
+        "erf": { b, x in libm(b, "erff", [x]) },
+        "sin": { b, x in b.intrinsic("llvm.sin", [x]) },
+        "cos": { b, x in b.intrinsic("llvm.cos", [x]) },
+    ]
+
+    static func compare(_ p: LLVMRealPredicate) -> Binary { { b, x, y in b.boolToFloat(b.fcmp(p, x, y)) } }
+
+    static let binary: [String: Binary] = [
+        "add": { b, x, y in b.fadd(x, y) },
+        "sub": { b, x, y in b.fsub(x, y) },
+        "mul": { b, x, y in b.fmul(x, y) },
+        "div": { b, x, y in b.fdiv(x, y) },
+        "pow": { b, x, y in b.intrinsic("llvm.pow", [x, y]) },
+        "max": { b, x, y in b.intrinsic("llvm.maxnum", [x, y]) },
+        "min": { b, x, y in b.intrinsic("llvm.minnum", [x, y]) },
+        "lt": compare(LLVMRealOLT), "le": compare(LLVMRealOLE), "gt": compare(LLVMRealOGT),
+        "ge": compare(LLVMRealOGE), "eq": compare(LLVMRealOEQ), "ne": compare(LLVMRealUNE),
+    ]
+}

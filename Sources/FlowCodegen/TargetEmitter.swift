@@ -1,0 +1,87 @@
+import CLLVM
+import FlowIR
+import Foundation
+
+/// From an LLVM module to a shared object: target machine for the host (or a named CPU),
+/// the new pass manager's `default<On>` pipeline, an object file emitted in-process, then
+/// `cc -shared` against OpenBLAS and libm.
+struct TargetEmitter {
+    let options: ArtifactCompiler.Options
+
+    func emit(_ b: IRBuilder, output: String, listing: ArtifactCompiler.Listing?) throws -> String? {
+        LLVMInitializeX86TargetInfo()
+        LLVMInitializeX86Target()
+        LLVMInitializeX86TargetMC()
+        LLVMInitializeX86AsmPrinter()
+        let location = SourceLocation.synthetic("codegen")
+        var message: UnsafeMutablePointer<CChar>?
+        if LLVMVerifyModule(b.module, LLVMReturnStatusAction, &message) != 0 {
+            let text = message.map { String(cString: $0) } ?? ""
+            LLVMDisposeMessage(message)
+            throw FlowError("internal: generated LLVM IR does not verify: \(text.prefix(2000))", at: location)
+        }
+        LLVMDisposeMessage(message)
+        let triple = LLVMGetDefaultTargetTriple()!
+        defer { LLVMDisposeMessage(triple) }
+        var target: LLVMTargetRef?
+        guard LLVMGetTargetFromTriple(triple, &target, &message) == 0, let target else {
+            throw FlowError("no LLVM target for \(String(cString: triple))", at: location)
+        }
+        let hostCPU = LLVMGetHostCPUName()!, hostFeatures = LLVMGetHostCPUFeatures()!
+        defer { LLVMDisposeMessage(hostCPU); LLVMDisposeMessage(hostFeatures) }
+        let cpu = options.cpu ?? String(cString: hostCPU)
+        let features = options.cpu == nil ? String(cString: hostFeatures) : ""
+        guard let machine = LLVMCreateTargetMachine(target, triple, cpu, features, LLVMCodeGenLevelAggressive, LLVMRelocPIC, LLVMCodeModelDefault) else {
+            throw FlowError("LLVM cannot create a target machine for CPU '\(cpu)'", at: location)
+        }
+        defer { LLVMDisposeTargetMachine(machine) }
+        LLVMSetTarget(b.module, triple)
+        let layout = LLVMCreateTargetDataLayout(machine)!
+        LLVMSetModuleDataLayout(b.module, layout)
+        LLVMDisposeTargetData(layout)
+        let passOptions = LLVMCreatePassBuilderOptions()!
+        defer { LLVMDisposePassBuilderOptions(passOptions) }
+        LLVMPassBuilderOptionsSetLoopVectorization(passOptions, 1)
+        LLVMPassBuilderOptionsSetSLPVectorization(passOptions, 1)
+        if let error = LLVMRunPasses(b.module, "default<O\(options.optimization)>", machine, passOptions) {
+            let text = String(cString: LLVMGetErrorMessage(error))
+            throw FlowError("LLVM optimisation failed: \(text)", at: location)
+        }
+        var text: String?
+        switch listing {
+        case .llvm:
+            let ir = LLVMPrintModuleToString(b.module)!
+            text = String(cString: ir)
+            LLVMDisposeMessage(ir)
+        case .assembly:
+            var buffer: LLVMMemoryBufferRef?
+            if LLVMTargetMachineEmitToMemoryBuffer(machine, b.module, LLVMAssemblyFile, &message, &buffer) == 0, let buffer {
+                text = String(cString: LLVMGetBufferStart(buffer))
+                LLVMDisposeMemoryBuffer(buffer)
+            }
+        case nil: break
+        }
+        let object = output + ".o"
+        if LLVMTargetMachineEmitToFile(machine, b.module, object, LLVMObjectFile, &message) != 0 {
+            let reason = message.map { String(cString: $0) } ?? ""
+            throw FlowError("cannot write the object file: \(reason)", in: object)
+        }
+        defer { try? FileManager.default.removeItem(atPath: object) }
+        try link(object: object, output: output)
+        return text
+    }
+
+    func link(object: String, output: String) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["cc", "-shared", "-o", output, object, "-lopenblas", "-lm"]
+        let errors = Pipe()
+        process.standardError = errors
+        try process.run()
+        let message = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw FlowError("linking failed: \(String(decoding: message, as: UTF8.self))", in: output)
+        }
+    }
+}

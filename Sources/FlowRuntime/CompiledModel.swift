@@ -1,0 +1,174 @@
+import CFlowcABI
+import Dispatch
+import FlowRandom
+import Foundation
+
+/// An error from loading or calling a compiled model: what went wrong and where.
+public struct RuntimeError: Error, CustomStringConvertible, Equatable {
+    public var message: String
+    public var description: String { "error: \(message)" }
+}
+
+/// A model compiled by `flowc compile`, loaded with dlopen. Thread-safe: entry points are
+/// reentrant and every call uses its own workspace, so many threads can share one model.
+/// Batches are split into chunks of `chunkRows` rows run in parallel; the chunking does not
+/// depend on the thread count, so results are identical for any number of threads.
+public final class CompiledModel: @unchecked Sendable {
+    /// The artifact's metadata (`flowc_metadata()`).
+    public struct Metadata: Decodable, Sendable {
+        public var name: String
+        public var dtype: String
+        public var inputShape: [Int]
+        public var latentShape: [Int]
+        public var entries: [String]
+        public var base: String
+
+        enum CodingKeys: String, CodingKey {
+            case name, dtype, entries, base
+            case inputShape = "input_shape"
+            case latentShape = "latent_shape"
+        }
+    }
+
+    typealias Forward = @convention(c) (UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?, Int64, UnsafeMutableRawPointer?) -> Int32
+    typealias LogProb = @convention(c) (UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int64, UnsafeMutableRawPointer?) -> Int32
+    typealias WorkspaceSize = @convention(c) (Int32, Int64) -> UInt64
+
+    public let path: String
+    public let metadata: Metadata
+    /// Threads used to split a batch (default: the machine's active processors).
+    public var threads: Int
+    public static let chunkRows = 64
+
+    private let handle: UnsafeMutableRawPointer
+    private let workspaceSize: WorkspaceSize
+    private let forwardEntry: Forward
+    private let logProbEntry: LogProb
+    private let inverseEntry: Forward
+    private let sampleEntry: Forward
+
+    /// Loads a compiled model, checking that it is a Flowc artifact of this ABI version.
+    public init(path: String, threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws {
+        guard FileManager.default.fileExists(atPath: path) else { throw RuntimeError(message: "\(path): no such file") }
+        guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else {
+            let reason = dlerror().map { String(cString: $0) } ?? "unknown reason"
+            throw RuntimeError(message: "\(path): cannot load the shared object (\(reason))")
+        }
+        func symbol<T>(_ name: String, as: T.Type) throws -> T {
+            guard let s = dlsym(handle, name) else {
+                dlclose(handle)
+                throw RuntimeError(message: "\(path): not a Flowc model (no symbol \(name))")
+            }
+            return unsafeBitCast(s, to: T.self)
+        }
+        typealias Version = @convention(c) () -> UInt32
+        typealias MetadataText = @convention(c) () -> UnsafePointer<CChar>?
+        let version = try symbol("flowc_abi_version", as: Version.self)()
+        guard version == UInt32(FLOWC_ABI_VERSION) else {
+            dlclose(handle)
+            throw RuntimeError(message: "\(path): compiled for Flowc ABI version \(version), this runtime reads version \(FLOWC_ABI_VERSION); recompile it with this flowc")
+        }
+        guard let text = try symbol("flowc_metadata", as: MetadataText.self)(),
+              let decoded = try? JSONDecoder().decode(Metadata.self, from: Data(String(cString: text).utf8)) else {
+            dlclose(handle)
+            throw RuntimeError(message: "\(path): the model's metadata is not valid JSON")
+        }
+        self.path = path
+        self.handle = handle
+        self.metadata = decoded
+        self.threads = max(1, threads)
+        self.workspaceSize = try symbol("flowc_workspace_size", as: WorkspaceSize.self)
+        self.forwardEntry = try symbol("flowc_forward", as: Forward.self)
+        self.logProbEntry = try symbol("flowc_log_prob", as: LogProb.self)
+        self.inverseEntry = try symbol("flowc_inverse", as: Forward.self)
+        self.sampleEntry = try symbol("flowc_sample", as: Forward.self)
+    }
+
+    deinit { dlclose(handle) }
+
+    public var inputElements: Int { metadata.inputShape.reduce(1, *) }
+    public var latentElements: Int { metadata.latentShape.reduce(1, *) }
+
+    /// x → (z, log |det ∂z/∂x|).
+    public func forward(_ x: [Float]) throws -> (z: [Float], logdet: [Float]) {
+        try twoOutputs(FLOWC_ENTRY_FORWARD, forwardEntry, x, inWidth: inputElements, outWidth: latentElements)
+    }
+
+    /// z → (x, log |det ∂x/∂z|).
+    public func inverse(_ z: [Float]) throws -> (x: [Float], logdet: [Float]) {
+        let r = try twoOutputs(FLOWC_ENTRY_INVERSE, inverseEntry, z, inWidth: latentElements, outWidth: inputElements)
+        return (r.z, r.logdet)
+    }
+
+    /// log p(x) per row.
+    public func logProb(_ x: [Float]) throws -> [Float] {
+        let batch = try rows(x.count, inputElements)
+        var out = [Float](repeating: 0, count: batch)
+        try x.withUnsafeBufferPointer { input in
+            try out.withUnsafeMutableBufferPointer { output in
+                try parallel(batch: batch, entry: FLOWC_ENTRY_LOG_PROB) { first, count, workspace in
+                    logProbEntry(input.baseAddress! + first * inputElements, output.baseAddress! + first, Int64(count), workspace)
+                }
+            }
+        }
+        return out
+    }
+
+    /// `count` samples from counter-based noise: row r uses Philox stream entries of row r, so
+    /// the same seed gives the same samples whatever the batch split.
+    public func sample(count: Int, seed: UInt64, temperature: Float = 1) throws -> [Float] {
+        guard count >= 1 else { throw RuntimeError(message: "sample count must be at least 1, got \(count)") }
+        guard temperature.isFinite, temperature >= 0 else { throw RuntimeError(message: "temperature must be finite and ≥ 0, got \(temperature)") }
+        let noise = Philox.normals(seed: seed, firstRow: 0, rows: count, perRow: latentElements).map { Float($0) * temperature }
+        return try twoOutputs(FLOWC_ENTRY_SAMPLE, sampleEntry, noise, inWidth: latentElements, outWidth: inputElements).z
+    }
+
+    private func rows(_ count: Int, _ width: Int) throws -> Int {
+        guard count > 0, count % width == 0 else {
+            throw RuntimeError(message: "expected a batch of rows of \(width) values, got \(count) values")
+        }
+        return count / width
+    }
+
+    private func twoOutputs(_ entry: Int32, _ f: Forward, _ input: [Float], inWidth: Int, outWidth: Int) throws -> (z: [Float], logdet: [Float]) {
+        let batch = try rows(input.count, inWidth)
+        var out = [Float](repeating: 0, count: batch * outWidth)
+        var logdet = [Float](repeating: 0, count: batch)
+        try input.withUnsafeBufferPointer { i in
+            try out.withUnsafeMutableBufferPointer { o in
+                try logdet.withUnsafeMutableBufferPointer { l in
+                    try parallel(batch: batch, entry: entry) { first, count, workspace in
+                        f(i.baseAddress! + first * inWidth, o.baseAddress! + first * outWidth, l.baseAddress! + first, Int64(count), workspace)
+                    }
+                }
+            }
+        }
+        return (out, logdet)
+    }
+
+    /// Runs `call(firstRow, rows, workspace)` over fixed chunks of the batch on `threads` threads.
+    private func parallel(batch: Int, entry: Int32, _ call: (Int, Int, UnsafeMutableRawPointer) -> Int32) throws {
+        let chunks = (batch + CompiledModel.chunkRows - 1) / CompiledModel.chunkRows
+        let bytes = Int(workspaceSize(entry, Int64(min(batch, CompiledModel.chunkRows))))
+        let workers = min(threads, chunks)
+        // Each chunk writes only its own rows and return code: no two threads share memory.
+        nonisolated(unsafe) let codes = UnsafeMutableBufferPointer<Int32>.allocate(capacity: chunks)
+        defer { codes.deallocate() }
+        codes.initialize(repeating: 0)
+        nonisolated(unsafe) let call = call
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            let workspace = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 64), alignment: 64)
+            defer { workspace.deallocate() }
+            var chunk = worker
+            while chunk < chunks {
+                let first = chunk * CompiledModel.chunkRows
+                codes[chunk] = call(first, min(CompiledModel.chunkRows, batch - first), workspace)
+                chunk += workers
+            }
+        }
+        if let bad = codes.firstIndex(where: { $0 != FLOWC_OK }) {
+            let what = codes[bad] == FLOWC_ERROR_NONFINITE_INPUT ? "an input value is NaN or infinite" : "error code \(codes[bad])"
+            throw RuntimeError(message: "\(metadata.name): rows \(bad * CompiledModel.chunkRows)..<\(min(batch, (bad + 1) * CompiledModel.chunkRows)): \(what)")
+        }
+    }
+}

@@ -1,0 +1,129 @@
+import FlowCodegen
+import FlowIR
+import FlowRuntime
+import Foundation
+
+/// The commands that build and run compiled models.
+enum CompiledCommands {
+    static let all: [Command] = [
+        Command(name: "compile", summary: "compile a spec to a shared object (.so) with the C ABI of flowc.h",
+                usage: """
+                flowc compile SPEC -o MODEL.so [--weights FILE] [--param NAME=VALUE]... [-O 0|1|2|3] [--target CPU]
+                                   [--emit-llvm FILE | --emit-asm FILE]
+                \(Commands.specOptions)
+                  -o FILE             the shared object to write
+                  -O N                optimisation level of the LLVM pipeline default<ON> (default 3)
+                  --target CPU        a CPU for portable artifacts (for example x86-64-v3); default: this machine
+                  --emit-llvm FILE    also write the optimised LLVM IR
+                  --emit-asm FILE     also write the assembly
+                """,
+                valued: ["--weights", "--param", "-o", "-O", "--target", "--emit-llvm", "--emit-asm"], switches: [], run: compile),
+        Command(name: "info", summary: "print a compiled model's metadata", usage: "flowc info MODEL.so", valued: [], switches: [], run: info),
+        Command(name: "logprob", summary: "log p(x) of a batch with a compiled model",
+                usage: "flowc logprob MODEL.so --input X.npy -o LOGP.npy [--threads N]", valued: ["--input", "-o", "--threads"], switches: [], run: logProb),
+        Command(name: "forward", summary: "x → z (and logdet) with a compiled model",
+                usage: "flowc forward MODEL.so --input X.npy -o Z.npy [--logdet LD.npy] [--threads N]",
+                valued: ["--input", "-o", "--logdet", "--threads"], switches: [], run: forward),
+        Command(name: "inverse", summary: "z → x (and logdet of the inverse) with a compiled model",
+                usage: "flowc inverse MODEL.so --input Z.npy -o X.npy [--logdet LD.npy] [--threads N]",
+                valued: ["--input", "-o", "--logdet", "--threads"], switches: [], run: inverse),
+        Command(name: "sample", summary: "draw samples with a compiled model",
+                usage: "flowc sample MODEL.so -n N --seed S [--temperature T] -o OUT.npy [--threads N]",
+                valued: ["-n", "--seed", "--temperature", "-o", "--threads"], switches: [], run: sample),
+    ]
+
+    static func compile(_ args: Arguments) throws {
+        let output = try args.required("-o")
+        guard let level = Int(args.value("-O") ?? "3"), (0...3).contains(level) else { throw UsageError(message: "-O expects 0, 1, 2 or 3") }
+        if args.value("--emit-llvm") != nil && args.value("--emit-asm") != nil { throw UsageError(message: "--emit-llvm and --emit-asm are exclusive") }
+        let model = try Commands.loadModel(args)
+        let start = Date()
+        let listing: ArtifactCompiler.Listing? = args.value("--emit-llvm") != nil ? .llvm : args.value("--emit-asm") != nil ? .assembly : nil
+        let text = try ArtifactCompiler.compile(model, options: .init(optimization: level, cpu: args.value("--target")), output: output, listing: listing)
+        if let text, let path = args.value("--emit-llvm") ?? args.value("--emit-asm") {
+            do { try text.write(toFile: path, atomically: true, encoding: .utf8) } catch { throw FlowError("cannot write: \(error.localizedDescription)", in: path) }
+        }
+        print(String(format: "%@ → %@ (O%d, %@) in %.2f s", model.name, output, level, args.value("--target") ?? "host CPU", Date().timeIntervalSince(start)))
+    }
+
+    static func load(_ args: Arguments) throws -> CompiledModel {
+        guard args.positionals.count == 1 else { throw UsageError(message: "expected one MODEL.so") }
+        do {
+            let model = try CompiledModel(path: args.positionals[0])
+            if let t = args.value("--threads") {
+                guard let n = Int(t), n >= 1 else { throw UsageError(message: "--threads expects a positive integer") }
+                model.threads = n
+            }
+            return model
+        } catch let e as RuntimeError { throw FlowError(e.message, in: "") }
+    }
+
+    static func info(_ args: Arguments) throws {
+        let m = try load(args)
+        print("""
+        \(m.metadata.name): \(m.path)
+          input  \(m.metadata.dtype)[B, \(m.metadata.inputShape.map(String.init).joined(separator: ", "))]
+          latent \(m.metadata.dtype)[B, \(m.metadata.latentShape.map(String.init).joined(separator: ", "))]
+          base   \(m.metadata.base)
+          entry points \(m.metadata.entries.joined(separator: ", "))
+        """)
+    }
+
+    static func input(_ args: Arguments, width: Int, shape: [Int]) throws -> (values: [Float], rows: Int) {
+        let path = try args.required("--input")
+        let a = try NpyArray.read(path: path)
+        guard a.shape.count == shape.count + 1, Array(a.shape.dropFirst()) == shape, a.shape[0] >= 1 else {
+            throw FlowError("array has shape \(a.shape); expected (N, \(shape.map(String.init).joined(separator: ", "))) with N ≥ 1", in: path)
+        }
+        if let bad = a.values.firstIndex(where: { !$0.isFinite || abs($0) > Double(Float.greatestFiniteMagnitude) }) {
+            throw FlowError("value \(a.values[bad]) at flat index \(bad) is not a finite f32", in: path)
+        }
+        return (a.values.map { Float($0) }, a.shape[0])
+    }
+
+    static func write(_ values: [Float], shape: [Int], to path: String) throws {
+        try NpyArray(shape: shape, values: values.map(Double.init)).write(path: path)
+    }
+
+    static func run<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch let e as RuntimeError { throw FlowError(e.message, in: "") }
+    }
+
+    static func logProb(_ args: Arguments) throws {
+        let m = try load(args)
+        let output = try args.required("-o")
+        let (x, rows) = try input(args, width: m.inputElements, shape: m.metadata.inputShape)
+        try write(try run { try m.logProb(x) }, shape: [rows], to: output)
+    }
+
+    static func forward(_ args: Arguments) throws {
+        let m = try load(args)
+        let output = try args.required("-o")
+        let (x, rows) = try input(args, width: m.inputElements, shape: m.metadata.inputShape)
+        let (z, logdet) = try run { try m.forward(x) }
+        try write(z, shape: [rows] + m.metadata.latentShape, to: output)
+        if let path = args.value("--logdet") { try write(logdet, shape: [rows], to: path) }
+    }
+
+    static func inverse(_ args: Arguments) throws {
+        let m = try load(args)
+        let output = try args.required("-o")
+        let (z, rows) = try input(args, width: m.latentElements, shape: m.metadata.latentShape)
+        let (x, logdet) = try run { try m.inverse(z) }
+        try write(x, shape: [rows] + m.metadata.inputShape, to: output)
+        if let path = args.value("--logdet") { try write(logdet, shape: [rows], to: path) }
+    }
+
+    static func sample(_ args: Arguments) throws {
+        let m = try load(args)
+        let output = try args.required("-o")
+        guard let n = Int(try args.required("-n")), n >= 1, n <= 100_000_000 else { throw UsageError(message: "-n must be an integer in 1...100000000") }
+        guard let seed = UInt64(try args.required("--seed")) else { throw UsageError(message: "--seed must be a non-negative integer below 2^64") }
+        guard let temperature = Float(args.value("--temperature") ?? "1"), temperature.isFinite, temperature >= 0 else {
+            throw UsageError(message: "--temperature must be a finite number ≥ 0")
+        }
+        let x = try run { try m.sample(count: n, seed: seed, temperature: temperature) }
+        try write(x, shape: [n] + m.metadata.inputShape, to: output)
+        print("\(m.metadata.name): \(n) samples (seed \(seed), temperature \(temperature)) → \(output)")
+    }
+}
