@@ -29,6 +29,7 @@ let package = Package(
         .target(name: "FlowTestSupport", dependencies: ["FlowIR", "FlowPasses", "FlowInterpreter"]),
         .testTarget(name: "FlowIRTests", dependencies: ["FlowIR", "FlowRandom", "FlowTestSupport"]),
         .testTarget(name: "FlowPassesTests", dependencies: ["FlowIR", "FlowRandom", "FlowPasses", "FlowInterpreter", "FlowTestSupport"]),
+        .testTarget(name: "FlowCodegenTests", dependencies: ["FlowIR", "FlowRandom", "FlowPasses", "FlowInterpreter", "FlowCodegen", "FlowRuntime", "FlowTestSupport"]),
         .testTarget(name: "FlowInterpreterTests", dependencies: ["FlowIR", "FlowInterpreter", "FlowTestSupport"]),
         .testTarget(name: "FlowcCLITests", dependencies: ["FlowTestSupport"]),
     ]

@@ -37,11 +37,20 @@ public enum ArtifactCompiler {
         let b = IRBuilder(moduleName: model.name)
         var globals = ConstantGlobals(builder: b)
         var sizes: [(Int32, Int, Int)] = []
+        let timing = ProcessInfo.processInfo.environment["FLOWC_TIMING"] != nil
+        var clock = Date()
+        func lap(_ what: String) {
+            if timing { FileHandle.standardError.write("\(what): \(String(format: "%.2f", Date().timeIntervalSince(clock))) s\n".data(using: .utf8)!) }
+            clock = Date()
+        }
         for (entry, symbol, id) in entries {
             let graph = try EntryPoints.graph(entry, of: model)
+            lap("derive \(symbol) (\(graph.nodes.count) ops)")
             let constants = try globals.fold(graph, weights: weights)
+            lap("fold constants (\(constants.count))")
             var lowering = FunctionLowering(graph: graph, builder: b, constants: constants)
             try lowering.emit(name: symbol)
+            lap("lower")
             sizes.append((id, lowering.workspaceFloats.fixed, lowering.workspaceFloats.perSample))
         }
         emitWorkspaceSize(b, sizes)

@@ -76,12 +76,32 @@ struct FunctionLowering {
         b.position(at: nonfinite)
         b.ret(b.i32(1))
         b.position(at: body)
-        // nodes that do not depend on the input were evaluated at compile time
+        // One kernel function per node (nodes that do not depend on the input were evaluated
+        // at compile time); small functions keep LLVM's compile time linear in the graph size.
         var dependsOnInput = Set(graph.inputs)
-        var lowering = OpLowering(function: self)
-        for node in graph.nodes where node.operands.contains(where: dependsOnInput.contains) {
+        let entryParameters = parameters, entryBatch = batch!, entryWorkspace = workspace!
+        let kernelType = b.functionType(b.void, [b.pointer] + Array(repeating: b.pointer, count: outputCount) + [b.i64, b.pointer])
+        let noinline = LLVMCreateEnumAttribute(b.context, LLVMGetEnumAttributeKindForName("noinline", 8), 0)
+        for (i, node) in graph.nodes.enumerated() where node.operands.contains(where: dependsOnInput.contains) {
             dependsOnInput.formUnion(node.results)
+            if node.op == "reshape" { continue }   // an alias: no code
+            let caller = b.currentBlock
+            let kernel = b.declare("\(name)_\(i)_\(node.op)", kernelType)
+            LLVMSetLinkage(kernel, LLVMInternalLinkage)
+            LLVMAddAttributeAtIndex(kernel, UInt32(bitPattern: Int32(LLVMAttributeFunctionIndex)), noinline)
+            b.begin(kernel)
+            parameters = (0...outputCount).map { b.parameter($0) }
+            batch = b.parameter(outputCount + 1)
+            workspace = b.parameter(outputCount + 2)
+            var lowering = OpLowering(function: self)
             try lowering.emit(node)
+            b.ret()
+            b.function = f
+            b.position(at: caller)
+            parameters = entryParameters
+            batch = entryBatch
+            workspace = entryWorkspace
+            _ = b.call(kernel, kernelType, entryParameters + [entryBatch, entryWorkspace])
         }
         // outputs not computed in place (inputs, constants, aliases, repeats) are copied
         for (i, v) in graph.outputs.enumerated() where plan.location(v) != .parameter(i + 1) {

@@ -50,6 +50,7 @@ public final class CompiledModel: @unchecked Sendable {
     /// Loads a compiled model, checking that it is a Flowc artifact of this ABI version.
     public init(path: String, threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws {
         guard FileManager.default.fileExists(atPath: path) else { throw RuntimeError(message: "\(path): no such file") }
+        try ELFCheck.validate(path)
         guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else {
             let reason = dlerror().map { String(cString: $0) } ?? "unknown reason"
             throw RuntimeError(message: "\(path): cannot load the shared object (\(reason))")

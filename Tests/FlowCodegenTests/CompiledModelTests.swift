@@ -1,0 +1,116 @@
+import FlowCodegen
+import FlowIR
+import FlowInterpreter
+import FlowPasses
+import FlowRandom
+import FlowRuntime
+import FlowTestSupport
+import Foundation
+import XCTest
+
+/// Compiled code against the interpreter (the oracle) for every entry point of every reference
+/// model, within 1e-4 + 1e-4·|b| (f32 code vs f32 interpretation: they differ only in the
+/// order of float operations and in libm vs Foundation math); and the runtime's guarantees.
+final class CompiledModelTests: XCTestCase {
+    static let keys = ["a_nsf", "b_maf", "c_realnvp2", "c_realnvp64", "d_glow"]
+    nonisolated(unsafe) static var compiled: [String: String] = [:]
+
+    /// Compiles each model once per test run (O3 for the fast ones, O1 for the 8-sweep
+    /// autoregressive inverses to keep the suite short; the code generated is the same).
+    static func artifact(_ key: String) throws -> String {
+        if let path = compiled[key] { return path }
+        let path = NSTemporaryDirectory() + "flowc-test-\(getpid())-\(key).so"
+        let level = ["a_nsf", "b_maf"].contains(key) ? 1 : 3
+        try ArtifactCompiler.compile(try ReferenceFixture(key).model(), options: .init(optimization: level), output: path)
+        compiled[key] = path
+        return path
+    }
+
+    func interpret(_ entry: EntryPoints.Entry, _ key: String, _ input: Tensor) throws -> [Tensor] {
+        let model = try ReferenceFixture(key).model()
+        return try Interpreter(graph: try EntryPoints.graph(entry, of: model), weights: try WeightStore(path: model.weightsPath!), precision: .f32).run([input])
+    }
+
+    func testEveryEntryPointMatchesTheInterpreter() throws {
+        var worst: [String] = []
+        for key in Self.keys {
+            let fixture = try ReferenceFixture(key)
+            let model = try CompiledModel(path: try Self.artifact(key))
+            let x = try fixture.tensor("x"), noise = try fixture.tensor("noise")
+            let floats = { (t: Tensor) in t.values.map { Float($0) } }
+            func check(_ name: String, _ a: [Float], _ b: Tensor) {
+                let c = Closeness.compare(a.map(Double.init), b.values, atol: 1e-4, rtol: 1e-4)
+                XCTAssertTrue(c.passes, "\(key) \(name): \(c)")
+                worst.append("\(key) \(name): max |compiled - interpreted| = \(c.maxAbsoluteError)")
+            }
+            let forward = try model.forward(floats(x))
+            let expectedForward = try interpret(.forward, key, x)
+            check("forward z", forward.z, expectedForward[0])
+            check("forward logdet", forward.logdet, expectedForward[1])
+            check("log_prob", try model.logProb(floats(x)), try interpret(.logProb, key, x)[0])
+            let inverse = try model.inverse(floats(noise))
+            let expectedInverse = try interpret(.inverse, key, noise)
+            check("inverse x", inverse.x, expectedInverse[0])
+            check("inverse logdet", inverse.logdet, expectedInverse[1])
+            let samples = try model.sample(count: 16, seed: 42, temperature: 0.8)
+            let philox = Philox.normals(seed: 42, firstRow: 0, rows: 16, perRow: model.latentElements).map { Double(Float($0) * 0.8) }
+            check("sample", samples, try interpret(.sample, key, Tensor(shape: noise.shape, values: philox))[0])
+            // and the fixtures themselves, as in DerivedEntryPointTests
+            let fixtureCheck = Closeness.compare(try model.logProb(floats(x)).map(Double.init), try fixture.tensor("log_prob").values, atol: 1e-3, rtol: 1e-5)
+            XCTAssertTrue(fixtureCheck.passes, "\(key) log_prob vs fixture: \(fixtureCheck)")
+        }
+        print(worst.joined(separator: "\n"))
+    }
+
+    /// 8 threads calling one loaded model at once get exactly the serial results; and the
+    /// result does not depend on the runtime's thread count.
+    func testConcurrentCallsAndThreadCountsGiveIdenticalResults() throws {
+        let model = try CompiledModel(path: try Self.artifact("c_realnvp64"))
+        let x = Philox.normals(seed: 1, firstRow: 0, rows: 300, perRow: 64).map { Float($0) }
+        model.threads = 1
+        let serial = try model.logProb(x)
+        model.threads = 4
+        XCTAssertEqual(try model.logProb(x), serial)
+        nonisolated(unsafe) var results = [[Float]](repeating: [], count: 8)
+        DispatchQueue.concurrentPerform(iterations: 8) { i in
+            results[i] = (try? model.logProb(x)) ?? []
+        }
+        for r in results { XCTAssertEqual(r, serial) }
+    }
+
+    func testBadInputsAreErrors() throws {
+        let model = try CompiledModel(path: try Self.artifact("c_realnvp2"))
+        XCTAssertThrowsError(try model.logProb([1, 2, 3])) { XCTAssertTrue("\($0)".contains("rows of 2 values, got 3"), "\($0)") }
+        XCTAssertThrowsError(try model.logProb([1, .nan])) { XCTAssertTrue("\($0)".contains("an input value is NaN or infinite"), "\($0)") }
+        XCTAssertThrowsError(try model.sample(count: 0, seed: 1)) { XCTAssertTrue("\($0)".contains("at least 1"), "\($0)") }
+    }
+
+    /// Foreign, truncated and wrong-version shared objects are clear errors, never crashes.
+    func testBadArtifactsAreClearErrors() throws {
+        let dir = NSTemporaryDirectory() + "flowc-bad-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        func cc(_ source: String, _ name: String) throws -> String {
+            try source.write(toFile: "\(dir)/\(name).c", atomically: true, encoding: .utf8)
+            let r = try ProcessResult.run("/usr/bin/env", ["cc", "-shared", "-fPIC", "-o", "\(dir)/\(name).so", "\(dir)/\(name).c"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            return "\(dir)/\(name).so"
+        }
+        let foreign = try cc("int answer(void) { return 42; }", "foreign")
+        let future = try cc("unsigned flowc_abi_version(void) { return 99; }", "future")
+        let real = try Data(contentsOf: URL(fileURLWithPath: try Self.artifact("c_realnvp2")))
+        try real.prefix(real.count / 3).write(to: URL(fileURLWithPath: "\(dir)/truncated.so"))
+        let cases: [(String, String)] = [
+            (foreign, "not a Flowc model (no symbol flowc_abi_version)"),
+            (future, "compiled for Flowc ABI version 99, this runtime reads version 1"),
+            ("\(dir)/truncated.so", "not a loadable shared object (truncated"),
+            ("\(dir)/foreign.c", "not a loadable shared object (no ELF header)"),
+            ("\(dir)/missing.so", "no such file"),
+        ]
+        for (path, expected) in cases {
+            XCTAssertThrowsError(try CompiledModel(path: path)) { XCTAssertTrue("\($0)".contains(expected), "\(path): \($0)") }
+            let cli = try ProcessResult.run(Repository.flowc, ["info", path])
+            XCTAssertEqual(cli.status, 1, cli.stderr)
+            XCTAssertTrue(cli.stderr.contains(expected), cli.stderr)
+        }
+    }
+}
