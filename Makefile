@@ -5,7 +5,7 @@ APT_PACKAGES := libopenblas-dev llvm-19-dev
 SWIFT ?= swift
 FLOWC := .build/debug/flowc
 
-.PHONY: all setup build test demo ops-doc clean
+.PHONY: all setup build test demo bench ops-doc clean
 
 all: build
 
@@ -36,6 +36,11 @@ demo: build
 	@echo
 	@echo "== flowc run --entry log_prob: log p(x) of the same batch =="
 	$(FLOWC) run examples/default/realnvp2.flow --entry log_prob --input examples/default/batch.npy --output .build/demo-logp.npy --print
+
+# Compiled vs interpreted timings of the reference models, in release mode.
+bench: setup
+	$(SWIFT) build -c release --product flowc-bench
+	.build/release/flowc-bench
 
 # Regenerates the op catalogue from the op definitions (a test checks it is current).
 ops-doc: build

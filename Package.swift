@@ -26,6 +26,8 @@ let package = Package(
         .target(name: "CFlowcABI"),
         .target(name: "FlowRuntime", dependencies: ["CFlowcABI", "FlowRandom"]),
         .executableTarget(name: "flowc", dependencies: ["FlowIR", "FlowPasses", "FlowInterpreter", "FlowCodegen", "FlowRuntime"]),
+        // Compiled vs interpreted timings (release only: `make bench`).
+        .executableTarget(name: "flowc-bench", dependencies: ["CBLAS", "FlowIR", "FlowRandom", "FlowPasses", "FlowInterpreter", "FlowCodegen", "FlowRuntime"], path: "Benchmarks"),
         .target(name: "FlowTestSupport", dependencies: ["FlowIR", "FlowPasses", "FlowInterpreter"]),
         .testTarget(name: "FlowIRTests", dependencies: ["FlowIR", "FlowRandom", "FlowTestSupport"]),
         .testTarget(name: "FlowPassesTests", dependencies: ["FlowIR", "FlowRandom", "FlowPasses", "FlowInterpreter", "FlowTestSupport"]),

@@ -36,6 +36,7 @@ public enum ArtifactCompiler {
         let weights = try model.weightsPath.map { try WeightStore(path: $0) }
         let b = IRBuilder(moduleName: model.name)
         var globals = ConstantGlobals(builder: b)
+        let kernels = KernelCache(builder: b)
         var sizes: [(Int32, Int, Int)] = []
         let timing = ProcessInfo.processInfo.environment["FLOWC_TIMING"] != nil
         var clock = Date()
@@ -48,9 +49,9 @@ public enum ArtifactCompiler {
             lap("derive \(symbol) (\(graph.nodes.count) ops)")
             let constants = try globals.fold(graph, weights: weights)
             lap("fold constants (\(constants.count))")
-            var lowering = FunctionLowering(graph: graph, builder: b, constants: constants)
+            var lowering = FunctionLowering(graph: graph, builder: b, constants: constants, kernels: kernels)
             try lowering.emit(name: symbol)
-            lap("lower")
+            lap("lower (\(kernels.count) kernels so far)")
             sizes.append((id, lowering.workspaceFloats.fixed, lowering.workspaceFloats.perSample))
         }
         emitWorkspaceSize(b, sizes)

@@ -15,8 +15,13 @@ struct FunctionLowering {
     var batch: IRBuilder.Value!
     var workspace: IRBuilder.Value!
     var parameters: [IRBuilder.Value] = []
+    /// Inside a kernel: its pointer parameters, by the value they carry.
+    var kernelAddresses: [ValueID: IRBuilder.Value] = [:]
 
-    init(graph: Graph, builder: IRBuilder, constants: [ValueID: IRBuilder.Value]) {
+    let kernels: KernelCache
+
+    init(graph: Graph, builder: IRBuilder, constants: [ValueID: IRBuilder.Value], kernels: KernelCache) {
+        self.kernels = kernels
         self.graph = graph
         self.b = builder
         self.constants = constants
@@ -32,6 +37,7 @@ struct FunctionLowering {
 
     /// The address of a value's first element.
     func address(_ v: ValueID) -> IRBuilder.Value {
+        if let a = kernelAddresses[v] { return a }
         switch plan.location(v) {
         case .parameter(let p): return parameters[p]
         case .constant(let c): return constants[c]!
@@ -76,32 +82,29 @@ struct FunctionLowering {
         b.position(at: nonfinite)
         b.ret(b.i32(1))
         b.position(at: body)
-        // One kernel function per node (nodes that do not depend on the input were evaluated
-        // at compile time); small functions keep LLVM's compile time linear in the graph size.
+        // One kernel function per node, taking its operands' and results' addresses and the
+        // batch: nodes with the same op, attributes and types share one kernel (within and
+        // across entry points, so the sweeps of an unrolled inverse compile once). Nodes that
+        // do not depend on the input were evaluated at compile time.
         var dependsOnInput = Set(graph.inputs)
-        let entryParameters = parameters, entryBatch = batch!, entryWorkspace = workspace!
-        let kernelType = b.functionType(b.void, [b.pointer] + Array(repeating: b.pointer, count: outputCount) + [b.i64, b.pointer])
-        let noinline = LLVMCreateEnumAttribute(b.context, LLVMGetEnumAttributeKindForName("noinline", 8), 0)
         for (i, node) in graph.nodes.enumerated() where node.operands.contains(where: dependsOnInput.contains) {
             dependsOnInput.formUnion(node.results)
             if node.op == "reshape" { continue }   // an alias: no code
-            let caller = b.currentBlock
-            let kernel = b.declare("\(name)_\(i)_\(node.op)", kernelType)
-            LLVMSetLinkage(kernel, LLVMInternalLinkage)
-            LLVMAddAttributeAtIndex(kernel, UInt32(bitPattern: Int32(LLVMAttributeFunctionIndex)), noinline)
-            b.begin(kernel)
-            parameters = (0...outputCount).map { b.parameter($0) }
-            batch = b.parameter(outputCount + 1)
-            workspace = b.parameter(outputCount + 2)
-            var lowering = OpLowering(function: self)
-            try lowering.emit(node)
-            b.ret()
-            b.function = f
-            b.position(at: caller)
-            parameters = entryParameters
-            batch = entryBatch
-            workspace = entryWorkspace
-            _ = b.call(kernel, kernelType, entryParameters + [entryBatch, entryWorkspace])
+            let values = node.operands + node.results
+            let kernel = try kernels.kernel(for: node, in: graph) { kernel in
+                let caller = b.currentBlock
+                b.begin(kernel)
+                var inner = self
+                inner.batch = b.parameter(values.count)
+                for (p, v) in values.enumerated().reversed() { inner.kernelAddresses[v] = b.parameter(p) }
+                var lowering = OpLowering(function: inner)
+                try lowering.emit(node)
+                b.ret()
+                b.function = f
+                b.position(at: caller)
+                _ = i
+            }
+            _ = b.call(kernel, kernels.type(arguments: values.count), values.map { address($0) } + [batch])
         }
         // outputs not computed in place (inputs, constants, aliases, repeats) are copied
         for (i, v) in graph.outputs.enumerated() where plan.location(v) != .parameter(i + 1) {

@@ -15,13 +15,11 @@ final class CompiledModelTests: XCTestCase {
     static let keys = ["a_nsf", "b_maf", "c_realnvp2", "c_realnvp64", "d_glow"]
     nonisolated(unsafe) static var compiled: [String: String] = [:]
 
-    /// Compiles each model once per test run (O3 for the fast ones, O1 for the 8-sweep
-    /// autoregressive inverses to keep the suite short; the code generated is the same).
+    /// Compiles each model once per test run, at O3 as `flowc compile` does.
     static func artifact(_ key: String) throws -> String {
         if let path = compiled[key] { return path }
         let path = NSTemporaryDirectory() + "flowc-test-\(getpid())-\(key).so"
-        let level = ["a_nsf", "b_maf"].contains(key) ? 1 : 3
-        try ArtifactCompiler.compile(try ReferenceFixture(key).model(), options: .init(optimization: level), output: path)
+        try ArtifactCompiler.compile(try ReferenceFixture(key).model(), output: path)
         compiled[key] = path
         return path
     }

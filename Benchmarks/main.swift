@@ -1,0 +1,65 @@
+import CBLAS
+import FlowCodegen
+import FlowIR
+import FlowInterpreter
+import FlowPasses
+import FlowRandom
+import FlowRuntime
+import Foundation
+
+/// Compiled vs interpreted, in one run: log_prob and sample of every reference model at batch 1
+/// and 256; the median of repeated timed calls after a warm-up. Run in release: `make bench`.
+struct Row {
+    var model: String
+    var pass: String
+    var batch: Int
+    var interpreted: Double
+    var compiled: Double
+}
+
+func median(_ seconds: [Double]) -> Double { seconds.sorted()[seconds.count / 2] }
+
+/// Median seconds per call: repeats until ~0.3 s have been spent (at least 5, at most 200).
+func time(_ body: () throws -> Void) rethrows -> Double {
+    try body()   // warm-up
+    var samples: [Double] = []
+    let budget = Date().addingTimeInterval(0.3)
+    while samples.count < 5 || (Date() < budget && samples.count < 200) {
+        let start = DispatchTime.now().uptimeNanoseconds
+        try body()
+        samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+    }
+    return median(samples)
+}
+
+let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+let keys = CommandLine.arguments.count > 1 ? Array(CommandLine.arguments.dropFirst()) : ["c_realnvp2", "c_realnvp64", "b_maf", "a_nsf", "d_glow"]
+print("OpenBLAS core: \(String(cString: openblas_get_corename())), threads: \(ProcessInfo.processInfo.activeProcessorCount)")
+var rows: [Row] = []
+for key in keys {
+    let weights = root.appendingPathComponent("Tests/Fixtures/\(key).safetensors").path
+    let model = try Elaborator.elaborate(path: root.appendingPathComponent("examples/reference/\(key).flow").path, options: .init(weightsPath: weights))
+    let store = try WeightStore(path: weights)
+    let so = NSTemporaryDirectory() + "flowc-bench-\(key).so"
+    let compileStart = Date()
+    try ArtifactCompiler.compile(model, output: so)
+    print(String(format: "%@: compiled in %.2f s", key, Date().timeIntervalSince(compileStart)))
+    let compiled = try CompiledModel(path: so)
+    let logProb = try Interpreter(graph: try EntryPoints.graph(.logProb, of: model), weights: store, precision: .f32)
+    let sample = try Interpreter(graph: try EntryPoints.graph(.sample, of: model), weights: store, precision: .f32)
+    let input = model.flow.type(of: model.flow.inputs[0]), latent = model.flow.type(of: model.flow.outputs[0])
+    for batch in [1, 256] {
+        let x = Philox.normals(seed: 1, firstRow: 0, rows: batch, perRow: input.elementsPerSample)
+        let xf = x.map { Float($0) }
+        let xt = Tensor(shape: input.shape(batch: batch), values: x)
+        let noise = Tensor(shape: latent.shape(batch: batch), values: Philox.normals(seed: 2, firstRow: 0, rows: batch, perRow: latent.elementsPerSample))
+        rows.append(Row(model: key, pass: "log_prob", batch: batch,
+                        interpreted: try time { _ = try logProb.run([xt]) }, compiled: try time { _ = try compiled.logProb(xf) }))
+        rows.append(Row(model: key, pass: "sample", batch: batch,
+                        interpreted: try time { _ = try sample.run([noise]) }, compiled: try time { _ = try compiled.sample(count: batch, seed: 2) }))
+    }
+}
+print("\n| model | pass | batch | interpreted µs | compiled µs | speed-up |\n|---|---|---|---|---|---|")
+for r in rows {
+    print(String(format: "| %@ | %@ | %d | %.1f | %.1f | %.1fx |", r.model, r.pass, r.batch, r.interpreted * 1e6, r.compiled * 1e6, r.interpreted / r.compiled))
+}
