@@ -25,17 +25,27 @@ build: setup
 test: setup
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+	@echo "== examples/embed: a separate package that embeds FlowRuntime and runs a compiled model =="
+	$(FLOWC) compile examples/default/realnvp2.flow -o .build/embed-test.so
+	$(SWIFT) build --package-path examples/embed --scratch-path .build-embed
+	.build-embed/debug/embed-demo .build/embed-test.so
 
-# The main job on the default example: the flow x -> z and the log-density of a batch, interpreted.
+# The main job on the default example: compile it to a shared object, then sample from it and
+# evaluate the exact log-density of a batch with the compiled code.
 demo: build
-	@echo "== flowc check examples/default/realnvp2.flow (parse, verify, print the graph) =="
-	@$(FLOWC) check examples/default/realnvp2.flow | tail -n 4
+	@echo "== flowc compile: examples/default/realnvp2.flow -> .build/demo/realnvp2.so =="
+	@mkdir -p .build/demo
+	$(FLOWC) compile examples/default/realnvp2.flow -o .build/demo/realnvp2.so
+	@$(FLOWC) info .build/demo/realnvp2.so
 	@echo
-	@echo "== flowc run: forward map x -> z of examples/default/batch.npy =="
-	$(FLOWC) run examples/default/realnvp2.flow --input examples/default/batch.npy --output .build/demo-z.npy
+	@echo "== flowc sample: 5 samples, seed 7 =="
+	$(FLOWC) sample .build/demo/realnvp2.so -n 5 --seed 7 -o .build/demo/samples.npy
 	@echo
-	@echo "== flowc run --entry log_prob: log p(x) of the same batch =="
-	$(FLOWC) run examples/default/realnvp2.flow --entry log_prob --input examples/default/batch.npy --output .build/demo-logp.npy --print
+	@echo "== flowc logprob: exact log p(x) of examples/default/batch.npy (compiled) =="
+	$(FLOWC) logprob .build/demo/realnvp2.so --input examples/default/batch.npy -o .build/demo/logp.npy
+	@echo
+	@echo "== the same log-density from the reference interpreter =="
+	$(FLOWC) run examples/default/realnvp2.flow --entry log_prob --input examples/default/batch.npy --output .build/demo/logp-interpreted.npy --print
 
 # Compiled vs interpreted timings of the reference models, in release mode.
 bench: setup

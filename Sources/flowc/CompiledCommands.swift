@@ -81,8 +81,16 @@ enum CompiledCommands {
         return (a.values.map { Float($0) }, a.shape[0])
     }
 
+    /// Writes the array and shows its first rows.
     static func write(_ values: [Float], shape: [Int], to path: String) throws {
         try NpyArray(shape: shape, values: values.map(Double.init)).write(path: path)
+        let width = shape.dropFirst().reduce(1, *)
+        print("wrote \(path): shape \(shape)")
+        for row in 0..<min(shape[0], 5) {
+            let shown = values[(row * width)..<((row + 1) * width)].prefix(8).map { String(format: "%.6g", $0) }.joined(separator: " ")
+            print("  [\(row)] \(shown)\(width > 8 ? " …" : "")")
+        }
+        if shape[0] > 5 { print("  … \(shape[0] - 5) more rows") }
     }
 
     static func run<T>(_ body: () throws -> T) throws -> T {
@@ -123,7 +131,7 @@ enum CompiledCommands {
             throw UsageError(message: "--temperature must be a finite number ≥ 0")
         }
         let x = try run { try m.sample(count: n, seed: seed, temperature: temperature) }
+        print("\(m.metadata.name): \(n) samples (seed \(seed), temperature \(temperature))")
         try write(x, shape: [n] + m.metadata.inputShape, to: output)
-        print("\(m.metadata.name): \(n) samples (seed \(seed), temperature \(temperature)) → \(output)")
     }
 }
