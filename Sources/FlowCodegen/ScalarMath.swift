@@ -1,7 +1,9 @@
 import CLLVM
 
 /// Scalar f32 semantics of the elementwise ops as LLVM IR, matching the interpreter's formulas
-/// (IR/OPS.md). Functions without an LLVM intrinsic call the C math library.
+/// (IR/OPS.md). exp, log, log1p, tanh, sigmoid and softplus are polynomial code that vectorises
+/// (`PolynomialMath`); expm1, atanh, erf and pow call the C math library (not on hot paths of
+/// the reference models).
 enum ScalarMath {
     typealias Unary = @Sendable (IRBuilder, IRBuilder.Value) -> IRBuilder.Value
     typealias Binary = @Sendable (IRBuilder, IRBuilder.Value, IRBuilder.Value) -> IRBuilder.Value
@@ -11,8 +13,9 @@ enum ScalarMath {
         return b.call(b.declare(name, type), type, args)
     }
 
-    static func exp(_ b: IRBuilder, _ x: IRBuilder.Value) -> IRBuilder.Value { b.intrinsic("llvm.exp", [x]) }
-    static func log(_ b: IRBuilder, _ x: IRBuilder.Value) -> IRBuilder.Value { b.intrinsic("llvm.log", [x]) }
+    static func exp(_ b: IRBuilder, _ x: IRBuilder.Value) -> IRBuilder.Value { PolynomialMath.exp(b, x) }
+    static func log(_ b: IRBuilder, _ x: IRBuilder.Value) -> IRBuilder.Value { PolynomialMath.log(b, x) }
+    static func log1p(_ b: IRBuilder, _ x: IRBuilder.Value) -> IRBuilder.Value { PolynomialMath.log1p(b, x) }
     static func abs(_ b: IRBuilder, _ x: IRBuilder.Value) -> IRBuilder.Value { b.intrinsic("llvm.fabs", [x]) }
 
     /// 1/(1 + e^-x) for x ≥ 0, e^x/(1 + e^x) otherwise: never overflows.
@@ -24,7 +27,7 @@ enum ScalarMath {
 
     /// max(x, 0) + log1p(e^-|x|)
     static func softplus(_ b: IRBuilder, _ x: IRBuilder.Value) -> IRBuilder.Value {
-        b.fadd(b.intrinsic("llvm.maxnum", [x, b.f32(0)]), libm(b, "log1pf", [exp(b, b.fneg(abs(b, x)))]))
+        b.fadd(b.intrinsic("llvm.maxnum", [x, b.f32(0)]), log1p(b, exp(b, b.fneg(abs(b, x)))))
     }
 
     static let unary: [String: Unary] = [
@@ -32,15 +35,15 @@ enum ScalarMath {
         "abs": { b, x in abs(b, x) },
         "exp": { b, x in exp(b, x) },
         "log": { b, x in log(b, x) },
-        "log1p": { b, x in libm(b, "log1pf", [x]) },
+        "log1p": { b, x in log1p(b, x) },
         "expm1": { b, x in libm(b, "expm1f", [x]) },
         "sqrt": { b, x in b.intrinsic("llvm.sqrt", [x]) },
         "rsqrt": { b, x in b.fdiv(b.f32(1), b.intrinsic("llvm.sqrt", [x])) },
         "square": { b, x in b.fmul(x, x) },
-        "tanh": { b, x in libm(b, "tanhf", [x]) },
+        "tanh": { b, x in PolynomialMath.tanh(b, x) },
         "atanh": { b, x in libm(b, "atanhf", [x]) },
         "sigmoid": sigmoid,
-        "logit": { b, x in b.fsub(log(b, x), libm(b, "log1pf", [b.fneg(x)])) },
+        "logit": { b, x in b.fsub(log(b, x), log1p(b, b.fneg(x))) },
         "softplus": softplus,
         "relu": { b, x in b.intrinsic("llvm.maxnum", [x, b.f32(0)]) },
         "gelu": { b, x in b.fmul(b.fmul(b.f32(0.5), x), b.fadd(b.f32(1), libm(b, "erff", [b.fmul(x, b.f32(0.5.squareRoot()))]))) },

@@ -1,0 +1,88 @@
+import CLLVM
+
+/// exp and log as straight-line f32 code (range reduction + minimax polynomial, the
+/// coefficients of Cephes' expf/logf by S. L. Moshier), so that loops calling them vectorise
+/// instead of calling scalar libm. Measured against f64 in `PolynomialMathTests`: see the
+/// table in IR/OPS.md's codegen notes. Results below 2⁻¹²⁶ flush to zero (no denormals).
+enum PolynomialMath {
+    static func bits(_ b: IRBuilder, _ x: IRBuilder.Value) -> IRBuilder.Value { LLVMBuildBitCast(b.builder, x, b.i32, "")! }
+    static func float(_ b: IRBuilder, _ i: IRBuilder.Value) -> IRBuilder.Value { LLVMBuildBitCast(b.builder, i, b.f32, "")! }
+    static func i32(_ b: IRBuilder, _ v: Int) -> IRBuilder.Value { LLVMConstInt(b.i32, UInt64(bitPattern: Int64(v)), 1) }
+
+    /// Horner: c[0]·xⁿ + ... + c[n]
+    static func horner(_ b: IRBuilder, _ x: IRBuilder.Value, _ c: [Double]) -> IRBuilder.Value {
+        var acc = b.f32(c[0])
+        for k in c.dropFirst() { acc = b.fadd(b.fmul(acc, x), b.f32(k)) }
+        return acc
+    }
+
+    /// eˣ = 2ⁿ·eʳ with n = round(x·log₂e), r = x − n·ln2 (ln2 split in two for exactness), eʳ by
+    /// a degree-7 polynomial on |r| ≤ ln2/2; overflow to +inf above 88.72, 0 below −87.33.
+    static func exp(_ b: IRBuilder, _ x: IRBuilder.Value) -> IRBuilder.Value {
+        let clamped = b.intrinsic("llvm.minnum", [b.intrinsic("llvm.maxnum", [x, b.f32(-87.33654)]), b.f32(88.72283)])
+        let n = b.intrinsic("llvm.floor", [b.fadd(b.fmul(clamped, b.f32(1.44269504088896341)), b.f32(0.5))])
+        let r = b.fsub(b.fsub(clamped, b.fmul(n, b.f32(0.693359375))), b.fmul(n, b.f32(-2.12194440e-4)))
+        let p = horner(b, r, [1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1])
+        let er = b.fadd(b.fadd(b.fmul(b.fmul(p, r), r), r), b.f32(1))
+        let ni = LLVMBuildFPToSI(b.builder, n, b.i32, "")!
+        let scale = float(b, LLVMBuildShl(b.builder, LLVMBuildAdd(b.builder, ni, i32(b, 127), "")!, i32(b, 23), "")!)
+        let value = b.fmul(er, scale)
+        let overflow = b.fcmp(LLVMRealOGT, x, b.f32(88.72283)), underflow = b.fcmp(LLVMRealOLT, x, b.f32(-87.33654))
+        let result = b.select(overflow, b.f32(Double.infinity), b.select(underflow, b.f32(0), value))
+        return b.select(b.fcmp(LLVMRealUNO, x, x), x, result)   // NaN stays NaN
+    }
+
+    /// ln x = e·ln2 + ln m with x = m·2ᵉ, m ∈ [√½, √2), ln(1 + f) = f − f²/2 + f³·P(f);
+    /// ln 0 = −inf, ln of a negative number or NaN = NaN, ln inf = inf; denormals are scaled first.
+    static func log(_ b: IRBuilder, _ x: IRBuilder.Value) -> IRBuilder.Value {
+        let tiny = b.fcmp(LLVMRealOLT, x, b.f32(1.17549435e-38))
+        let scaled = b.select(tiny, b.fmul(x, b.f32(8388608)), x)                 // ·2²³
+        let bias = b.select(tiny, i32(b, 127 + 23), i32(b, 127))
+        let xi = bits(b, scaled)
+        var e = LLVMBuildSub(b.builder, LLVMBuildLShr(b.builder, xi, i32(b, 23), "")!, bias, "")!
+        // m in [0.5, 1)
+        var m = float(b, LLVMBuildOr(b.builder, LLVMBuildAnd(b.builder, xi, i32(b, 0x007F_FFFF), "")!, i32(b, 0x3F00_0000), "")!)
+        e = LLVMBuildAdd(b.builder, e, i32(b, 1), "")!
+        let small = b.fcmp(LLVMRealOLT, m, b.f32(0.707106781186547524))
+        e = b.select(small, LLVMBuildSub(b.builder, e, i32(b, 1), "")!, e)
+        m = b.select(small, b.fsub(b.fadd(m, m), b.f32(1)), b.fsub(m, b.f32(1)))
+        let ef = LLVMBuildSIToFP(b.builder, e, b.f32, "")!
+        let z = b.fmul(m, m)
+        let p = horner(b, m, [7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1, 1.4249322787e-1,
+                              -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1])
+        var y = b.fmul(b.fmul(p, m), z)
+        y = b.fadd(y, b.fmul(ef, b.f32(-2.12194440e-4)))
+        y = b.fsub(y, b.fmul(z, b.f32(0.5)))
+        let value = b.fadd(b.fadd(m, y), b.fmul(ef, b.f32(0.693359375)))
+        let zero = b.fcmp(LLVMRealOEQ, x, b.f32(0)), negative = b.fcmp(LLVMRealOLT, x, b.f32(0))
+        let infinite = b.fcmp(LLVMRealOEQ, x, b.f32(Double.infinity)), nan = b.fcmp(LLVMRealUNO, x, x)
+        var result = b.select(zero, b.f32(-Double.infinity), value)
+        result = b.select(negative, b.f32(Double.nan), result)
+        result = b.select(infinite, x, result)
+        return b.select(nan, x, result)
+    }
+
+    /// ln(1 + u) = ln w − ((w − 1) − u)/w with w = 1 + u (the rounding of w corrected to first
+    /// order, after Goldberg), exact to a few ulps where 1 + u loses the low bits of u.
+    static func log1p(_ b: IRBuilder, _ u: IRBuilder.Value) -> IRBuilder.Value {
+        let w = b.fadd(b.f32(1), u)
+        let corrected = b.fsub(log(b, w), b.fdiv(b.fsub(b.fsub(w, b.f32(1)), u), w))
+        return b.select(b.fcmp(LLVMRealOEQ, w, b.f32(1)), u, corrected)
+    }
+
+    /// tanh |x| = q/(q + 2) with q = e^{2|x|} − 1: for |x| < 0.5 q comes from the Taylor series
+    /// of expm1 to t¹⁰ (truncation below 3e-8 relative for t = 2|x| < 1), so nothing cancels;
+    /// above, 1 − 2/(e^{2|x|} + 1), whose result is ≥ 0.46 and loses no bits. The sign of x is
+    /// copied back.
+    static func tanh(_ b: IRBuilder, _ x: IRBuilder.Value) -> IRBuilder.Value {
+        let a = b.intrinsic("llvm.fabs", [x])
+        let t = b.fmul(a, b.f32(2))
+        // q = t·(1/1! + t/2! + ... + t⁹/10!): coefficients from the highest power down
+        let inverseFactorials = (1...10).reversed().map { k in 1 / (1...k).reduce(1.0) { $0 * Double($1) } }
+        let q = b.fmul(t, horner(b, t, inverseFactorials))
+        let small = b.fdiv(q, b.fadd(q, b.f32(2)))
+        let large = b.fsub(b.f32(1), b.fdiv(b.f32(2), b.fadd(exp(b, t), b.f32(1))))
+        let magnitude = b.select(b.fcmp(LLVMRealOLT, a, b.f32(0.5)), small, large)
+        return b.intrinsic("llvm.copysign", [magnitude, x])
+    }
+}
