@@ -22,7 +22,7 @@ public enum ArtifactCompiler {
         }
     }
 
-    public enum Listing: String, Sendable { case llvm, assembly }
+    public enum Listing: String, Sendable { case llvm, assembly, kernels }
 
     static let entries: [(EntryPoints.Entry, String, Int32)] = [
         (.forward, "flowc_forward", FLOWC_ENTRY_FORWARD), (.logProb, "flowc_log_prob", FLOWC_ENTRY_LOG_PROB),
@@ -38,6 +38,7 @@ public enum ArtifactCompiler {
         var globals = ConstantGlobals(builder: b)
         let kernels = KernelCache(builder: b)
         var sizes: [(Int32, Int, Int)] = []
+        var kernelListing = ""
         let timing = ProcessInfo.processInfo.environment["FLOWC_TIMING"] != nil
         var clock = Date()
         func lap(_ what: String) {
@@ -51,12 +52,14 @@ public enum ArtifactCompiler {
             lap("fold constants (\(constants.count))")
             var lowering = FunctionLowering(graph: graph, builder: b, constants: constants, kernels: kernels)
             try lowering.emit(name: symbol)
+            kernelListing += lowering.describeKernels(name: symbol)
             lap("lower (\(kernels.count) kernels so far)")
             sizes.append((id, lowering.workspaceFloats.fixed, lowering.workspaceFloats.perSample))
         }
         emitWorkspaceSize(b, sizes)
         emitMetadata(b, model)
-        return try TargetEmitter(options: options).emit(b, output: output, listing: listing)
+        let text = try TargetEmitter(options: options).emit(b, output: output, listing: listing == .kernels ? nil : listing)
+        return listing == .kernels ? kernelListing + "\n\(kernels.count) distinct kernel functions in the module\n" : text
     }
 
     /// uint64 flowc_workspace_size(int32 entry, int64 batch) = 4·(fixed + batch·perSample) + 64

@@ -20,16 +20,42 @@ struct FunctionLowering {
 
     let kernels: KernelCache
 
+    /// The kernels of this entry point, in execution order.
+    let plannedKernels: [Kernel]
+
     init(graph: Graph, builder: IRBuilder, constants: [ValueID: IRBuilder.Value], kernels: KernelCache) {
         self.kernels = kernels
         self.graph = graph
+        var dependsOnInput = Set(graph.inputs)
+        for node in graph.nodes where node.operands.contains(where: dependsOnInput.contains) { dependsOnInput.formUnion(node.results) }
+        self.plannedKernels = KernelPlanner.plan(graph, dependsOnInput: dependsOnInput)
         self.b = builder
         self.constants = constants
         var outputs: [ValueID: Int] = [:]
         for (i, v) in graph.outputs.enumerated() where outputs[v] == nil && !graph.inputs.contains(v) && constants[v] == nil {
             outputs[v] = i + 1
         }
-        self.plan = MemoryPlan(graph: graph, constants: Set(constants.keys), outputParameters: outputs, inputParameters: [graph.inputs[0]: 0])
+        self.plan = MemoryPlan(graph: graph, kernels: plannedKernels, constants: Set(constants.keys), outputParameters: outputs, inputParameters: [graph.inputs[0]: 0])
+    }
+
+    /// The kernels and the memory plan, one line each, for `flowc compile --emit-kernels`.
+    func describeKernels(name: String) -> String {
+        func names(_ v: ValueID) -> String {
+            if let i = graph.inputs.firstIndex(of: v) { return graph.inputNames[i] }
+            if let o = graph.outputs.firstIndex(of: v) { return "out\(o)" }
+            return constants[v] != nil ? "c\(v)" : "v\(v)"
+        }
+        var out = "\(name): \(plannedKernels.count) kernels; workspace \(plan.fixedFloats) + \(plan.perSampleFloats)·B floats\n"
+        for (i, k) in plannedKernels.enumerated() {
+            let place: String
+            switch plan.location(k.outputs[0]) {
+            case .parameter(let p): place = "output parameter \(p)"
+            case .constant: place = "constant"
+            case .workspace(let fixed, let perSample): place = perSample == 0 && fixed < plan.fixedFloats ? "workspace[\(fixed)]" : "workspace[\(fixed) + \(perSample)·B]"
+            }
+            out += "  k\(i): \(k.describe(graph, names: names))   → \(place)\n"
+        }
+        return out
     }
 
     /// Bytes of workspace for a batch: (fixed + batch · perSample) floats.
@@ -82,29 +108,24 @@ struct FunctionLowering {
         b.position(at: nonfinite)
         b.ret(b.i32(1))
         b.position(at: body)
-        // One kernel function per node, taking its operands' and results' addresses and the
-        // batch: nodes with the same op, attributes and types share one kernel (within and
-        // across entry points, so the sweeps of an unrolled inverse compile once). Nodes that
-        // do not depend on the input were evaluated at compile time.
-        var dependsOnInput = Set(graph.inputs)
-        for (i, node) in graph.nodes.enumerated() where node.operands.contains(where: dependsOnInput.contains) {
-            dependsOnInput.formUnion(node.results)
-            if node.op == "reshape" { continue }   // an alias: no code
-            let values = node.operands + node.results
-            let kernel = try kernels.kernel(for: node, in: graph) { kernel in
+        // One call per planned kernel, passing the addresses of what it reads and writes; kernels
+        // with the same structure and types are one function (within and across entry points,
+        // so the sweeps of an unrolled inverse compile once).
+        for kernel in plannedKernels {
+            let values = kernel.inputs + kernel.outputs
+            let function = try kernels.kernel(for: kernel, in: graph) { function in
                 let caller = b.currentBlock
-                b.begin(kernel)
+                b.begin(function)
                 var inner = self
                 inner.batch = b.parameter(values.count)
                 for (p, v) in values.enumerated().reversed() { inner.kernelAddresses[v] = b.parameter(p) }
                 var lowering = OpLowering(function: inner)
-                try lowering.emit(node)
+                try lowering.emit(kernel)
                 b.ret()
                 b.function = f
                 b.position(at: caller)
-                _ = i
             }
-            _ = b.call(kernel, kernels.type(arguments: values.count), values.map { address($0) } + [batch])
+            _ = b.call(function, kernels.type(arguments: values.count), values.map { address($0) } + [batch])
         }
         // outputs not computed in place (inputs, constants, aliases, repeats) are copied
         for (i, v) in graph.outputs.enumerated() where plan.location(v) != .parameter(i + 1) {

@@ -19,13 +19,33 @@ final class KernelCache {
 
     func type(arguments: Int) -> LLVMTypeRef { b.functionType(b.void, Array(repeating: b.pointer, count: arguments) + [b.i64]) }
 
-    /// The kernel for `node`, creating it with `build` (which emits its body) the first time.
-    func kernel(for node: Node, in g: Graph, build: (IRBuilder.Value) throws -> Void) throws -> IRBuilder.Value {
-        let attributes = node.attributes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
-        let types = (node.operands + node.results).map { g.type(of: $0).description }.joined(separator: ";")
-        let key = "\(node.op)(\(attributes))\(types)"
-        if let k = byKey[key] { return k }
-        let kernel = b.declare("kernel_\(byKey.count)_\(node.op)", type(arguments: node.operands.count + node.results.count))
+    /// The structure of a kernel: each node's op, attributes and operands (as positions among the
+    /// kernel's parameters or earlier nodes), and every parameter's type.
+    static func key(_ k: Kernel, _ g: Graph) -> String {
+        let parameters = k.inputs + k.outputs
+        var produced: [ValueID: Int] = [:]
+        var parts: [String] = []
+        for (i, n) in k.nodes.enumerated() {
+            let attributes = n.attributes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+            let operands = n.operands.map { v in produced[v].map { "n\($0)" } ?? "p\(parameters.firstIndex(of: v)!)" }.joined(separator: ",")
+            parts.append("\(n.op)[\(attributes)](\(operands))")
+            for r in n.results { produced[r] = i }
+        }
+        let body: String
+        switch k.body {
+        case .single: body = "single"
+        case .fused: body = "fused"
+        case .gemm: body = "gemm"
+        }
+        return "\(body):" + parts.joined(separator: ";") + "|" + parameters.map { g.type(of: $0).description }.joined(separator: ";")
+    }
+
+    /// The function of a kernel, creating it with `build` (which emits its body) the first time.
+    func kernel(for k: Kernel, in g: Graph, build: (IRBuilder.Value) throws -> Void) throws -> IRBuilder.Value {
+        let key = KernelCache.key(k, g)
+        if let existing = byKey[key] { return existing }
+        let name = k.nodes.count == 1 ? k.nodes[0].op : "\(k.nodes[0].op)_\(k.nodes.count)"
+        let kernel = b.declare("kernel_\(byKey.count)_\(name)", type(arguments: k.inputs.count + k.outputs.count))
         LLVMSetLinkage(kernel, LLVMInternalLinkage)
         LLVMAddAttributeAtIndex(kernel, UInt32(bitPattern: Int32(LLVMAttributeFunctionIndex)), noinline)
         byKey[key] = kernel

@@ -22,19 +22,25 @@ struct MemoryPlan {
     /// Every slice is rounded to 16 floats (64 bytes) so that batched offsets stay aligned.
     static func rounded(_ n: Int) -> Int { (n + 15) / 16 * 16 }
 
-    init(graph g: Graph, constants: Set<ValueID>, outputParameters: [ValueID: Int], inputParameters: [ValueID: Int]) {
+    /// Plans the values the kernels write, in kernel order: a kernel reads all its inputs and
+    /// writes its outputs at one time step, so an output never shares memory with an input.
+    init(graph g: Graph, kernels: [Kernel], constants: Set<ValueID>, outputParameters: [ValueID: Int], inputParameters: [ValueID: Int]) {
         for (v, p) in inputParameters { locations[v] = .parameter(p); root[v] = v }
         for v in constants { locations[v] = .constant(v); root[v] = v }
+        for node in g.nodes where node.op == "reshape" { root[node.results[0]] = node.operands[0] }
         var lastUse: [ValueID: Int] = [:]
         var definition: [ValueID: Int] = [:]
-        for (i, node) in g.nodes.enumerated() {
-            for r in node.results where root[r] == nil {
-                root[r] = node.op == "reshape" ? root[node.operands[0]]! : r
-                if root[r] == r { definition[r] = i }
-            }
-            for v in node.operands { lastUse[root[v]!] = i }
+        func rootOf(_ v: ValueID) -> ValueID {
+            var r = v
+            while let next = root[r], next != r { r = next }
+            return r
         }
-        for v in g.outputs { lastUse[root[v]!] = g.nodes.count }
+        for (k, kernel) in kernels.enumerated() {
+            for v in kernel.inputs { lastUse[rootOf(v)] = k }
+            for v in kernel.outputs { root[v] = v; definition[v] = k }
+        }
+        for (v, _) in root { root[v] = rootOf(v) }
+        for v in g.outputs { lastUse[rootOf(v)] = kernels.count }
         for (v, p) in outputParameters where root[v] == v && locations[v] == nil { locations[v] = .parameter(p) }
         // first fit, separately for the fixed and the batched region
         var placed: [(start: Int, end: Int, offset: Int, size: Int, batched: Bool)] = []

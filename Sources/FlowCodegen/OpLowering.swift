@@ -59,27 +59,74 @@ struct OpLowering {
 
     // MARK: dispatch
 
-    mutating func emit(_ node: Node) throws {
-        let out = node.results[0]
-        if let unary = ScalarMath.unary[node.op] {
-            try elementwise(node) { b, x in unary(b, x[0]) }
-            return
+    mutating func emit(_ kernel: Kernel) throws {
+        switch kernel.body {
+        case .single(let node): try emit(node)
+        case .fused(let nodes): try fused(nodes, output: kernel.outputs[0])
+        case .gemm(let node, let epilogue): try gemm(node, epilogue: epilogue, output: kernel.outputs[0])
         }
-        if let binary = ScalarMath.binary[node.op] {
-            try elementwise(node) { b, x in binary(b, x[0], x[1]) }
-            return
-        }
+    }
+
+    /// The scalar code of one elementwise node, given its operands' values.
+    static func scalar(_ node: Node, _ b: IRBuilder, _ x: [IRBuilder.Value]) -> IRBuilder.Value {
+        if let unary = ScalarMath.unary[node.op] { return unary(b, x[0]) }
+        if let binary = ScalarMath.binary[node.op] { return binary(b, x[0], x[1]) }
         switch node.op {
         case "leaky_relu":
             guard case .float(let slope)? = node.attributes["slope"] else { fatalError("slope verified") }
-            try elementwise(node) { b, x in b.select(b.fcmp(LLVMRealOGE, x[0], b.f32(0)), x[0], b.fmul(x[0], b.f32(slope))) }
+            return b.select(b.fcmp(LLVMRealOGE, x[0], b.f32(0)), x[0], b.fmul(x[0], b.f32(slope)))
         case "select":
-            try elementwise(node) { b, x in b.select(b.fcmp(LLVMRealUNE, x[0], b.f32(0)), x[1], x[2]) }
+            return b.select(b.fcmp(LLVMRealUNE, x[0], b.f32(0)), x[1], x[2])
+        default:
+            fatalError("\(node.op) is not elementwise")
+        }
+    }
+
+    /// A chain of elementwise nodes in one loop over the output; external operands broadcast.
+    func fused(_ nodes: [Node], output: ValueID) throws {
+        let produced = Set(nodes.flatMap(\.results))
+        var external: [ValueID] = []
+        for n in nodes { for v in n.operands where !produced.contains(v) && !external.contains(v) { external.append(v) } }
+        try elementwise(external: external, output: output) { b, loaded in
+            var values = loaded
+            for n in nodes { values[n.results[0]] = OpLowering.scalar(n, b, n.operands.map { values[$0]! }) }
+            return values[output]!
+        }
+    }
+
+    /// out[i] = f(external operands broadcast to out's shape at i): a flat loop when no operand
+    /// is broadcast, else one loop per axis (the last one contiguous).
+    func elementwise(external: [ValueID], output out: ValueID, _ scalar: (IRBuilder, [ValueID: IRBuilder.Value]) -> IRBuilder.Value) throws {
+        let outAddress = f.address(out)
+        let addresses = external.map { f.address($0) }
+        if external.allSatisfy({ g.type(of: $0) == g.type(of: out) }) {
+            let count = b.mul(g.type(of: out).batched ? f.batch : b.i64(1), b.i64(g.type(of: out).elementsPerSample))
+            try b.loop(count) { i in
+                var loaded: [ValueID: IRBuilder.Value] = [:]
+                for (v, a) in zip(external, addresses) { loaded[v] = b.load(a, i) }
+                b.store(scalar(b, loaded), outAddress, i)
+            }
+            return
+        }
+        let operandStrides = external.map { broadcastStrides($0, to: out) }
+        let outStrides = strides(out)
+        try b.loops(f.extents(out)) { index in
+            var loaded: [ValueID: IRBuilder.Value] = [:]
+            for (v, (a, s)) in zip(external, zip(addresses, operandStrides)) { loaded[v] = b.load(a, b.offset(index, s)) }
+            b.store(scalar(b, loaded), outAddress, b.offset(index, outStrides))
+        }
+    }
+
+    mutating func emit(_ node: Node) throws {
+        let out = node.results[0]
+        if KernelPlanner.elementwise.contains(node.op) { return try fused([node], output: out) }
+        switch node.op {
         case "broadcast_like":
-            try elementwise(node, operands: [node.operands[0]]) { _, x in x[0] }
+            let x = node.operands[0]
+            try elementwise(external: [x], output: out) { _, loaded in loaded[x]! }
         case "reshape":
             break   // an alias of its operand (MemoryPlan)
-        case "linear": try linear(node)
+        case "linear": try gemm(node, epilogue: [], output: out)
         case "matmul": try matmul(node)
         case "transpose":
             guard case .ints(let perm)? = node.attributes["perm"] else { fatalError("perm verified") }
@@ -134,27 +181,6 @@ struct OpLowering {
 
     // MARK: elementwise
 
-    /// out[i] = f(operands broadcast to out's shape at i), one loop per axis, the last one contiguous.
-    func elementwise(_ node: Node, operands: [ValueID]? = nil, _ scalar: (IRBuilder, [IRBuilder.Value]) -> IRBuilder.Value) throws {
-        let out = node.results[0]
-        let inputs = operands ?? node.operands
-        let outAddress = f.address(out)
-        let addresses = inputs.map { f.address($0) }
-        if inputs.allSatisfy({ g.type(of: $0) == g.type(of: out) }) {
-            let count = b.mul(g.type(of: out).batched ? f.batch : b.i64(1), b.i64(g.type(of: out).elementsPerSample))
-            try b.loop(count) { i in
-                b.store(scalar(b, addresses.map { b.load($0, i) }), outAddress, i)
-            }
-            return
-        }
-        let operandStrides = inputs.map { broadcastStrides($0, to: out) }
-        let outStrides = strides(out)
-        try b.loops(f.extents(out)) { index in
-            let values = zip(addresses, operandStrides).map { b.load($0, b.offset(index, $1)) }
-            b.store(scalar(b, values), outAddress, b.offset(index, outStrides))
-        }
-    }
-
     /// Sets every element of v to `value`.
     func fill(_ v: ValueID, with value: Double) throws {
         let address = f.address(v)
@@ -197,23 +223,78 @@ struct OpLowering {
                                  m32, b.i32(n), b.i32(k), b.f32(1), a, b.i32(k), bMatrix, b.i32(transposeB ? k : n), b.f32(0), c, b.i32(n)])
     }
 
-    /// y = x·Wᵀ (sgemm) then + bias in an epilogue loop.
-    func linear(_ node: Node) throws {
-        let x = node.operands[0], w = node.operands[1], out = node.results[0]
+    /// Products with at most this many rows, in and out widths ≤ 64, use generated loops (no
+    /// BLAS call overhead for batch-1 calls); larger ones call cblas_sgemm.
+    static let smallRows = 8, smallWidth = 64
+
+    /// y = x·Wᵀ + b, then the epilogue chain applied in place, row by row.
+    func gemm(_ node: Node, epilogue: [Node], output: ValueID) throws {
+        let x = node.operands[0], w = node.operands[1]
         let (n, k) = (g.type(of: w).dims[0], g.type(of: w).dims[1])
         let rowsPerSample = g.type(of: x).elementsPerSample / k
         let rows = g.type(of: x).batched ? b.mul(f.batch, b.i64(rowsPerSample)) : b.i64(rowsPerSample)
-        let y = f.address(out)
-        sgemm(f.address(x), f.address(w), y, m: rows, n: n, k: k, transposeB: true)
-        if node.operands.count == 3 {
-            let bias = f.address(node.operands[2])
+        let y = f.address(output), xs = f.address(x), ws = f.address(w)
+        let bias = node.operands.count == 3 ? f.address(node.operands[2]) : nil
+        let linearResult = node.results[0]
+        // epilogue operands other than the product, broadcast over y's shape
+        let produced = Set(([node] + epilogue).flatMap(\.results))
+        var external: [ValueID] = []
+        for e in epilogue { for v in e.operands where !produced.contains(v) && !external.contains(v) { external.append(v) } }
+        let externalStrides = external.map { broadcastStrides($0, to: output) }
+        let externalAddresses = external.map { f.address($0) }
+        /// the epilogue on one element: row r (flat over the leading axes), column j
+        func finish(_ value: IRBuilder.Value, _ r: IRBuilder.Value, _ j: IRBuilder.Value) -> IRBuilder.Value {
+            var values: [ValueID: IRBuilder.Value] = [linearResult: bias.map { b.fadd(value, b.load($0, j)) } ?? value]
+            if !external.isEmpty {
+                // leading index of row r in y's full shape: y is [lead..., n] in C order
+                let flat = b.add(b.mul(r, b.i64(n)), j)
+                let extents = g.type(of: output).shape(batch: 1)
+                for (v, (a, s)) in zip(external, zip(externalAddresses, externalStrides)) {
+                    if g.type(of: v) == g.type(of: output) { values[v] = b.load(a, flat); continue }
+                    // unflatten `flat` over y's shape to apply v's broadcast strides
+                    var offset = b.i64(0)
+                    var rest = flat
+                    for axis in stride(from: extents.count - 1, through: 0, by: -1) {
+                        let size = axis == 0 && g.type(of: output).batched ? nil : extents[axis]
+                        let index = size.map { LLVMBuildSRem(b.builder, rest, b.i64($0), "")! } ?? rest
+                        if s[axis] != 0 { offset = b.add(offset, b.mul(index, b.i64(s[axis]))) }
+                        if let size { rest = LLVMBuildSDiv(b.builder, rest, b.i64(size), "")! }
+                    }
+                    values[v] = b.load(a, offset)
+                }
+            }
+            for e in epilogue { values[e.results[0]] = OpLowering.scalar(e, b, e.operands.map { values[$0]! }) }
+            return values[epilogue.last?.results[0] ?? linearResult]!
+        }
+        let small = b.block("small"), large = b.block("large"), done = b.block("done")
+        let fits = n <= OpLowering.smallWidth && k <= OpLowering.smallWidth
+        b.condBranch(fits ? LLVMBuildICmp(b.builder, LLVMIntSLE, rows, b.i64(OpLowering.smallRows), "")! : LLVMConstInt(b.i1, 0, 0), small, large)
+        // small: dot products in generated loops, epilogue fused
+        b.position(at: small)
+        try b.loop(rows) { r in
+            try b.loop(b.i64(n)) { j in
+                let acc = b.variable("dot")
+                b.write(b.f32(0), acc)
+                try b.loop(b.i64(k)) { t in
+                    b.write(b.fadd(b.read(acc), b.fmul(b.load(xs, b.add(b.mul(r, b.i64(k)), t)), b.load(ws, b.add(b.mul(j, b.i64(k)), t)))), acc)
+                }
+                b.store(finish(b.read(acc), r, j), y, b.add(b.mul(r, b.i64(n)), j))
+            }
+        }
+        b.branch(done)
+        // large: sgemm, then the epilogue in place
+        b.position(at: large)
+        sgemm(xs, ws, y, m: rows, n: n, k: k, transposeB: true)
+        if bias != nil || !epilogue.isEmpty {
             try b.loop(rows) { r in
                 try b.loop(b.i64(n)) { j in
                     let at = b.add(b.mul(r, b.i64(n)), j)
-                    b.store(b.fadd(b.load(y, at), b.load(bias, j)), y, at)
+                    b.store(finish(b.load(y, at), r, j), y, at)
                 }
             }
         }
+        b.branch(done)
+        b.position(at: done)
     }
 
     /// [..., M, K] × [..., K, N]: one sgemm per leading index (a batched [B, K] is one M = B product).

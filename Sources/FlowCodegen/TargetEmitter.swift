@@ -67,7 +67,7 @@ struct TargetEmitter {
                 text = String(cString: LLVMGetBufferStart(buffer))
                 LLVMDisposeMemoryBuffer(buffer)
             }
-        case nil: break
+        case .kernels, nil: break
         }
         let object = output + ".o"
         if LLVMTargetMachineEmitToFile(machine, b.module, object, LLVMObjectFile, &message) != 0 {

@@ -9,15 +9,16 @@ enum CompiledCommands {
         Command(name: "compile", summary: "compile a spec to a shared object (.so) with the C ABI of flowc.h",
                 usage: """
                 flowc compile SPEC -o MODEL.so [--weights FILE] [--param NAME=VALUE]... [-O 0|1|2|3] [--target CPU]
-                                   [--emit-llvm FILE | --emit-asm FILE]
+                                   [--emit-llvm FILE | --emit-asm FILE | --emit-kernels FILE]
                 \(Commands.specOptions)
                   -o FILE             the shared object to write
                   -O N                optimisation level of the LLVM pipeline default<ON> (default 3)
                   --target CPU        a CPU for portable artifacts (for example x86-64-v3); default: this machine
                   --emit-llvm FILE    also write the optimised LLVM IR
                   --emit-asm FILE     also write the assembly
+                  --emit-kernels FILE also write the kernels (fused loop nests) and memory plan of each entry point
                 """,
-                valued: ["--weights", "--param", "-o", "-O", "--target", "--emit-llvm", "--emit-asm"], switches: [], run: compile),
+                valued: ["--weights", "--param", "-o", "-O", "--target", "--emit-llvm", "--emit-asm", "--emit-kernels"], switches: [], run: compile),
         Command(name: "info", summary: "print a compiled model's metadata", usage: "flowc info MODEL.so", valued: [], switches: [], run: info),
         Command(name: "logprob", summary: "log p(x) of a batch with a compiled model",
                 usage: "flowc logprob MODEL.so --input X.npy -o LOGP.npy [--threads N]", valued: ["--input", "-o", "--threads"], switches: [], run: logProb),
@@ -35,12 +36,14 @@ enum CompiledCommands {
     static func compile(_ args: Arguments) throws {
         let output = try args.required("-o")
         guard let level = Int(args.value("-O") ?? "3"), (0...3).contains(level) else { throw UsageError(message: "-O expects 0, 1, 2 or 3") }
-        if args.value("--emit-llvm") != nil && args.value("--emit-asm") != nil { throw UsageError(message: "--emit-llvm and --emit-asm are exclusive") }
+        let listings = ["--emit-llvm", "--emit-asm", "--emit-kernels"].filter { args.value($0) != nil }
+        if listings.count > 1 { throw UsageError(message: "\(listings.joined(separator: " and ")) are exclusive") }
         let model = try Commands.loadModel(args)
         let start = Date()
-        let listing: ArtifactCompiler.Listing? = args.value("--emit-llvm") != nil ? .llvm : args.value("--emit-asm") != nil ? .assembly : nil
+        let listing: ArtifactCompiler.Listing? = args.value("--emit-llvm") != nil ? .llvm : args.value("--emit-asm") != nil ? .assembly
+            : args.value("--emit-kernels") != nil ? .kernels : nil
         let text = try ArtifactCompiler.compile(model, options: .init(optimization: level, cpu: args.value("--target")), output: output, listing: listing)
-        if let text, let path = args.value("--emit-llvm") ?? args.value("--emit-asm") {
+        if let text, let path = args.value("--emit-llvm") ?? args.value("--emit-asm") ?? args.value("--emit-kernels") {
             do { try text.write(toFile: path, atomically: true, encoding: .utf8) } catch { throw FlowError("cannot write: \(error.localizedDescription)", in: path) }
         }
         print(String(format: "%@ → %@ (O%d, %@) in %.2f s", model.name, output, level, args.value("--target") ?? "host CPU", Date().timeIntervalSince(start)))
