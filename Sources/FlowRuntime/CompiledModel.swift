@@ -92,26 +92,19 @@ public final class CompiledModel: @unchecked Sendable {
 
     /// x → (z, log |det ∂z/∂x|).
     public func forward(_ x: [Float]) throws -> (z: [Float], logdet: [Float]) {
-        try twoOutputs(FLOWC_ENTRY_FORWARD, forwardEntry, x, inWidth: inputElements, outWidth: latentElements)
+        try twoOutputs(x, inWidth: inputElements, outWidth: latentElements) { try forward($0, z: $1, logdet: $2) }
     }
 
     /// z → (x, log |det ∂x/∂z|).
     public func inverse(_ z: [Float]) throws -> (x: [Float], logdet: [Float]) {
-        let r = try twoOutputs(FLOWC_ENTRY_INVERSE, inverseEntry, z, inWidth: latentElements, outWidth: inputElements)
-        return (r.z, r.logdet)
+        let r = try twoOutputs(z, inWidth: latentElements, outWidth: inputElements) { try inverse($0, x: $1, logdet: $2) }
+        return (r.0, r.1)
     }
 
     /// log p(x) per row.
     public func logProb(_ x: [Float]) throws -> [Float] {
-        let batch = try rows(x.count, inputElements)
-        var out = [Float](repeating: 0, count: batch)
-        try x.withUnsafeBufferPointer { input in
-            try out.withUnsafeMutableBufferPointer { output in
-                try parallel(batch: batch, entry: FLOWC_ENTRY_LOG_PROB) { first, count, workspace in
-                    logProbEntry(input.baseAddress! + first * inputElements, output.baseAddress! + first, Int64(count), workspace)
-                }
-            }
-        }
+        var out = [Float](repeating: 0, count: try rows(x.count, inputElements))
+        try x.withUnsafeBufferPointer { input in try out.withUnsafeMutableBufferPointer { try logProb(input, into: $0) } }
         return out
     }
 
@@ -121,7 +114,43 @@ public final class CompiledModel: @unchecked Sendable {
         guard count >= 1 else { throw RuntimeError(message: "sample count must be at least 1, got \(count)") }
         guard temperature.isFinite, temperature >= 0 else { throw RuntimeError(message: "temperature must be finite and ≥ 0, got \(temperature)") }
         let noise = Philox.normals(seed: seed, firstRow: 0, rows: count, perRow: latentElements).map { Float($0) * temperature }
-        return try twoOutputs(FLOWC_ENTRY_SAMPLE, sampleEntry, noise, inWidth: latentElements, outWidth: inputElements).z
+        return try twoOutputs(noise, inWidth: latentElements, outWidth: inputElements) { n, x, l in
+            try buffers(FLOWC_ENTRY_SAMPLE, sampleEntry, n, x, l, inWidth: latentElements, outWidth: inputElements)
+        }.0
+    }
+
+    // MARK: unsafe-buffer variants (no copies; the caller owns the memory)
+
+    /// x → z and logdet into caller-provided buffers (batch = x.count / inputElements).
+    public func forward(_ x: UnsafeBufferPointer<Float>, z: UnsafeMutableBufferPointer<Float>, logdet: UnsafeMutableBufferPointer<Float>) throws {
+        try buffers(FLOWC_ENTRY_FORWARD, forwardEntry, x, z, logdet, inWidth: inputElements, outWidth: latentElements)
+    }
+
+    /// z → x and the inverse's logdet into caller-provided buffers.
+    public func inverse(_ z: UnsafeBufferPointer<Float>, x: UnsafeMutableBufferPointer<Float>, logdet: UnsafeMutableBufferPointer<Float>) throws {
+        try buffers(FLOWC_ENTRY_INVERSE, inverseEntry, z, x, logdet, inWidth: latentElements, outWidth: inputElements)
+    }
+
+    /// log p(x) into a caller-provided buffer of one value per row.
+    public func logProb(_ x: UnsafeBufferPointer<Float>, into output: UnsafeMutableBufferPointer<Float>) throws {
+        let batch = try rows(x.count, inputElements)
+        guard output.count >= batch else { throw RuntimeError(message: "the output buffer holds \(output.count) values; \(batch) rows need \(batch)") }
+        nonisolated(unsafe) let (input, out) = (x, output)
+        try parallel(batch: batch, entry: FLOWC_ENTRY_LOG_PROB) { first, count, workspace in
+            logProbEntry(input.baseAddress! + first * inputElements, out.baseAddress! + first, Int64(count), workspace)
+        }
+    }
+
+    private func buffers(_ entry: Int32, _ f: Forward, _ input: UnsafeBufferPointer<Float>, _ output: UnsafeMutableBufferPointer<Float>,
+                         _ logdet: UnsafeMutableBufferPointer<Float>, inWidth: Int, outWidth: Int) throws {
+        let batch = try rows(input.count, inWidth)
+        guard output.count >= batch * outWidth, logdet.count >= batch else {
+            throw RuntimeError(message: "output buffers too small for \(batch) rows: need \(batch * outWidth) and \(batch) values, got \(output.count) and \(logdet.count)")
+        }
+        nonisolated(unsafe) let (i, o, l) = (input, output, logdet)
+        try parallel(batch: batch, entry: entry) { first, count, workspace in
+            f(i.baseAddress! + first * inWidth, o.baseAddress! + first * outWidth, l.baseAddress! + first, Int64(count), workspace)
+        }
     }
 
     private func rows(_ count: Int, _ width: Int) throws -> Int {
@@ -131,18 +160,13 @@ public final class CompiledModel: @unchecked Sendable {
         return count / width
     }
 
-    private func twoOutputs(_ entry: Int32, _ f: Forward, _ input: [Float], inWidth: Int, outWidth: Int) throws -> (z: [Float], logdet: [Float]) {
+    private func twoOutputs(_ input: [Float], inWidth: Int, outWidth: Int,
+                            _ run: (UnsafeBufferPointer<Float>, UnsafeMutableBufferPointer<Float>, UnsafeMutableBufferPointer<Float>) throws -> Void) throws -> ([Float], [Float]) {
         let batch = try rows(input.count, inWidth)
         var out = [Float](repeating: 0, count: batch * outWidth)
         var logdet = [Float](repeating: 0, count: batch)
         try input.withUnsafeBufferPointer { i in
-            try out.withUnsafeMutableBufferPointer { o in
-                try logdet.withUnsafeMutableBufferPointer { l in
-                    try parallel(batch: batch, entry: entry) { first, count, workspace in
-                        f(i.baseAddress! + first * inWidth, o.baseAddress! + first * outWidth, l.baseAddress! + first, Int64(count), workspace)
-                    }
-                }
-            }
+            try out.withUnsafeMutableBufferPointer { o in try logdet.withUnsafeMutableBufferPointer { l in try run(i, o, l) } }
         }
         return (out, logdet)
     }
