@@ -108,20 +108,22 @@ enum CompiledCommands {
     }
 
     static func forward(_ args: Arguments) throws {
-        let m = try load(args)
-        let output = try args.required("-o")
-        let (x, rows) = try input(args, width: m.inputElements, shape: m.metadata.inputShape)
-        let (z, logdet) = try run { try m.forward(x) }
-        try write(z, shape: [rows] + m.metadata.latentShape, to: output)
-        if let path = args.value("--logdet") { try write(logdet, shape: [rows], to: path) }
+        try mapWithLogDet(args, from: \.inputShape, to: \.latentShape) { m, x in try m.forward(x) }
     }
 
     static func inverse(_ args: Arguments) throws {
+        try mapWithLogDet(args, from: \.latentShape, to: \.inputShape) { m, z in try m.inverse(z) }
+    }
+
+    /// forward and inverse: read --input, write -o and optionally --logdet.
+    static func mapWithLogDet(_ args: Arguments, from: KeyPath<CompiledModel.Metadata, [Int]>, to: KeyPath<CompiledModel.Metadata, [Int]>,
+                              _ run: (CompiledModel, [Float]) throws -> ([Float], [Float])) throws {
         let m = try load(args)
         let output = try args.required("-o")
-        let (z, rows) = try input(args, width: m.latentElements, shape: m.metadata.latentShape)
-        let (x, logdet) = try run { try m.inverse(z) }
-        try write(x, shape: [rows] + m.metadata.inputShape, to: output)
+        let inShape = m.metadata[keyPath: from]
+        let (values, rows) = try input(args, width: inShape.reduce(1, *), shape: inShape)
+        let (mapped, logdet) = try CompiledCommands.run { try run(m, values) }
+        try write(mapped, shape: [rows] + m.metadata[keyPath: to], to: output)
         if let path = args.value("--logdet") { try write(logdet, shape: [rows], to: path) }
     }
 

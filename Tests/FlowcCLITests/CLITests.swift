@@ -120,3 +120,42 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(c.passes, "\(c)")
     }
 }
+
+/// The compiled-model commands end to end on the default example.
+final class CompiledCLITests: XCTestCase {
+    func testCompileInfoRunAndErrors() throws {
+        let dir = NSTemporaryDirectory() + "flowc-compiled-cli-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let so = "\(dir)/m.so"
+        func flowc(_ args: [String]) throws -> ProcessResult { try ProcessResult.run(Repository.flowc, args) }
+        let compile = try flowc(["compile", Repository.path("examples/default/realnvp2.flow"), "-o", so, "--emit-kernels", "\(dir)/kernels.txt"])
+        XCTAssertEqual(compile.status, 0, compile.stderr)
+        let kernels = try String(contentsOfFile: "\(dir)/kernels.txt", encoding: .utf8)
+        XCTAssertTrue(kernels.contains("flowc_log_prob:") && kernels.contains("fused") && kernels.contains("epilogue"), kernels)
+        let info = try flowc(["info", so])
+        XCTAssertTrue(info.stdout.contains("input  f32[B, 2]"), info.stdout)
+        // log p from the compiled model equals the fixture's (1e-3 + 1e-5|b|, as everywhere)
+        let lp = try flowc(["logprob", so, "--input", Repository.path("examples/default/batch.npy"), "-o", "\(dir)/lp.npy"])
+        XCTAssertEqual(lp.status, 0, lp.stderr)
+        let expected = try ReferenceFixture("c_realnvp2").tensor("log_prob")
+        let c = Closeness.compare(try NpyArray.read(path: "\(dir)/lp.npy").values, expected.values, atol: 1e-3, rtol: 1e-5)
+        XCTAssertTrue(c.passes, "\(c)")
+        // forward then inverse gives the batch back (f32 round trip: 1e-4·(1 + |x|))
+        XCTAssertEqual(try flowc(["forward", so, "--input", Repository.path("examples/default/batch.npy"), "-o", "\(dir)/z.npy", "--logdet", "\(dir)/ld.npy"]).status, 0)
+        XCTAssertEqual(try flowc(["inverse", so, "--input", "\(dir)/z.npy", "-o", "\(dir)/x.npy"]).status, 0)
+        let back = try NpyArray.read(path: "\(dir)/x.npy").values, x = try NpyArray.read(path: Repository.path("examples/default/batch.npy")).values
+        XCTAssertTrue(Closeness.compare(back, x, atol: 1e-4, rtol: 1e-4).passes)
+        let sample = try flowc(["sample", so, "-n", "3", "--seed", "5", "-o", "\(dir)/s.npy"])
+        XCTAssertEqual(try NpyArray.read(path: "\(dir)/s.npy").shape, [3, 2], sample.stderr)
+        // misuse and bad input
+        XCTAssertEqual(try flowc(["compile", Repository.path("examples/default/realnvp2.flow")]).status, 2)
+        XCTAssertEqual(try flowc(["compile", Repository.path("examples/default/realnvp2.flow"), "-o", so, "-O", "7"]).status, 2)
+        XCTAssertEqual(try flowc(["sample", so, "-n", "0", "--seed", "1", "-o", "\(dir)/s.npy"]).status, 2)
+        let wrong = try flowc(["logprob", so, "--input", "\(dir)/z.npy", "-o", "\(dir)/lp.npy"])
+        XCTAssertEqual(wrong.status, 0, "z has the input's shape for this 2-D flow")
+        try NpyArray(shape: [2, 3], values: [0, 0, 0, 0, 0, 0]).write(path: "\(dir)/bad.npy")
+        let bad = try flowc(["logprob", so, "--input", "\(dir)/bad.npy", "-o", "\(dir)/lp.npy"])
+        XCTAssertEqual(bad.status, 1)
+        XCTAssertTrue(bad.stderr.contains("array has shape [2, 3]; expected (N, 2)"), bad.stderr)
+    }
+}
