@@ -35,7 +35,7 @@ public enum ArtifactCompiler {
     public static func compile(_ model: Model, options: Options = Options(), output: String, listing: Listing? = nil) throws -> String? {
         let weights = try model.weightsPath.map { try WeightStore(path: $0) }
         let b = IRBuilder(moduleName: model.name)
-        var globals = ConstantGlobals(builder: b)
+        let globals = ConstantGlobals(builder: b)
         let kernels = KernelCache(builder: b)
         var sizes: [(Int32, Int, Int)] = []
         var kernelListing = ""
@@ -48,9 +48,8 @@ public enum ArtifactCompiler {
         for (entry, symbol, id) in entries {
             let graph = try EntryPoints.graph(entry, of: model)
             lap("derive \(symbol) (\(graph.nodes.count) ops)")
-            let constants = try globals.fold(graph, weights: weights)
-            lap("fold constants (\(constants.count))")
-            var lowering = FunctionLowering(graph: graph, builder: b, constants: constants, kernels: kernels)
+            var lowering = try FunctionLowering(graph: graph, builder: b, fold: { try globals.fold($0, weights: weights) }, kernels: kernels)
+            lap("fold constants")
             try lowering.emit(name: symbol)
             kernelListing += lowering.describeKernels(name: symbol)
             lap("lower (\(kernels.count) kernels so far)")
@@ -98,20 +97,19 @@ public enum ArtifactCompiler {
 
 /// The compile-time values of the entry points as constant f32 globals, shared between entry
 /// points when their contents are equal (each weight is embedded once).
-struct ConstantGlobals {
+final class ConstantGlobals {
     let builder: IRBuilder
     var byContents: [[Float]: IRBuilder.Value] = [:]
 
     /// Values not depending on the input that an input-dependent node (or an output) reads.
-    mutating func fold(_ g: Graph, weights: WeightStore?) throws -> [ValueID: IRBuilder.Value] {
+    init(builder: IRBuilder) { self.builder = builder }
+
+    func fold(_ g: Graph, weights: WeightStore?) throws -> [ValueID: IRBuilder.Value] {
         var dependsOnInput = Set(g.inputs)
         for node in g.nodes where node.operands.contains(where: dependsOnInput.contains) { dependsOnInput.formUnion(node.results) }
         var needed = Set<ValueID>()
         for node in g.nodes where node.operands.contains(where: dependsOnInput.contains) {
             needed.formUnion(node.operands.filter { !dependsOnInput.contains($0) })
-        }
-        for node in g.nodes {
-            if node.op == "fixed_point" { throw FlowError("the compiler cannot lower Jacobi loops (fixed_point) yet; use 'inverse sequential'", at: node.location) }
         }
         needed.formUnion(g.outputs.filter { !dependsOnInput.contains($0) })
         var evaluator = ConstantEvaluator(graph: g, weights: weights)

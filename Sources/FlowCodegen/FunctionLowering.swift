@@ -2,10 +2,11 @@ import CLLVM
 import FlowIR
 import FlowInterpreter
 
-/// Lowers one derived graph (an entry point) to an LLVM function
-/// `i32 name(const float *in, float *out0, [float *out1,] i64 batch, void *workspace)`.
+/// Lowers one derived graph (an entry point, or the body of a `fixed_point` loop) to an LLVM
+/// function `i32 name(const float *in..., float *out..., i64 batch, void *workspace)`.
 /// Values that do not depend on the input were evaluated at compile time and are globals;
-/// every other node becomes a loop nest over explicit buffers (`OpLowering`).
+/// the other nodes are grouped into kernels (`KernelPlanner`) whose loop nests over explicit
+/// buffers `OpLowering` emits. The workspace holds the planned buffers, then scratch for loops.
 struct FunctionLowering {
     let graph: Graph
     let b: IRBuilder
@@ -15,15 +16,31 @@ struct FunctionLowering {
     var batch: IRBuilder.Value!
     var workspace: IRBuilder.Value!
     var parameters: [IRBuilder.Value] = []
-    /// Inside a kernel: its pointer parameters, by the value they carry.
+    /// Inside a kernel: its pointer parameters, by the value they carry, and its scratch.
     var kernelAddresses: [ValueID: IRBuilder.Value] = [:]
+    var kernelScratch: IRBuilder.Value?
 
     let kernels: KernelCache
 
     /// The kernels of this entry point, in execution order.
     let plannedKernels: [Kernel]
+    /// Region bodies (fixed_point loops), lowered to their own functions before the caller.
+    var bodies: [Int: LoweredBody] = [:]
+    /// Scratch floats after the planned workspace: for loops, two copies of the iterate and the
+    /// body's own workspace.
+    var scratch: (fixed: Int, perSample: Int) = (0, 0)
+    /// Compile-time constants of a graph (the entry's or a body's), as globals.
+    let fold: (Graph) throws -> [ValueID: IRBuilder.Value]
 
-    init(graph: Graph, builder: IRBuilder, constants: [ValueID: IRBuilder.Value], kernels: KernelCache) {
+    struct LoweredBody {
+        var function: IRBuilder.Value
+        var type: LLVMTypeRef
+        var workspace: (fixed: Int, perSample: Int)
+    }
+
+    init(graph: Graph, builder: IRBuilder, fold: @escaping (Graph) throws -> [ValueID: IRBuilder.Value], kernels: KernelCache) throws {
+        let constants = try fold(graph)
+        self.fold = fold
         self.kernels = kernels
         self.graph = graph
         var dependsOnInput = Set(graph.inputs)
@@ -33,9 +50,21 @@ struct FunctionLowering {
         self.constants = constants
         var outputs: [ValueID: Int] = [:]
         for (i, v) in graph.outputs.enumerated() where outputs[v] == nil && !graph.inputs.contains(v) && constants[v] == nil {
-            outputs[v] = i + 1
+            outputs[v] = graph.inputs.count + i
         }
-        self.plan = MemoryPlan(graph: graph, kernels: plannedKernels, constants: Set(constants.keys), outputParameters: outputs, inputParameters: [graph.inputs[0]: 0])
+        var inputs: [ValueID: Int] = [:]
+        for (i, v) in graph.inputs.enumerated() { inputs[v] = i }
+        self.plan = MemoryPlan(graph: graph, kernels: plannedKernels, constants: Set(constants.keys), outputParameters: outputs, inputParameters: inputs)
+    }
+
+    /// Workspace floats of one call: planned buffers plus loop scratch.
+    var workspaceFloats: (fixed: Int, perSample: Int) {
+        (plan.fixedFloats + scratch.fixed, plan.perSampleFloats + scratch.perSample)
+    }
+
+    /// Where loop scratch starts: after the planned buffers.
+    var scratchAddress: IRBuilder.Value {
+        b.element(workspace, b.add(b.i64(plan.fixedFloats), b.mul(batch, b.i64(plan.perSampleFloats))))
     }
 
     /// The kernels and the memory plan, one line each, for `flowc compile --emit-kernels`.
@@ -58,8 +87,6 @@ struct FunctionLowering {
         return out
     }
 
-    /// Bytes of workspace for a batch: (fixed + batch · perSample) floats.
-    var workspaceFloats: (fixed: Int, perSample: Int) { (plan.fixedFloats, plan.perSampleFloats) }
 
     /// The address of a value's first element.
     func address(_ v: ValueID) -> IRBuilder.Value {
@@ -79,35 +106,19 @@ struct FunctionLowering {
         return (t.batched ? [batch] : []) + t.dims.map { b.i64($0) }
     }
 
-    mutating func emit(name: String) throws {
-        let outputCount = graph.outputs.count
-        let type = b.functionType(b.i32, [b.pointer] + Array(repeating: b.pointer, count: outputCount) + [b.i64, b.pointer])
+    /// Emits the function. An entry point (`checkInput`) first rejects batch < 1 (code 2) and
+    /// non-finite inputs (code 1).
+    mutating func emit(name: String, checkInput: Bool = true) throws {
+        try lowerBodies(name: name)
+        let outputCount = graph.outputs.count, inputCount = graph.inputs.count
+        let type = b.functionType(b.i32, Array(repeating: b.pointer, count: inputCount + outputCount) + [b.i64, b.pointer])
         let f = b.declare(name, type)
+        if !checkInput { LLVMSetLinkage(f, LLVMInternalLinkage) }
         b.begin(f)
-        parameters = (0...outputCount).map { b.parameter($0) }
-        batch = b.parameter(outputCount + 1)
-        workspace = b.parameter(outputCount + 2)
-        // batch ≥ 1, inputs finite
-        let bad = b.block("bad_batch"), check = b.block("check_input")
-        b.condBranch(LLVMBuildICmp(b.builder, LLVMIntSLT, batch, b.i64(1), "")!, bad, check)
-        b.position(at: bad)
-        b.ret(b.i32(2))
-        b.position(at: check)
-        let input = graph.inputs[0]
-        let count = b.mul(batch, b.i64(graph.type(of: input).elementsPerSample))
-        let nonfinite = b.block("nonfinite")
-        try b.loop(count) { i in
-            let x = b.load(parameters[0], i)
-            let finite = b.fcmp(LLVMRealOLT, b.intrinsic("llvm.fabs", [x]), b.f32(Double(Float.infinity)))
-            let next = b.block("finite")
-            b.condBranch(finite, next, nonfinite)
-            b.position(at: next)
-        }
-        let body = b.block("compute")
-        b.branch(body)
-        b.position(at: nonfinite)
-        b.ret(b.i32(1))
-        b.position(at: body)
+        parameters = (0..<(inputCount + outputCount)).map { b.parameter($0) }
+        batch = b.parameter(inputCount + outputCount)
+        workspace = b.parameter(inputCount + outputCount + 1)
+        if checkInput { try emitInputChecks() }
         // One call per planned kernel, passing the addresses of what it reads and writes; kernels
         // with the same structure and types are one function (within and across entry points,
         // so the sweeps of an unrolled inverse compile once).
@@ -118,6 +129,7 @@ struct FunctionLowering {
                 b.begin(function)
                 var inner = self
                 inner.batch = b.parameter(values.count)
+                inner.kernelScratch = b.parameter(values.count + 1)
                 for (p, v) in values.enumerated().reversed() { inner.kernelAddresses[v] = b.parameter(p) }
                 var lowering = OpLowering(function: inner)
                 try lowering.emit(kernel)
@@ -125,12 +137,12 @@ struct FunctionLowering {
                 b.function = f
                 b.position(at: caller)
             }
-            _ = b.call(function, kernels.type(arguments: values.count), values.map { address($0) } + [batch])
+            _ = b.call(function, kernels.type(arguments: values.count), values.map { address($0) } + [batch, scratchAddress])
         }
         // outputs not computed in place (inputs, constants, aliases, repeats) are copied
-        for (i, v) in graph.outputs.enumerated() where plan.location(v) != .parameter(i + 1) {
+        for (i, v) in graph.outputs.enumerated() where plan.location(v) != .parameter(inputCount + i) {
             let n = b.mul(graph.type(of: v).batched ? batch : b.i64(1), b.i64(graph.type(of: v).elementsPerSample))
-            let source = address(v), destination = parameters[i + 1]
+            let source = address(v), destination = parameters[inputCount + i]
             if graph.type(of: v).batched {
                 try b.loop(n) { j in b.store(b.load(source, j), destination, j) }
             } else {
@@ -143,5 +155,55 @@ struct FunctionLowering {
             }
         }
         b.ret(b.i32(0))
+    }
+
+    /// batch ≥ 1 (else return 2), every input value finite (else return 1).
+    mutating func emitInputChecks() throws {
+        let bad = b.block("bad_batch"), check = b.block("check_input")
+        b.condBranch(LLVMBuildICmp(b.builder, LLVMIntSLT, batch, b.i64(1), "")!, bad, check)
+        b.position(at: bad)
+        b.ret(b.i32(2))
+        b.position(at: check)
+        let nonfinite = b.block("nonfinite")
+        for (i, input) in graph.inputs.enumerated() {
+            let count = b.mul(batch, b.i64(graph.type(of: input).elementsPerSample))
+            try b.loop(count) { j in
+                let x = b.load(parameters[i], j)
+                let finite = b.fcmp(LLVMRealOLT, b.intrinsic("llvm.fabs", [x]), b.f32(Double(Float.infinity)))
+                let next = b.block("finite")
+                b.condBranch(finite, next, nonfinite)
+                b.position(at: next)
+            }
+        }
+        let body = b.block("compute")
+        b.branch(body)
+        b.position(at: nonfinite)
+        b.ret(b.i32(1))
+        b.position(at: body)
+    }
+
+    /// Lowers the bodies the graph's fixed_point nodes run, and sizes the loop scratch:
+    /// two copies of the iterate (current and next) and the body's workspace.
+    mutating func lowerBodies(name: String) throws {
+        for node in graph.nodes where node.op == "fixed_point" {
+            guard case .int(let index)? = node.attributes["body"] else { continue }
+            if bodies[index] == nil {
+                var body = try FunctionLowering(graph: graph.bodies[index], builder: b, fold: fold, kernels: kernels)
+                let saved = b.function
+                let savedBlock = saved.map { _ in b.currentBlock }
+                try body.emit(name: "\(name)_body\(index)", checkInput: false)
+                b.function = saved
+                if let savedBlock { b.position(at: savedBlock) }
+                let inputs = graph.bodies[index].inputs.count
+                bodies[index] = LoweredBody(function: LLVMGetNamedFunction(b.module, "\(name)_body\(index)")!,
+                                            type: b.functionType(b.i32, Array(repeating: b.pointer, count: inputs + 1) + [b.i64, b.pointer]),
+                                            workspace: body.workspaceFloats)
+            }
+            let u = graph.type(of: node.results[0])
+            let iterate = MemoryPlan.rounded(u.elementsPerSample)
+            let w = bodies[index]!.workspace
+            scratch.fixed = max(scratch.fixed, w.fixed + (u.batched ? 0 : 2 * iterate))
+            scratch.perSample = max(scratch.perSample, w.perSample + (u.batched ? 2 * iterate : 0))
+        }
     }
 }

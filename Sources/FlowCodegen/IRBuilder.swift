@@ -181,13 +181,14 @@ final class IRBuilder {
 
     // MARK: memory
 
-    /// A stack slot for one f32, placed in the entry block (where mem2reg turns it into a register).
-    func variable(_ name: String) -> Value {
+    /// A stack slot for one f32 (or another type), placed in the entry block (where mem2reg
+    /// turns it into a register).
+    func variable(_ name: String, type: LLVMTypeRef? = nil) -> Value {
         let entry = LLVMGetEntryBasicBlock(function!)!
         let temporary = LLVMCreateBuilderInContext(context)!
         defer { LLVMDisposeBuilder(temporary) }
         if let first = LLVMGetFirstInstruction(entry) { LLVMPositionBuilderBefore(temporary, first) } else { LLVMPositionBuilderAtEnd(temporary, entry) }
-        return LLVMBuildAlloca(temporary, f32, name)!
+        return LLVMBuildAlloca(temporary, type ?? f32, name)!
     }
 
     func read(_ slot: Value) -> Value { LLVMBuildLoad2(builder, f32, slot, "") }

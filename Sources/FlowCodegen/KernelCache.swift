@@ -2,7 +2,7 @@ import CLLVM
 import FlowIR
 
 /// The kernel functions of a module, one per distinct (op, attributes, operand and result
-/// types): `void kernel(float *operands..., float *results..., i64 batch)`, never inlined, so each
+/// types): `void kernel(float *operands..., float *results..., i64 batch, float *scratch)`, never inlined, so each
 /// stays small for LLVM and repeated ops (the sweeps of an unrolled inverse, the same layer in
 /// several entry points) are compiled once.
 final class KernelCache {
@@ -17,7 +17,7 @@ final class KernelCache {
 
     var count: Int { byKey.count }
 
-    func type(arguments: Int) -> LLVMTypeRef { b.functionType(b.void, Array(repeating: b.pointer, count: arguments) + [b.i64]) }
+    func type(arguments: Int) -> LLVMTypeRef { b.functionType(b.void, Array(repeating: b.pointer, count: arguments) + [b.i64, b.pointer]) }
 
     /// The structure of a kernel: each node's op, attributes and operands (as positions among the
     /// kernel's parameters or earlier nodes), and every parameter's type.
@@ -42,7 +42,9 @@ final class KernelCache {
 
     /// The function of a kernel, creating it with `build` (which emits its body) the first time.
     func kernel(for k: Kernel, in g: Graph, build: (IRBuilder.Value) throws -> Void) throws -> IRBuilder.Value {
-        let key = KernelCache.key(k, g)
+        var key = KernelCache.key(k, g)
+        // loops call a body function of their own entry point: never shared
+        if k.nodes.contains(where: { $0.op == "fixed_point" }) { key += "#\(byKey.count)" }
         if let existing = byKey[key] { return existing }
         let name = k.nodes.count == 1 ? k.nodes[0].op : "\(k.nodes[0].op)_\(k.nodes.count)"
         let kernel = b.declare("kernel_\(byKey.count)_\(name)", type(arguments: k.inputs.count + k.outputs.count))
