@@ -1,5 +1,6 @@
 # Flowc: `make test` and `make demo` each do the whole set-up on a fresh Debian 12 machine
-# (as root, or with sudo): install the missing system packages, build, run.
+# (as root, or with sudo): install the missing system packages (OpenBLAS, LLVM 19, and a C
+# compiler driver to link compiled models when there is none), build, run.
 SHELL := /bin/bash
 APT_PACKAGES := libopenblas-dev llvm-19-dev
 SWIFT ?= swift
@@ -13,6 +14,7 @@ all: build
 setup:
 	@command -v $(SWIFT) >/dev/null || { echo "error: Swift 6 is needed (https://www.swift.org/install/linux/); '$(SWIFT)' is not on PATH" >&2; exit 1; }
 	@missing=""; for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; done; \
+	command -v cc >/dev/null || command -v clang >/dev/null || missing="$$missing gcc"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages:$$missing"; \
 	  if [ "$$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi; \

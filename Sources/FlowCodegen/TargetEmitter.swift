@@ -81,17 +81,25 @@ struct TargetEmitter {
         return text
     }
 
+    /// Links with the first C compiler driver on PATH: `cc`, else `clang` (Swift's toolchain has one).
     func link(object: String, output: String) throws {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        let directories = path.split(separator: ":").map(String.init)
+        guard let driver = ["cc", "clang", "gcc"].lazy.compactMap({ name in
+            directories.map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+        }).first else {
+            throw FlowError("no C compiler driver (cc, clang or gcc) on PATH to link the shared object; install gcc", in: output)
+        }
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["cc", "-shared", "-o", output, object, "-lopenblas", "-lm"]
+        process.executableURL = URL(fileURLWithPath: driver)
+        process.arguments = ["-shared", "-o", output, object, "-lopenblas", "-lm"]
         let errors = Pipe()
         process.standardError = errors
         try process.run()
         let message = errors.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
-            throw FlowError("linking failed: \(String(decoding: message, as: UTF8.self))", in: output)
+            throw FlowError("linking with \(driver) failed: \(String(decoding: message, as: UTF8.self))", in: output)
         }
     }
 }
