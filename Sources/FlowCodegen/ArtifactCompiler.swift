@@ -16,9 +16,14 @@ public enum ArtifactCompiler {
         public var optimization = 3
         /// A CPU name for portable artifacts (`x86-64-v3`); nil: this machine's CPU and features.
         public var cpu: String?
-        public init(optimization: Int = 3, cpu: String? = nil) {
+        /// Keep the float32 weights that kernels read as they are in the .safetensors file
+        /// (read and checked when the model is opened) instead of embedding them; values
+        /// computed from weights at compile time (masked weights, LU products) stay embedded.
+        public var externalWeights: Bool
+        public init(optimization: Int = 3, cpu: String? = nil, externalWeights: Bool = false) {
             self.optimization = optimization
             self.cpu = cpu
+            self.externalWeights = externalWeights
         }
     }
 
@@ -35,7 +40,7 @@ public enum ArtifactCompiler {
     public static func compile(_ model: Model, options: Options = Options(), output: String, listing: Listing? = nil) throws -> String? {
         let weights = try model.weightsPath.map { try WeightStore(path: $0) }
         let b = IRBuilder(moduleName: model.name)
-        let globals = ConstantGlobals(builder: b)
+        let globals = ConstantGlobals(builder: b, external: options.externalWeights ? weights : nil)
         let kernels = KernelCache(builder: b)
         var sizes: [(Int32, Int, Int)] = []
         var kernelListing = ""
@@ -56,7 +61,7 @@ public enum ArtifactCompiler {
             sizes.append((id, lowering.workspaceFloats.fixed, lowering.workspaceFloats.perSample))
         }
         emitWorkspaceSize(b, sizes)
-        emitMetadata(b, model)
+        try emitMetadata(b, model, external: globals.externalWeights, file: weights?.file.path)
         let text = try TargetEmitter(options: options).emit(b, output: output, listing: listing == .kernels ? nil : listing)
         return listing == .kernels ? kernelListing + "\n\(kernels.count) distinct kernel functions in the module\n" : text
     }
@@ -74,7 +79,7 @@ public enum ArtifactCompiler {
         b.ret(result)
     }
 
-    static func emitMetadata(_ b: IRBuilder, _ model: Model) {
+    static func emitMetadata(_ b: IRBuilder, _ model: Model, external: [(name: String, shape: [Int])], file: String?) throws {
         let version = b.declare("flowc_abi_version", b.functionType(b.i32, []))
         b.begin(version)
         b.ret(b.i32(Int(FLOWC_ABI_VERSION)))
@@ -86,7 +91,7 @@ public enum ArtifactCompiler {
         }
         let json = """
         {"name": \(Attribute.string(model.name)), "dtype": "f32", "input_shape": \(input), "latent_shape": \(latent), \
-        "entries": ["forward", "log_prob", "inverse", "sample"], "base": "\(base)", "abi_version": \(FLOWC_ABI_VERSION)}
+        "entries": ["forward", "log_prob", "inverse", "sample"], "base": "\(base)", "abi_version": \(FLOWC_ABI_VERSION)\(try externalJSON(external, file))}
         """
         let text = b.constantString(json, name: "metadata")
         let metadata = b.declare("flowc_metadata", b.functionType(b.pointer, []))
@@ -95,16 +100,41 @@ public enum ArtifactCompiler {
     }
 }
 
+/// `, "external_weights": {file, size, checksum, tensors}` or nothing.
+func externalJSON(_ external: [(name: String, shape: [Int])], _ file: String?) throws -> String {
+    guard !external.isEmpty, let file else { return "" }
+    let data: Data
+    do { data = try Data(contentsOf: URL(fileURLWithPath: file), options: .alwaysMapped) } catch {
+        throw FlowError("cannot read the weight file: \(error.localizedDescription)", in: file)
+    }
+    let tensors = external.map { "{\"name\": \(Attribute.string($0.name)), \"shape\": \($0.shape)}" }.joined(separator: ", ")
+    return ", \"external_weights\": {\"file\": \(Attribute.string(URL(fileURLWithPath: file).lastPathComponent)), \"size\": \(data.count), " +
+        "\"checksum\": \"\(String(WeightChecksum.fnv1a64(data), radix: 16))\", \"tensors\": [\(tensors)]}"
+}
+
 /// The compile-time values of the entry points as constant f32 globals, shared between entry
 /// points when their contents are equal (each weight is embedded once).
 final class ConstantGlobals {
     let builder: IRBuilder
     var byContents: [[Float]: IRBuilder.Value] = [:]
+    /// With external weights: the weight file; raw F32 weights are then read through the table.
+    let external: WeightStore?
+    /// External weights in table order, by resolved name.
+    private(set) var externalWeights: [(name: String, shape: [Int])] = []
+
+    init(builder: IRBuilder, external: WeightStore?) {
+        self.builder = builder
+        self.external = external
+    }
+
+    /// A compile-time value: an embedded global, or a position in the external weight table.
+    enum Constant {
+        case global(IRBuilder.Value)
+        case external(Int)
+    }
 
     /// Values not depending on the input that an input-dependent node (or an output) reads.
-    init(builder: IRBuilder) { self.builder = builder }
-
-    func fold(_ g: Graph, weights: WeightStore?) throws -> [ValueID: IRBuilder.Value] {
+    func fold(_ g: Graph, weights: WeightStore?) throws -> [ValueID: Constant] {
         var dependsOnInput = Set(g.inputs)
         for node in g.nodes where node.operands.contains(where: dependsOnInput.contains) { dependsOnInput.formUnion(node.results) }
         var needed = Set<ValueID>()
@@ -113,13 +143,22 @@ final class ConstantGlobals {
         }
         needed.formUnion(g.outputs.filter { !dependsOnInput.contains($0) })
         var evaluator = ConstantEvaluator(graph: g, weights: weights)
-        var result: [ValueID: IRBuilder.Value] = [:]
+        var result: [ValueID: Constant] = [:]
+        let producers = g.producers()
         for v in needed.sorted() {
+            if let store = external, let p = producers[v], g.nodes[p].op == "weight", case .string(let name)? = g.nodes[p].attributes["name"],
+               let resolved = store.resolve(name), store.file.tensors[resolved]?.dtype == "F32" {
+                let shape = store.file.tensors[resolved]!.shape
+                if let i = externalWeights.firstIndex(where: { $0.name == resolved }) { result[v] = .external(i); continue }
+                externalWeights.append((resolved, shape))
+                result[v] = .external(externalWeights.count - 1)
+                continue
+            }
             let values = try evaluator.value(v).values.map { Float($0) }
-            if let existing = byContents[values] { result[v] = existing; continue }
+            if let existing = byContents[values] { result[v] = .global(existing); continue }
             let global = builder.constantArray(values, name: "constant")
             byContents[values] = global
-            result[v] = global
+            result[v] = .global(global)
         }
         return result
     }

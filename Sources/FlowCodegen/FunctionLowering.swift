@@ -10,8 +10,11 @@ import FlowInterpreter
 struct FunctionLowering {
     let graph: Graph
     let b: IRBuilder
-    /// Compile-time values (weights and everything computed from them only), as globals.
-    let constants: [ValueID: IRBuilder.Value]
+    /// Compile-time values (weights and everything computed from them only): embedded globals
+    /// or entries of the external weight table.
+    let constants: [ValueID: ConstantGlobals.Constant]
+    /// The external weight table parameter (NULL when the weights are embedded).
+    var weightTable: IRBuilder.Value!
     let plan: MemoryPlan
     var batch: IRBuilder.Value!
     var workspace: IRBuilder.Value!
@@ -19,6 +22,7 @@ struct FunctionLowering {
     /// Inside a kernel: its pointer parameters, by the value they carry, and its scratch.
     var kernelAddresses: [ValueID: IRBuilder.Value] = [:]
     var kernelScratch: IRBuilder.Value?
+    var kernelWeights: IRBuilder.Value?
 
     let kernels: KernelCache
 
@@ -29,8 +33,8 @@ struct FunctionLowering {
     /// Scratch floats after the planned workspace: for loops, two copies of the iterate and the
     /// body's own workspace.
     var scratch: (fixed: Int, perSample: Int) = (0, 0)
-    /// Compile-time constants of a graph (the entry's or a body's), as globals.
-    let fold: (Graph) throws -> [ValueID: IRBuilder.Value]
+    /// Compile-time constants of a graph (the entry's or a body's).
+    let fold: (Graph) throws -> [ValueID: ConstantGlobals.Constant]
 
     struct LoweredBody {
         var function: IRBuilder.Value
@@ -38,7 +42,7 @@ struct FunctionLowering {
         var workspace: (fixed: Int, perSample: Int)
     }
 
-    init(graph: Graph, builder: IRBuilder, fold: @escaping (Graph) throws -> [ValueID: IRBuilder.Value], kernels: KernelCache) throws {
+    init(graph: Graph, builder: IRBuilder, fold: @escaping (Graph) throws -> [ValueID: ConstantGlobals.Constant], kernels: KernelCache) throws {
         let constants = try fold(graph)
         self.fold = fold
         self.kernels = kernels
@@ -72,6 +76,7 @@ struct FunctionLowering {
         func names(_ v: ValueID) -> String {
             if let i = graph.inputs.firstIndex(of: v) { return graph.inputNames[i] }
             if let o = graph.outputs.firstIndex(of: v) { return "out\(o)" }
+            if case .external(let i)? = constants[v] { return "weights[\(i)]" }
             return constants[v] != nil ? "c\(v)" : "v\(v)"
         }
         var out = "\(name): \(plannedKernels.count) kernels; workspace \(plan.fixedFloats) + \(plan.perSampleFloats)·B floats\n"
@@ -93,7 +98,12 @@ struct FunctionLowering {
         if let a = kernelAddresses[v] { return a }
         switch plan.location(v) {
         case .parameter(let p): return parameters[p]
-        case .constant(let c): return constants[c]!
+        case .constant(let c):
+            switch constants[c]! {
+            case .global(let g): return g
+            case .external(let i):
+                return LLVMBuildLoad2(b.builder, b.pointer, b.element(weightTable, b.i64(i), type: b.pointer), "")!
+            }
         case .workspace(let fixed, let perSample):
             let offset = perSample == 0 ? b.i64(fixed) : b.add(b.i64(fixed), b.mul(batch, b.i64(perSample)))
             return b.element(workspace, offset)
@@ -111,13 +121,14 @@ struct FunctionLowering {
     mutating func emit(name: String, checkInput: Bool = true) throws {
         try lowerBodies(name: name)
         let outputCount = graph.outputs.count, inputCount = graph.inputs.count
-        let type = b.functionType(b.i32, Array(repeating: b.pointer, count: inputCount + outputCount) + [b.i64, b.pointer])
+        let type = b.functionType(b.i32, Array(repeating: b.pointer, count: inputCount + outputCount) + [b.i64, b.pointer, b.pointer])
         let f = b.declare(name, type)
         if !checkInput { LLVMSetLinkage(f, LLVMInternalLinkage) }
         b.begin(f)
         parameters = (0..<(inputCount + outputCount)).map { b.parameter($0) }
         batch = b.parameter(inputCount + outputCount)
         workspace = b.parameter(inputCount + outputCount + 1)
+        weightTable = b.parameter(inputCount + outputCount + 2)
         if checkInput { try emitInputChecks() }
         // One call per planned kernel, passing the addresses of what it reads and writes; kernels
         // with the same structure and types are one function (within and across entry points,
@@ -130,6 +141,7 @@ struct FunctionLowering {
                 var inner = self
                 inner.batch = b.parameter(values.count)
                 inner.kernelScratch = b.parameter(values.count + 1)
+                inner.kernelWeights = b.parameter(values.count + 2)
                 for (p, v) in values.enumerated().reversed() { inner.kernelAddresses[v] = b.parameter(p) }
                 var lowering = OpLowering(function: inner)
                 try lowering.emit(kernel)
@@ -137,7 +149,7 @@ struct FunctionLowering {
                 b.function = f
                 b.position(at: caller)
             }
-            _ = b.call(function, kernels.type(arguments: values.count), values.map { address($0) } + [batch, scratchAddress])
+            _ = b.call(function, kernels.type(arguments: values.count), values.map { address($0) } + [batch, scratchAddress, weightTable])
         }
         // outputs not computed in place (inputs, constants, aliases, repeats) are copied
         for (i, v) in graph.outputs.enumerated() where plan.location(v) != .parameter(inputCount + i) {
@@ -196,7 +208,7 @@ struct FunctionLowering {
                 if let savedBlock { b.position(at: savedBlock) }
                 let inputs = graph.bodies[index].inputs.count
                 bodies[index] = LoweredBody(function: LLVMGetNamedFunction(b.module, "\(name)_body\(index)")!,
-                                            type: b.functionType(b.i32, Array(repeating: b.pointer, count: inputs + 1) + [b.i64, b.pointer]),
+                                            type: b.functionType(b.i32, Array(repeating: b.pointer, count: inputs + 1) + [b.i64, b.pointer, b.pointer]),
                                             workspace: body.workspaceFloats)
             }
             let u = graph.type(of: node.results[0])

@@ -431,7 +431,8 @@ struct OpLowering {
     /// The next iterate and the body's workspace live in the kernel's scratch.
     func fixedPoint(_ node: Node) throws {
         guard case .int(let index)? = node.attributes["body"], case .int(let sweeps)? = node.attributes["sweeps"],
-              case .float(let tolerance)? = node.attributes["tolerance"], let body = f.bodies[index], let scratch = f.kernelScratch else {
+              case .float(let tolerance)? = node.attributes["tolerance"], let body = f.bodies[index], let scratch = f.kernelScratch,
+              let weights = f.kernelWeights else {
             fatalError("fixed_point lowered with its body")
         }
         let u = node.results[0], type = g.type(of: u)
@@ -450,7 +451,7 @@ struct OpLowering {
         b.condBranch(LLVMBuildICmp(b.builder, LLVMIntSLT, s, b.i64(sweeps), "")!, run, exit)
         b.position(at: run)
         let captured = node.operands.dropFirst().map { f.address($0) }
-        _ = b.call(body.function, body.type, [current] + captured + [next, f.batch!, bodyWorkspace])
+        _ = b.call(body.function, body.type, [current] + captured + [next, f.batch!, bodyWorkspace, weights])
         LLVMBuildStore(b.builder, LLVMConstInt(b.i1, 0, 0), moved)
         try b.loop(count) { i in
             let old = b.load(current, i), new = b.load(next, i)

@@ -22,16 +22,21 @@ public final class CompiledModel: @unchecked Sendable {
         public var latentShape: [Int]
         public var entries: [String]
         public var base: String
+        /// The weight file a model compiled with --external-weights reads (its recorded name).
+        public var externalWeightFile: String? { externalWeights?.file }
+        var externalWeights: ExternalWeights.Manifest?
 
         enum CodingKeys: String, CodingKey {
             case name, dtype, entries, base
+            case externalWeights = "external_weights"
             case inputShape = "input_shape"
             case latentShape = "latent_shape"
         }
     }
 
-    typealias Forward = @convention(c) (UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?, Int64, UnsafeMutableRawPointer?) -> Int32
-    typealias LogProb = @convention(c) (UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int64, UnsafeMutableRawPointer?) -> Int32
+    typealias Table = UnsafePointer<UnsafePointer<Float>?>?
+    typealias Forward = @convention(c) (UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?, Int64, UnsafeMutableRawPointer?, Table) -> Int32
+    typealias LogProb = @convention(c) (UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int64, UnsafeMutableRawPointer?, Table) -> Int32
     typealias WorkspaceSize = @convention(c) (Int32, Int64) -> UInt64
 
     public let path: String
@@ -46,9 +51,14 @@ public final class CompiledModel: @unchecked Sendable {
     private let logProbEntry: LogProb
     private let inverseEntry: Forward
     private let sampleEntry: Forward
+    /// The external weights' table (nil when the weights are embedded).
+    private let external: ExternalWeights?
+    private var table: Table { external.map { UnsafePointer($0.table) } }
 
-    /// Loads a compiled model, checking that it is a Flowc artifact of this ABI version.
-    public init(path: String, threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws {
+    /// Loads a compiled model, checking that it is a Flowc artifact of this ABI version. A model
+    /// compiled with --external-weights reads `weights` (default: the recorded file name next to
+    /// the .so), checked against the size and checksum recorded at compile time.
+    public init(path: String, weights: String? = nil, threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws {
         guard FileManager.default.fileExists(atPath: path) else { throw RuntimeError(message: "\(path): no such file") }
         try ELFCheck.validate(path)
         guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else {
@@ -83,6 +93,15 @@ public final class CompiledModel: @unchecked Sendable {
         self.logProbEntry = try symbol("flowc_log_prob", as: LogProb.self)
         self.inverseEntry = try symbol("flowc_inverse", as: Forward.self)
         self.sampleEntry = try symbol("flowc_sample", as: Forward.self)
+        if let manifest = decoded.externalWeights {
+            let file = weights ?? URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent(manifest.file).path
+            do { external = try ExternalWeights(path: file, manifest: manifest) } catch {
+                dlclose(handle)
+                throw error
+            }
+        } else {
+            external = nil
+        }
     }
 
     deinit { dlclose(handle) }
@@ -135,9 +154,9 @@ public final class CompiledModel: @unchecked Sendable {
     public func logProb(_ x: UnsafeBufferPointer<Float>, into output: UnsafeMutableBufferPointer<Float>) throws {
         let batch = try rows(x.count, inputElements)
         guard output.count >= batch else { throw RuntimeError(message: "the output buffer holds \(output.count) values; \(batch) rows need \(batch)") }
-        nonisolated(unsafe) let (input, out) = (x, output)
+        nonisolated(unsafe) let (input, out, weights) = (x, output, table)
         try parallel(batch: batch, entry: FLOWC_ENTRY_LOG_PROB) { first, count, workspace in
-            logProbEntry(input.baseAddress! + first * inputElements, out.baseAddress! + first, Int64(count), workspace)
+            logProbEntry(input.baseAddress! + first * inputElements, out.baseAddress! + first, Int64(count), workspace, weights)
         }
     }
 
@@ -147,9 +166,9 @@ public final class CompiledModel: @unchecked Sendable {
         guard output.count >= batch * outWidth, logdet.count >= batch else {
             throw RuntimeError(message: "output buffers too small for \(batch) rows: need \(batch * outWidth) and \(batch) values, got \(output.count) and \(logdet.count)")
         }
-        nonisolated(unsafe) let (i, o, l) = (input, output, logdet)
+        nonisolated(unsafe) let (i, o, l, weights) = (input, output, logdet, table)
         try parallel(batch: batch, entry: entry) { first, count, workspace in
-            f(i.baseAddress! + first * inWidth, o.baseAddress! + first * outWidth, l.baseAddress! + first, Int64(count), workspace)
+            f(i.baseAddress! + first * inWidth, o.baseAddress! + first * outWidth, l.baseAddress! + first, Int64(count), workspace, weights)
         }
     }
 

@@ -17,20 +17,22 @@ enum CompiledCommands {
                   --emit-llvm FILE    also write the optimised LLVM IR
                   --emit-asm FILE     also write the assembly
                   --emit-kernels FILE also write the kernels (fused loop nests) and memory plan of each entry point
+                  --external-weights  read the weights from the .safetensors file when the model is opened (checked
+                                      by size and checksum) instead of embedding them
                 """,
-                valued: ["--weights", "--param", "-o", "-O", "--target", "--emit-llvm", "--emit-asm", "--emit-kernels"], switches: [], run: compile),
-        Command(name: "info", summary: "print a compiled model's metadata", usage: "flowc info MODEL.so", valued: [], switches: [], run: info),
+                valued: ["--weights", "--param", "-o", "-O", "--target", "--emit-llvm", "--emit-asm", "--emit-kernels"], switches: ["--external-weights"], run: compile),
+        Command(name: "info", summary: "print a compiled model's metadata", usage: "flowc info MODEL.so [--weights FILE]", valued: ["--weights"], switches: [], run: info),
         Command(name: "logprob", summary: "log p(x) of a batch with a compiled model",
-                usage: "flowc logprob MODEL.so --input X.npy -o LOGP.npy [--threads N]", valued: ["--input", "-o", "--threads"], switches: [], run: logProb),
+                usage: "flowc logprob MODEL.so --input X.npy -o LOGP.npy [--threads N]", valued: ["--input", "-o", "--threads", "--weights"], switches: [], run: logProb),
         Command(name: "forward", summary: "x → z (and logdet) with a compiled model",
                 usage: "flowc forward MODEL.so --input X.npy -o Z.npy [--logdet LD.npy] [--threads N]",
-                valued: ["--input", "-o", "--logdet", "--threads"], switches: [], run: forward),
+                valued: ["--input", "-o", "--logdet", "--threads", "--weights"], switches: [], run: forward),
         Command(name: "inverse", summary: "z → x (and logdet of the inverse) with a compiled model",
                 usage: "flowc inverse MODEL.so --input Z.npy -o X.npy [--logdet LD.npy] [--threads N]",
-                valued: ["--input", "-o", "--logdet", "--threads"], switches: [], run: inverse),
+                valued: ["--input", "-o", "--logdet", "--threads", "--weights"], switches: [], run: inverse),
         Command(name: "sample", summary: "draw samples with a compiled model",
                 usage: "flowc sample MODEL.so -n N --seed S [--temperature T] -o OUT.npy [--threads N]",
-                valued: ["-n", "--seed", "--temperature", "-o", "--threads"], switches: [], run: sample),
+                valued: ["-n", "--seed", "--temperature", "-o", "--threads", "--weights"], switches: [], run: sample),
     ]
 
     static func compile(_ args: Arguments) throws {
@@ -42,7 +44,8 @@ enum CompiledCommands {
         let start = Date()
         let listing: ArtifactCompiler.Listing? = args.value("--emit-llvm") != nil ? .llvm : args.value("--emit-asm") != nil ? .assembly
             : args.value("--emit-kernels") != nil ? .kernels : nil
-        let text = try ArtifactCompiler.compile(model, options: .init(optimization: level, cpu: args.value("--target")), output: output, listing: listing)
+        let options = ArtifactCompiler.Options(optimization: level, cpu: args.value("--target"), externalWeights: args.flag("--external-weights"))
+        let text = try ArtifactCompiler.compile(model, options: options, output: output, listing: listing)
         if let text, let path = args.value("--emit-llvm") ?? args.value("--emit-asm") ?? args.value("--emit-kernels") {
             do { try text.write(toFile: path, atomically: true, encoding: .utf8) } catch { throw FlowError("cannot write: \(error.localizedDescription)", in: path) }
         }
@@ -52,7 +55,7 @@ enum CompiledCommands {
     static func load(_ args: Arguments) throws -> CompiledModel {
         guard args.positionals.count == 1 else { throw UsageError(message: "expected one MODEL.so") }
         do {
-            let model = try CompiledModel(path: args.positionals[0])
+            let model = try CompiledModel(path: args.positionals[0], weights: args.value("--weights"))
             if let t = args.value("--threads") {
                 guard let n = Int(t), n >= 1 else { throw UsageError(message: "--threads expects a positive integer") }
                 model.threads = n
@@ -69,6 +72,7 @@ enum CompiledCommands {
           latent \(m.metadata.dtype)[B, \(m.metadata.latentShape.map(String.init).joined(separator: ", "))]
           base   \(m.metadata.base)
           entry points \(m.metadata.entries.joined(separator: ", "))
+          weights \(m.metadata.externalWeightFile.map { "external: \($0)" } ?? "embedded")
         """)
     }
 

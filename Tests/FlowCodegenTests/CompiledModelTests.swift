@@ -146,3 +146,40 @@ final class CompiledJacobiTests: XCTestCase {
         XCTAssertTrue(c.passes, "\(c)")
     }
 }
+
+/// --external-weights: the .so holds no weight data; the runtime reads and checks the file.
+final class ExternalWeightsTests: XCTestCase {
+    func testExternalWeightsGiveTheSameResultsAndBadFilesAreErrors() throws {
+        let dir = NSTemporaryDirectory() + "flowc-external-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let weights = "\(dir)/c_realnvp64.safetensors"
+        try? FileManager.default.removeItem(atPath: weights)
+        try FileManager.default.copyItem(atPath: Repository.fixture("c_realnvp64.safetensors"), toPath: weights)
+        let model = try Elaborator.elaborate(path: Repository.referenceSpec("c_realnvp64"), options: .init(weightsPath: weights))
+        try ArtifactCompiler.compile(model, options: .init(externalWeights: true), output: "\(dir)/external.so")
+        let size = try FileManager.default.attributesOfItem(atPath: "\(dir)/external.so")[.size] as! Int
+        XCTAssertLessThan(size, 200_000, "the 985 kB of weights must not be embedded")
+        let embedded = try CompiledModel(path: try CompiledModelTests.artifact("c_realnvp64"))
+        let external = try CompiledModel(path: "\(dir)/external.so")    // finds the weights next to it
+        XCTAssertEqual(external.metadata.externalWeightFile, "c_realnvp64.safetensors")
+        let x = try ReferenceFixture("c_realnvp64").tensor("x").values.map { Float($0) }
+        XCTAssertEqual(try external.logProb(x), try embedded.logProb(x))
+        XCTAssertEqual(try external.sample(count: 5, seed: 3), try embedded.sample(count: 5, seed: 3))
+        // another model's weights, a modified copy, a missing file
+        let modified = "\(dir)/modified.safetensors"
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: weights))
+        bytes[bytes.count - 7] ^= 1
+        try bytes.write(to: URL(fileURLWithPath: modified))
+        let cases: [(String?, String)] = [
+            (Repository.fixture("c_realnvp2.safetensors"), "weight file has 553728 bytes, the model was compiled with a 985352-byte"),
+            (modified, "checksum"),
+            ("\(dir)/missing.safetensors", "external weight file not found"),
+        ]
+        for (file, expected) in cases {
+            XCTAssertThrowsError(try CompiledModel(path: "\(dir)/external.so", weights: file)) { XCTAssertTrue("\($0)".contains(expected), "\($0)") }
+            let cli = try ProcessResult.run(Repository.flowc, ["info", "\(dir)/external.so", "--weights", file!])
+            XCTAssertEqual(cli.status, 1)
+            XCTAssertTrue(cli.stderr.contains(expected), cli.stderr)
+        }
+    }
+}

@@ -5,6 +5,11 @@
  * reentrant: they keep no global mutable state; the caller supplies a workspace of
  * flowc_workspace_size(entry, batch) bytes (64-byte aligned) per concurrent call.
  * Arrays are float32, batch-first, C order; "per sample" shapes are in the metadata.
+ *
+ * `weights`: NULL when the weights are embedded (the default). A model compiled with
+ * --external-weights lists its weights in the metadata ("external_weights": file size,
+ * FNV-1a 64 checksum, and each tensor's name and shape, in order); the caller passes a table of
+ * pointers to their float32 data in that order, read from the checked .safetensors file.
  */
 #ifndef FLOWC_H
 #define FLOWC_H
@@ -31,16 +36,16 @@ extern "C" {
 
 uint32_t flowc_abi_version(void);
 
-/* JSON: {"name", "dtype", "input_shape", "latent_shape", "entries", "base", "flowc_version"}. */
+/* JSON: {"name", "dtype", "input_shape", "latent_shape", "entries", "base", "abi_version"[, "external_weights"]}. */
 const char *flowc_metadata(void);
 
 /* Bytes of workspace one call of `entry` needs for `batch` samples. */
 uint64_t flowc_workspace_size(int32_t entry, int64_t batch);
 
-int32_t flowc_forward(const float *x, float *z, float *logdet, int64_t batch, void *workspace);
-int32_t flowc_log_prob(const float *x, float *log_prob, int64_t batch, void *workspace);
-int32_t flowc_inverse(const float *z, float *x, float *logdet, int64_t batch, void *workspace);
-int32_t flowc_sample(const float *noise, float *x, float *logdet, int64_t batch, void *workspace);
+int32_t flowc_forward(const float *x, float *z, float *logdet, int64_t batch, void *workspace, const float *const *weights);
+int32_t flowc_log_prob(const float *x, float *log_prob, int64_t batch, void *workspace, const float *const *weights);
+int32_t flowc_inverse(const float *z, float *x, float *logdet, int64_t batch, void *workspace, const float *const *weights);
+int32_t flowc_sample(const float *noise, float *x, float *logdet, int64_t batch, void *workspace, const float *const *weights);
 
 #ifdef __cplusplus
 }
