@@ -183,3 +183,41 @@ final class ExternalWeightsTests: XCTestCase {
         }
     }
 }
+
+/// The IR/std flows that no fixture covers, and the default example, compiled against the
+/// interpreter on every entry point (1e-4 + 1e-4·|b|, as CompiledModelTests).
+final class CompiledStandardLibraryTests: XCTestCase {
+    func testEveryEntryPointMatchesTheInterpreter() throws {
+        let models: [(String, Model)] = [
+            ("std_mix", try TestModels.StandardMix.model()),
+            ("glow_multiscale", try TestModels.GlowMultiscale.model()),
+            ("examples/default", try Elaborator.elaborate(path: Repository.path("examples/default/realnvp2.flow"))),
+        ]
+        for (name, model) in models {
+            let path = NSTemporaryDirectory() + "flowc-std-\(getpid())-\(name.replacingOccurrences(of: "/", with: "_")).so"
+            try ArtifactCompiler.compile(model, output: path)
+            let compiled = try CompiledModel(path: path)
+            let store = try WeightStore(path: model.weightsPath!)
+            let type = model.flow.type(of: model.flow.inputs[0])
+            let x = Philox.normals(seed: 8, firstRow: 0, rows: 40, perRow: type.elementsPerSample).map { 1.5 * $0 }
+            let input = Tensor(shape: type.shape(batch: 40), values: x.map { Double(Float($0)) })
+            func interpret(_ entry: EntryPoints.Entry, _ t: Tensor) throws -> [Tensor] {
+                try Interpreter(graph: try EntryPoints.graph(entry, of: model), weights: store, precision: .f32).run([t])
+            }
+            func check(_ what: String, _ a: [Float], _ b: Tensor) {
+                let c = Closeness.compare(a.map(Double.init), b.values, atol: 1e-4, rtol: 1e-4)
+                XCTAssertTrue(c.passes, "\(name) \(what): \(c)")
+            }
+            let xf = input.values.map { Float($0) }
+            let forward = try compiled.forward(xf), expected = try interpret(.forward, input)
+            check("z", forward.z, expected[0])
+            check("logdet", forward.logdet, expected[1])
+            check("log_prob", try compiled.logProb(xf), try interpret(.logProb, input)[0])
+            let latent = model.flow.type(of: model.flow.outputs[0])
+            let z = Tensor(shape: latent.shape(batch: 40), values: forward.z.map(Double.init))
+            let inverse = try compiled.inverse(forward.z), expectedInverse = try interpret(.inverse, z)
+            check("inverse x", inverse.x, expectedInverse[0])
+            check("inverse logdet", inverse.logdet, expectedInverse[1])
+        }
+    }
+}

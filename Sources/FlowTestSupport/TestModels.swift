@@ -1,0 +1,125 @@
+import FlowIR
+import Foundation
+
+/// Models with generated weights that exercise IR/std beyond the reference fixtures, shared by
+/// the derivation, interpreter and codegen tests.
+public enum TestModels {
+    /// NICE and tanh-RealNVP couplings, a reversal, a permutation and an nflows spline coupling.
+    public enum StandardMix {
+        public static let spec = """
+        import "std/coupling.flow"
+        import "std/nflows.flow"
+        import "std/permutations.flow"
+
+        model std_mix {
+          input x: f32[B, 6]
+          flow {
+            x = additive_coupling(x, "add", 2, "tanh")
+            x = reverse_features(x)
+            x = affine_coupling(x, "aff", 2, "relu")
+            x = permute_features(x, [2, 0, 4, 1, 5, 3])
+            xa = slice(x, axis=1, start=0, end=3)
+            xb = slice(x, axis=1, start=3)
+            p = reshape(mlp(xa, "spl", 2, "relu"), [B, 3, 11])
+            return concat(xa, nflows_spline(xb, p, 4, 3.0), axis=1)
+          }
+        }
+        """
+
+    /// Deterministic pseudo-random weights with PyTorch's default Linear initialisation,
+        /// U(-1/√fan_in, 1/√fan_in) for weights and biases, from a seed; the spline network's last
+        /// layer is scaled by 0.1 (flows are initialised near the identity). With the plain scale
+        /// some random splines get slopes near nflows' minimum 1e-3 and the map's condition number
+        /// reaches 1e4, which no f32 round trip survives to 1e-4.
+            public static func weights(seed: UInt64) -> [(name: String, shape: [Int], values: [Double])] {
+            var state = seed
+            func uniform(_ n: Int, bound: Double) -> [Double] {
+                (0..<n).map { _ in
+                    state = state &* 6364136223846793005 &+ 1442695040888963407
+                    return (Double(state >> 11) / Double(1 << 53) * 2 - 1) * bound
+                }
+            }
+            let h = 8
+            let layers: [(String, Int, Int)] = [("add.0", 3, h), ("add.2", h, 3), ("aff.0", 3, h), ("aff.2", h, 6), ("spl.0", 3, h), ("spl.2", h, 33)]
+            return layers.flatMap { name, fanIn, fanOut in
+                let bound = (name == "spl.2" ? 0.1 : 1) / Double(fanIn).squareRoot()
+                return [(name: "\(name).weight", shape: [fanOut, fanIn], values: uniform(fanOut * fanIn, bound: bound)),
+                        (name: "\(name).bias", shape: [fanOut], values: uniform(fanOut, bound: bound))]
+            }
+        }
+
+
+        public static func model(seed: UInt64 = 7) throws -> Model {
+            let path = NSTemporaryDirectory() + "flowc-std-\(getpid())-\(seed).safetensors"
+            try SafetensorsFile.write(weights(seed: seed), to: path)
+            return try Elaborator.elaborate(text: spec, path: Repository.path("Tests/std_mix.flow"), options: .init(weightsPath: path))
+        }
+    }
+
+    /// A two-level Glow on 8x8x1 with the learned conditional prior.
+    public enum GlowMultiscale {
+        public static let spec = """
+        import "std/glow.flow"
+
+        param K = 2
+
+        model glow_multiscale {
+          input x: f32[B, 1, 8, 8]
+          base normal
+          flow {
+            h = squeeze2x2(x)
+            for k in 0..<K { h = glow_step(h, "levels.0.steps.{k}") }
+            h, e1 = split_prior(h, "levels.0.prior")
+            h = squeeze2x2(h)
+            for k in 0..<K { h = glow_step(h, "levels.1.steps.{k}") }
+            return concat(flatten(e1), flatten(top_prior(h, "top")), axis=1)
+          }
+        }
+        """
+
+        public static func weights(seed: UInt64) -> [(name: String, shape: [Int], values: [Double])] {
+            var state = seed
+            func uniform(_ n: Int, _ bound: Double) -> [Double] {
+                (0..<n).map { _ in
+                    state = state &* 6364136223846793005 &+ 1442695040888963407
+                    return (Double(state >> 11) / Double(1 << 53) * 2 - 1) * bound
+                }
+            }
+            var out: [(name: String, shape: [Int], values: [Double])] = []
+            func add(_ name: String, _ shape: [Int], _ values: [Double]) { out.append((name, shape, values)) }
+            for (level, c) in [(0, 4), (1, 8)] {
+                for k in 0..<2 {
+                    let p = "levels.\(level).steps.\(k)"
+                    add("\(p).actnorm.loc", [1, c, 1, 1], uniform(c, 0.3))
+                    add("\(p).actnorm.logs", [1, c, 1, 1], uniform(c, 0.3))
+                    // a cyclic-shift permutation matrix
+                    add("\(p).invconv.w_p", [c, c], (0..<(c * c)).map { ($0 / c + k + 1) % c == $0 % c ? 1 : 0 })
+                    add("\(p).invconv.sign_s", [c], (0..<c).map { $0 % 2 == 0 ? 1 : -1 })
+                    add("\(p).invconv.log_s", [c], uniform(c, 0.2))
+                    add("\(p).invconv.w_l", [c, c], uniform(c * c, 0.3))
+                    add("\(p).invconv.w_u", [c, c], uniform(c * c, 0.3))
+                    let hidden = 8
+                    add("\(p).coupling.net.0.weight", [hidden, c / 2, 3, 3], uniform(hidden * c / 2 * 9, 1 / Double(c / 2 * 9).squareRoot()))
+                    add("\(p).coupling.net.0.bias", [hidden], uniform(hidden, 0.1))
+                    add("\(p).coupling.net.2.weight", [hidden, hidden, 1, 1], uniform(hidden * hidden, 1 / Double(hidden).squareRoot()))
+                    add("\(p).coupling.net.2.bias", [hidden], uniform(hidden, 0.1))
+                    add("\(p).coupling.net.4.weight", [c, hidden, 3, 3], uniform(c * hidden * 9, 0.05))
+                    add("\(p).coupling.net.4.bias", [c], uniform(c, 0.1))
+                }
+            }
+            add("levels.0.prior.weight", [4, 2, 3, 3], uniform(72, 0.1))
+            add("levels.0.prior.bias", [4], uniform(4, 0.1))
+            add("levels.0.prior.logs", [1, 4, 1, 1], uniform(4, 0.1))
+            add("top.mean", [1, 8, 2, 2], uniform(32, 0.5))
+            add("top.logs", [1, 8, 2, 2], uniform(32, 0.3))
+            return out
+        }
+
+        public static func model() throws -> Model {
+            let path = NSTemporaryDirectory() + "flowc-glow-ms-\(getpid()).safetensors"
+            try SafetensorsFile.write(weights(seed: 11), to: path)
+            return try Elaborator.elaborate(text: spec, path: Repository.path("Tests/glow_multiscale.flow"), options: .init(weightsPath: path))
+        }
+
+    }
+}
