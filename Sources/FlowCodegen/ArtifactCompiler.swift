@@ -44,20 +44,15 @@ public enum ArtifactCompiler {
         let kernels = KernelCache(builder: b)
         var sizes: [(Int32, Int, Int)] = []
         var kernelListing = ""
-        let timing = ProcessInfo.processInfo.environment["FLOWC_TIMING"] != nil
-        var clock = Date()
-        func lap(_ what: String) {
-            if timing { FileHandle.standardError.write("\(what): \(String(format: "%.2f", Date().timeIntervalSince(clock))) s\n".data(using: .utf8)!) }
-            clock = Date()
-        }
+        var timer = PhaseTimer()
         for (entry, symbol, id) in entries {
             let graph = try EntryPoints.graph(entry, of: model)
-            lap("derive \(symbol) (\(graph.nodes.count) ops)")
+            timer.lap("derive \(symbol) (\(graph.nodes.count) ops)")
             var lowering = try FunctionLowering(graph: graph, builder: b, fold: { try globals.fold($0, weights: weights) }, kernels: kernels)
-            lap("fold constants")
+            timer.lap("fold constants")
             try lowering.emit(name: symbol)
             kernelListing += lowering.describeKernels(name: symbol)
-            lap("lower (\(kernels.count) kernels so far)")
+            timer.lap("lower (\(kernels.count) kernels so far)")
             sizes.append((id, lowering.workspaceFloats.fixed, lowering.workspaceFloats.perSample))
         }
         emitWorkspaceSize(b, sizes)

@@ -15,19 +15,14 @@ struct TargetEmitter {
         LLVMInitializeX86AsmPrinter()
         let location = SourceLocation.synthetic("codegen")
         var message: UnsafeMutablePointer<CChar>?
-        let timing = ProcessInfo.processInfo.environment["FLOWC_TIMING"] != nil
-        var clock = Date()
-        func lap(_ what: String) {
-            if timing { FileHandle.standardError.write("\(what): \(String(format: "%.2f", Date().timeIntervalSince(clock))) s\n".data(using: .utf8)!) }
-            clock = Date()
-        }
+        var timer = PhaseTimer()
         if LLVMVerifyModule(b.module, LLVMReturnStatusAction, &message) != 0 {
             let text = message.map { String(cString: $0) } ?? ""
             LLVMDisposeMessage(message)
             throw FlowError("internal: generated LLVM IR does not verify: \(text.prefix(2000))", at: location)
         }
         LLVMDisposeMessage(message)
-        lap("verify")
+        timer.lap("verify")
         let triple = LLVMGetDefaultTargetTriple()!
         defer { LLVMDisposeMessage(triple) }
         var target: LLVMTargetRef?
@@ -54,7 +49,7 @@ struct TargetEmitter {
             let text = String(cString: LLVMGetErrorMessage(error))
             throw FlowError("LLVM optimisation failed: \(text)", at: location)
         }
-        lap("optimise")
+        timer.lap("optimise")
         var text: String?
         switch listing {
         case .llvm:
@@ -74,10 +69,10 @@ struct TargetEmitter {
             let reason = message.map { String(cString: $0) } ?? ""
             throw FlowError("cannot write the object file: \(reason)", in: object)
         }
-        lap("emit object")
+        timer.lap("emit object")
         defer { try? FileManager.default.removeItem(atPath: object) }
         try link(object: object, output: output)
-        lap("link")
+        timer.lap("link")
         return text
     }
 
