@@ -166,6 +166,7 @@ struct FunctionLowering {
                 }
             }
         }
+        if checkInput { try emitOutputChecks() }
         b.ret(b.i32(0))
     }
 
@@ -192,6 +193,26 @@ struct FunctionLowering {
         b.position(at: nonfinite)
         b.ret(b.i32(1))
         b.position(at: body)
+    }
+
+    /// Every output value finite, else return 3: the compiled code never hands back a silent NaN.
+    mutating func emitOutputChecks() throws {
+        let nonfinite = b.block("nonfinite_output")
+        for (i, v) in graph.outputs.enumerated() {
+            let t = graph.type(of: v)
+            let count = b.mul(batch, b.i64(t.elementsPerSample))
+            try b.loop(count) { j in
+                let y = b.load(parameters[graph.inputs.count + i], j)
+                let next = b.block("finite_output")
+                b.condBranch(b.fcmp(LLVMRealOLT, b.intrinsic("llvm.fabs", [y]), b.f32(Double(Float.infinity))), next, nonfinite)
+                b.position(at: next)
+            }
+        }
+        let done = b.block("outputs_checked")
+        b.branch(done)
+        b.position(at: nonfinite)
+        b.ret(b.i32(3))
+        b.position(at: done)
     }
 
     /// Lowers the bodies the graph's fixed_point nodes run, and sizes the loop scratch:

@@ -211,7 +211,9 @@ public final class CompiledModel: @unchecked Sendable {
             }
         }
         if let bad = codes.firstIndex(where: { $0 != FLOWC_OK }) {
-            let what = codes[bad] == FLOWC_ERROR_NONFINITE_INPUT ? "an input value is NaN or infinite" : "error code \(codes[bad])"
+            let what = codes[bad] == FLOWC_ERROR_NONFINITE_INPUT ? "an input value is NaN or infinite"
+                : codes[bad] == FLOWC_ERROR_NONFINITE_OUTPUT ? "the model produced a NaN or infinite value (an input far outside the model's range?)"
+                : "error code \(codes[bad])"
             throw RuntimeError(message: "\(metadata.name): rows \(bad * CompiledModel.chunkRows)..<\(min(batch, (bad + 1) * CompiledModel.chunkRows)): \(what)")
         }
     }

@@ -81,6 +81,8 @@ final class CompiledModelTests: XCTestCase {
         XCTAssertThrowsError(try model.logProb([1, 2, 3])) { XCTAssertTrue("\($0)".contains("rows of 2 values, got 3"), "\($0)") }
         XCTAssertThrowsError(try model.logProb([1, .nan])) { XCTAssertTrue("\($0)".contains("an input value is NaN or infinite"), "\($0)") }
         XCTAssertThrowsError(try model.sample(count: 0, seed: 1)) { XCTAssertTrue("\($0)".contains("at least 1"), "\($0)") }
+        // z² overflows f32 for |x| ≈ 1e30: an error, not a silent infinity
+        XCTAssertThrowsError(try model.logProb([1e30, 1e30])) { XCTAssertTrue("\($0)".contains("produced a NaN or infinite value"), "\($0)") }
     }
 
     /// Foreign, truncated and wrong-version shared objects are clear errors, never crashes.

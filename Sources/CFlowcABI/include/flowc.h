@@ -33,6 +33,7 @@ extern "C" {
 #define FLOWC_OK 0
 #define FLOWC_ERROR_NONFINITE_INPUT 1   /* an input value is NaN or infinite */
 #define FLOWC_ERROR_BAD_BATCH 2         /* batch < 1 */
+#define FLOWC_ERROR_NONFINITE_OUTPUT 3  /* a result overflowed or left an op's domain (NaN or infinite) */
 
 uint32_t flowc_abi_version(void);
 
