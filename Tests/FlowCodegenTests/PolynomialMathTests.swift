@@ -6,7 +6,9 @@ import XCTest
 
 /// The generated exp, log, tanh, sigmoid and softplus against f64 (Foundation), in units in
 /// the last place of the f32 result: each function compiled as a one-op flow, evaluated on a
-/// dense sweep of its range. The bounds asserted are the measured maxima rounded up.
+/// dense sweep of its range (tanh up to |x| = 8: beyond, f32 tanh is exactly ±1 and the flow's
+/// log-det ln(1 - y²) is -inf, which the compiled entry point reports as an error). The bounds
+/// asserted are the measured maxima rounded up.
 final class PolynomialMathTests: XCTestCase {
     func compiled(_ op: String) throws -> CompiledModel {
         let text = "model m {\n  input x: f32[B, 1]\n  flow { return \(op)(x) }\n}\n"
@@ -35,7 +37,7 @@ final class PolynomialMathTests: XCTestCase {
         let results: [(String, Double, Double)] = [
             ("exp", try ulps("exp", sweep(-87, 88, 40001)) { Foundation.exp($0) }, 1),
             ("log", try ulps("log", logInputs) { Foundation.log($0) }, 1),
-            ("tanh", try ulps("tanh", sweep(-10, 10, 40001) + sweep(-0.07, 0.07, 2001)) { Foundation.tanh($0) }, 3),
+            ("tanh", try ulps("tanh", sweep(-8, 8, 40001) + sweep(-0.07, 0.07, 2001)) { Foundation.tanh($0) }, 3),
             ("sigmoid", try ulps("sigmoid", sweep(-80, 80, 40001)) { 1 / (1 + Foundation.exp(-$0)) }, 2),
             ("softplus", try ulps("softplus", sweep(-80, 80, 40001)) { Swift.max($0, 0) + Foundation.log1p(Foundation.exp(-Swift.abs($0))) }, 2),
         ]
