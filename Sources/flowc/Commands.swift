@@ -31,7 +31,7 @@ enum Commands {
                   --entry ENTRY       flow (x → z, the default), forward (x → z, logdet), log_prob (x → log p(x)),
                                       inverse (z → x, logdet of the inverse) or sample (seed, n → x)
                   --input FILE        batch of inputs, shape (N, ...) matching the model's input (or latent for
-                                      inverse), f32 or f64
+                                      inverse), f32 or f64; once per input for models with several (x, t)
                   -n N, --seed S      sample: how many samples and the seed of the counter-based noise
                   --temperature T     sample: scale of the base noise (default 1)
                   --output FILE       where to write the result (.npy, f32; f64 with --f64)
@@ -75,6 +75,10 @@ enum Commands {
         print(Printer.print(model), terminator: "")
         let g = model.flow
         print("# \(g.nodes.count) ops; input \(g.type(of: g.inputs[0])) → output \(g.outputs.map { g.type(of: $0).description }.joined(separator: ", ")); verified")
+        guard model.kind == .flow else {
+            print("# \(model.kind): a network that samplers integrate (no inverse to derive)")
+            return
+        }
         let steps = try InvertibilityAnalysis.analyze(g, weights: try model.weightsPath.map { try WeightStore(path: $0) })
         print("# invertible: the output determines the input in \(steps.count) inversion steps; log-det derived")
     }
@@ -96,6 +100,7 @@ enum Commands {
         let precision: Precision = args.flag("--f64") ? .f64 : .f32
         let interpreter = try Interpreter(graph: graph, weights: try model.weightsPath.map { try WeightStore(path: $0) }, precision: precision)
         let input: Tensor
+        var extraInputs: [Tensor] = []
         let inputName: String
         if sampling {
             guard let n = Int(try args.required("-n")), n >= 1, n <= 100_000_000 else { throw UsageError(message: "-n must be an integer in 1...100000000") }
@@ -111,13 +116,18 @@ enum Commands {
             input = Tensor(shape: latent.shape(batch: n), values: EntryPoints.noise(of: model, seed: seed, firstRow: 0, rows: n, temperature: temperature))
             inputName = "noise(seed \(seed), n \(n))"
         } else {
-            let inputPath = try args.required("--input")
-            let array = try NpyArray.read(path: inputPath)
+            let paths = args.values("--input")
+            guard !paths.isEmpty else { throw UsageError(message: "missing required option --input") }
+            guard paths.count == graph.inputs.count else {
+                throw UsageError(message: "the model takes \(graph.inputs.count) input(s) (\(graph.inputNames.joined(separator: ", "))); give --input once for each, in that order")
+            }
+            extraInputs = try paths.dropFirst().map { let a = try NpyArray.read(path: $0); return Tensor(shape: a.shape, values: a.values) }
+            let array = try NpyArray.read(path: paths[0])
             input = Tensor(shape: array.shape, values: array.values)
-            inputName = inputPath
+            inputName = paths[0]
         }
         let outputs: [Tensor]
-        do { outputs = try interpreter.run([input]) } catch var e as FlowError {
+        do { outputs = try interpreter.run([input] + extraInputs) } catch var e as FlowError {
             if e.location.hasPrefix("input") { e.location = "\(inputName): \(e.location)" }
             throw e
         }

@@ -178,6 +178,7 @@ public struct Elaborator {
         var model = Model(name: modelDecl.name, base: base, weightsPath: options.weightsPath, flow: graph)
         model.declaredWeights = modelDecl.weights?.0
         model.causalInverse = causalInverse
+        if let (name, args, at) = modelDecl.kind { model.kind = try elaborateKind(name, args, at, inputs: modelDecl.inputs.count) }
         if model.weightsPath == nil, let w = weights { model.weightsPath = w.file.path }
         try Verifier.verify(model.flow)
         return model
@@ -206,6 +207,34 @@ public struct Elaborator {
             names[key] = WeightReference(name: resolved, shape: info.shape)
         }
         return .diagonalNormal(loc: names["loc"]!, scale: names["scale"]!)
+    }
+
+    /// `kind flow`, `kind velocity(noise_at=T)` (inputs x, t) or `kind mean_velocity(noise_at=T)`
+    /// (inputs z, r, t); T is 0 or 1.
+    func elaborateKind(_ name: String, _ args: [(String, Expr)], _ at: SourceLocation, inputs: Int) throws -> ModelKind {
+        var noiseAt: Double?
+        for (key, expr) in args {
+            guard key == "noise_at" else { throw FlowError("kind \(name) takes noise_at=0 or noise_at=1, not '\(key)'", at: at) }
+            var scope = globals
+            var copy = self
+            guard let v = try copy.evaluate(expr, &scope).number, v == 0 || v == 1 else {
+                throw FlowError("noise_at must be 0 or 1 (the end of the time interval where the path is noise)", at: at)
+            }
+            noiseAt = v
+        }
+        switch name {
+        case "flow":
+            guard args.isEmpty else { throw FlowError("kind flow takes no arguments", at: at) }
+            return .flow
+        case "velocity":
+            guard inputs == 2 else { throw FlowError("a velocity model takes two inputs, x and t (f32[B, 1]); it declares \(inputs)", at: at) }
+            return .velocity(noiseAt: noiseAt ?? 0)
+        case "mean_velocity":
+            guard inputs == 3 else { throw FlowError("a mean_velocity model takes three inputs, z, r and t; it declares \(inputs)", at: at) }
+            return .meanVelocity(noiseAt: noiseAt ?? 1)
+        default:
+            throw FlowError("unknown model kind '\(name)'; expected flow, velocity or mean_velocity", at: at)
+        }
     }
 
     /// Elaborates `body k(...) { ... }` declarations into graphs, in index order 0, 1, ...

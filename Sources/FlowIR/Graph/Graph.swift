@@ -118,6 +118,18 @@ public struct WeightReference: Sendable, Hashable {
     }
 }
 
+/// What a model's body computes.
+public enum ModelKind: Sendable, Hashable {
+    /// A bijection x → z (normalizing flow).
+    case flow
+    /// A velocity field v(x, t) of an ODE dx/dt = v (flow matching, rectified flow); `noiseAt`
+    /// is the time where the path is noise (0 for Meta's flow_matching and torchcfm).
+    case velocity(noiseAt: Double)
+    /// An average velocity u(z, r, t) on [r, t] (MeanFlow), z_r = z_t − (t − r)·u(z_t, r, t);
+    /// `noiseAt` is the noise end (1 in the MeanFlow paper).
+    case meanVelocity(noiseAt: Double)
+}
+
 /// How the inverse undoes autoregressive (causal) blocks.
 public enum CausalInverseMode: Sendable, Hashable {
     /// The fixed-point iteration unrolled for exactly as many sweeps as the dependency chain
@@ -138,6 +150,8 @@ public struct Model: Sendable {
     public var declaredWeights: String?
     /// The `inverse ...` line: how autoregressive blocks are inverted.
     public var causalInverse: CausalInverseMode = .sequential
+    /// The `kind ...` line (a flow unless declared).
+    public var kind: ModelKind = .flow
     public var flow: Graph
 
     public init(name: String, base: BaseDensity, weightsPath: String?, flow: Graph) {

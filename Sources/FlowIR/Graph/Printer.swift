@@ -5,6 +5,11 @@ public enum Printer {
         var out = "model \(model.name) {\n"
         let g = model.flow
         for (v, name) in zip(g.inputs, g.inputNames) { out += "  input \(name): \(g.type(of: v))\n" }
+        switch model.kind {
+        case .flow: break
+        case .velocity(let t): out += "  kind velocity(noise_at=\(Attribute.format(t)))\n"
+        case .meanVelocity(let t): out += "  kind mean_velocity(noise_at=\(Attribute.format(t)))\n"
+        }
         switch model.base {
         case .standardNormal: out += "  base normal\n"
         case .diagonalNormal(let loc, let scale): out += "  base normal(loc=\(Attribute.string(loc.name)), scale=\(Attribute.string(scale.name)))\n"

@@ -144,6 +144,11 @@ public struct Parser {
                 model.inverse = (mode, args, itemAt)
             case "body":
                 model.bodies.append(try parseBody(itemAt))
+            case "kind":
+                let kind = try expectIdentifier("after 'kind' (flow, velocity or mean_velocity)")
+                let args = try parseKeywordArguments("a model-kind")
+                if model.kind != nil { throw FlowError("the model declares 'kind' twice", at: itemAt) }
+                model.kind = (kind, args, itemAt)
             case "weights":
                 if model.weights != nil { throw FlowError("the model declares 'weights' twice", at: itemAt) }
                 model.weights = (try expectString("after 'weights' (the .safetensors path)"), itemAt)
@@ -151,7 +156,7 @@ public struct Parser {
                 if model.flow != nil { throw FlowError("the model declares 'flow' twice", at: itemAt) }
                 model.flow = try parseBlock("flow")
             default:
-                throw FlowError("unknown model item '\(word)'; expected 'input', 'base', 'weights', 'inverse', 'flow' or 'body'", at: itemAt)
+                throw FlowError("unknown model item '\(word)'; expected 'input', 'kind', 'base', 'weights', 'inverse', 'flow' or 'body'", at: itemAt)
             }
             try endOfStatement()
             skipNewlines()

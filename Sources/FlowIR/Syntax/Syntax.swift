@@ -55,6 +55,8 @@ public struct ModelDecl: Sendable {
     public var bodies: [BodyDecl] = []
     /// `inverse sequential` or `inverse jacobi(tolerance=...)`.
     public var inverse: (String, [(String, Expr)], SourceLocation)?
+    /// `kind velocity(noise_at=0)` or `kind mean_velocity(noise_at=1)`.
+    public var kind: (String, [(String, Expr)], SourceLocation)?
     public var location: SourceLocation
 }
 
