@@ -32,7 +32,7 @@ let package = Package(
         .testTarget(name: "FlowIRTests", dependencies: ["FlowIR", "FlowRandom", "FlowTestSupport"]),
         .testTarget(name: "FlowPassesTests", dependencies: ["FlowIR", "FlowRandom", "FlowPasses", "FlowInterpreter", "FlowTestSupport"]),
         .testTarget(name: "FlowCodegenTests", dependencies: ["FlowIR", "FlowRandom", "FlowPasses", "FlowInterpreter", "FlowCodegen", "FlowRuntime", "FlowTestSupport"]),
-        .testTarget(name: "FlowInterpreterTests", dependencies: ["FlowIR", "FlowInterpreter", "FlowTestSupport"]),
+        .testTarget(name: "FlowInterpreterTests", dependencies: ["FlowIR", "FlowPasses", "FlowInterpreter", "FlowTestSupport"]),
         .testTarget(name: "FlowcCLITests", dependencies: ["FlowTestSupport"]),
     ]
 )

@@ -20,10 +20,13 @@ public enum ArtifactCompiler {
         /// (read and checked when the model is opened) instead of embedding them; values
         /// computed from weights at compile time (masked weights, LU products) stay embedded.
         public var externalWeights: Bool
-        public init(optimization: Int = 3, cpu: String? = nil, externalWeights: Bool = false) {
+        /// For velocity and mean-velocity models: the sampler compiled into `flowc_sample`.
+        public var sampler: (ODESampler, Int)?
+        public init(optimization: Int = 3, cpu: String? = nil, externalWeights: Bool = false, sampler: (ODESampler, Int)? = nil) {
             self.optimization = optimization
             self.cpu = cpu
             self.externalWeights = externalWeights
+            self.sampler = sampler
         }
     }
 
@@ -45,8 +48,13 @@ public enum ArtifactCompiler {
         var sizes: [(Int32, Int, Int)] = []
         var kernelListing = ""
         var timer = PhaseTimer()
+        let available = EntryPoints.entries(of: model)
         for (entry, symbol, id) in entries {
-            let graph = try EntryPoints.graph(entry, of: model)
+            guard available.contains(entry) else {
+                emitMissingEntry(b, symbol: symbol, outputs: entry == .logProb ? 1 : 2)
+                continue
+            }
+            let graph = try EntryPoints.graph(entry, of: model, sampler: options.sampler)
             timer.lap("derive \(symbol) (\(graph.nodes.count) ops)")
             var lowering = try FunctionLowering(graph: graph, builder: b, fold: { try globals.fold($0, weights: weights) }, kernels: kernels)
             timer.lap("fold constants")
@@ -59,6 +67,13 @@ public enum ArtifactCompiler {
         try emitMetadata(b, model, external: globals.externalWeights, file: weights?.file.path)
         let text = try TargetEmitter(options: options).emit(b, output: output, listing: listing == .kernels ? nil : listing)
         return listing == .kernels ? kernelListing + "\n\(kernels.count) distinct kernel functions in the module\n" : text
+    }
+
+    /// An entry point the model does not have: returns FLOWC_ERROR_NO_ENTRY.
+    static func emitMissingEntry(_ b: IRBuilder, symbol: String, outputs: Int) {
+        let f = b.declare(symbol, b.functionType(b.i32, Array(repeating: b.pointer, count: 1 + outputs) + [b.i64, b.pointer, b.pointer]))
+        b.begin(f)
+        b.ret(b.i32(Int(FLOWC_ERROR_NO_ENTRY)))
     }
 
     /// uint64 flowc_workspace_size(int32 entry, int64 batch) = 4·(fixed + batch·perSample) + 64
@@ -79,6 +94,12 @@ public enum ArtifactCompiler {
         b.begin(version)
         b.ret(b.i32(Int(FLOWC_ABI_VERSION)))
         let input = model.flow.type(of: model.flow.inputs[0]).dims, latent = model.flow.type(of: model.flow.outputs[0]).dims
+        let kind: String
+        switch model.kind {
+        case .flow: kind = "flow"
+        case .velocity: kind = "velocity"
+        case .meanVelocity: kind = "mean_velocity"
+        }
         let base: String
         switch model.base {
         case .standardNormal: base = "normal"
@@ -86,7 +107,8 @@ public enum ArtifactCompiler {
         }
         let json = """
         {"name": \(Attribute.string(model.name)), "dtype": "f32", "input_shape": \(input), "latent_shape": \(latent), \
-        "entries": ["forward", "log_prob", "inverse", "sample"], "base": "\(base)", "abi_version": \(FLOWC_ABI_VERSION)\(try externalJSON(external, file))}
+        "entries": [\(EntryPoints.entries(of: model).map { "\"\($0.rawValue)\"" }.joined(separator: ", "))], "kind": "\(kind)", "base": "\(base)", \
+        "abi_version": \(FLOWC_ABI_VERSION)\(try externalJSON(external, file))}
         """
         let text = b.constantString(json, name: "metadata")
         let metadata = b.declare("flowc_metadata", b.functionType(b.pointer, []))

@@ -15,8 +15,22 @@ public enum EntryPoints {
         case sample
     }
 
-    public static func graph(_ entry: Entry, of model: Model) throws -> Graph {
+    /// The entry points a model of this kind has.
+    public static func entries(of model: Model) -> [Entry] {
+        model.kind == .flow ? Entry.allCases : [.sample]
+    }
+
+    /// The graph of an entry point. Velocity and mean-velocity models have only `sample`, by
+    /// `sampler` (method and steps; default: `ODESampler.defaults`).
+    public static func graph(_ entry: Entry, of model: Model, sampler: (ODESampler, Int)? = nil) throws -> Graph {
         let weights = try model.weightsPath.map { try WeightStore(path: $0) }
+        if model.kind != .flow {
+            guard entry == .sample else {
+                throw FlowError("a \(model.kind) model has only the sample entry point (its \(entry.rawValue) needs the continuous-flow likelihood, not built yet)", at: .synthetic("entry points"))
+            }
+            let (method, steps) = sampler ?? ODESampler.defaults(for: model.kind)
+            return try Simplify.run(try SamplerPass.sample(model, method: method, steps: steps), weights: weights)
+        }
         let derived: Graph
         switch entry {
         case .forward: derived = try LogDetPass.run(model.flow, weights: weights)

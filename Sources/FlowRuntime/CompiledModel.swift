@@ -127,6 +127,13 @@ public final class CompiledModel: @unchecked Sendable {
         return out
     }
 
+    /// Samples from given standard-normal base noise (rows of the latent shape).
+    public func sample(noise: [Float]) throws -> [Float] {
+        try twoOutputs(noise, inWidth: latentElements, outWidth: inputElements) { n, x, l in
+            try buffers(FLOWC_ENTRY_SAMPLE, sampleEntry, n, x, l, inWidth: latentElements, outWidth: inputElements)
+        }.0
+    }
+
     /// `count` samples from counter-based noise: row r uses Philox stream entries of row r, so
     /// the same seed gives the same samples whatever the batch split.
     public func sample(count: Int, seed: UInt64, temperature: Float = 1) throws -> [Float] {
@@ -192,6 +199,10 @@ public final class CompiledModel: @unchecked Sendable {
 
     /// Runs `call(firstRow, rows, workspace)` over fixed chunks of the batch on `threads` threads.
     private func parallel(batch: Int, entry: Int32, _ call: (Int, Int, UnsafeMutableRawPointer) -> Int32) throws {
+        let names = [FLOWC_ENTRY_FORWARD: "forward", FLOWC_ENTRY_LOG_PROB: "log_prob", FLOWC_ENTRY_INVERSE: "inverse", FLOWC_ENTRY_SAMPLE: "sample"]
+        guard let name = names[entry], metadata.entries.contains(name) else {
+            throw RuntimeError(message: "\(metadata.name) has no \(names[entry] ?? "such") entry point (it has: \(metadata.entries.joined(separator: ", ")))")
+        }
         let chunks = (batch + CompiledModel.chunkRows - 1) / CompiledModel.chunkRows
         let bytes = Int(workspaceSize(entry, Int64(min(batch, CompiledModel.chunkRows))))
         let workers = min(threads, chunks)

@@ -1,5 +1,6 @@
 import FlowCodegen
 import FlowIR
+import FlowPasses
 import FlowRuntime
 import Foundation
 
@@ -19,8 +20,12 @@ enum CompiledCommands {
                   --emit-kernels FILE also write the kernels (fused loop nests) and memory plan of each entry point
                   --external-weights  read the weights from the .safetensors file when the model is opened (checked
                                       by size and checksum) instead of embedding them
+                  --method M          velocity models: the sampler compiled in (euler, midpoint, heun, rk4_classic,
+                                      rk4_38 = torchdiffeq's rk4, meanflow); default rk4_38, meanflow for mean_velocity
+                  --steps N           its number of steps (default 8, 1 for meanflow)
                 """,
-                valued: ["--weights", "--param", "-o", "-O", "--target", "--emit-llvm", "--emit-asm", "--emit-kernels"], switches: ["--external-weights"], run: compile),
+                valued: ["--weights", "--param", "-o", "-O", "--target", "--emit-llvm", "--emit-asm", "--emit-kernels", "--method", "--steps"],
+                switches: ["--external-weights"], run: compile),
         Command(name: "info", summary: "print a compiled model's metadata", usage: "flowc info MODEL.so [--weights FILE]", valued: ["--weights"], switches: [], run: info),
         Command(name: "logprob", summary: "log p(x) of a batch with a compiled model",
                 usage: "flowc logprob MODEL.so --input X.npy -o LOGP.npy [--threads N]", valued: ["--input", "-o", "--threads", "--weights"], switches: [], run: logProb),
@@ -44,7 +49,16 @@ enum CompiledCommands {
         let start = Date()
         let listing: ArtifactCompiler.Listing? = args.value("--emit-llvm") != nil ? .llvm : args.value("--emit-asm") != nil ? .assembly
             : args.value("--emit-kernels") != nil ? .kernels : nil
-        let options = ArtifactCompiler.Options(optimization: level, cpu: args.value("--target"), externalWeights: args.flag("--external-weights"))
+        var sampler: (ODESampler, Int)?
+        if args.value("--method") != nil || args.value("--steps") != nil {
+            let defaults = ODESampler.defaults(for: model.kind)
+            guard let method = args.value("--method").map({ ODESampler(rawValue: $0) }) ?? defaults.0 else {
+                throw UsageError(message: "--method expects one of \(ODESampler.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            guard let steps = Int(args.value("--steps") ?? String(defaults.1)), steps >= 1 else { throw UsageError(message: "--steps expects a positive integer") }
+            sampler = (method, steps)
+        }
+        let options = ArtifactCompiler.Options(optimization: level, cpu: args.value("--target"), externalWeights: args.flag("--external-weights"), sampler: sampler)
         let text = try ArtifactCompiler.compile(model, options: options, output: output, listing: listing)
         if let text, let path = args.value("--emit-llvm") ?? args.value("--emit-asm") ?? args.value("--emit-kernels") {
             do { try text.write(toFile: path, atomically: true, encoding: .utf8) } catch { throw FlowError("cannot write: \(error.localizedDescription)", in: path) }

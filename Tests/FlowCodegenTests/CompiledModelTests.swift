@@ -223,3 +223,26 @@ final class CompiledStandardLibraryTests: XCTestCase {
         }
     }
 }
+
+/// The compiled samplers of velocity and mean-velocity models against the fixtures
+/// (1e-4 + 1e-4·|b|, as ODESamplerTests).
+final class CompiledSamplerTests: XCTestCase {
+    func testCompiledSamplersReproduceTheFixtures() throws {
+        let cases: [(String, ODESampler, Int, String)] = [
+            ("e_fm", .euler, 8, "sample_euler"), ("e_fm", .euler, 1, "sample_euler_1"), ("e_fm", .midpoint, 8, "sample_midpoint"),
+            ("e_fm", .rk4ThreeEighths, 8, "sample_rk4"), ("e_fm", .rk4Classic, 8, "sample_rk4_classic"),
+            ("f_meanflow", .meanflow, 1, "sample_1step"), ("f_meanflow", .meanflow, 2, "sample_2step"),
+        ]
+        for (key, method, steps, name) in cases {
+            let fixture = try ReferenceFixture(key)
+            let path = NSTemporaryDirectory() + "flowc-sampler-\(getpid())-\(name).so"
+            try ArtifactCompiler.compile(try fixture.model(), options: .init(sampler: (method, steps)), output: path)
+            let model = try CompiledModel(path: path)
+            XCTAssertEqual(model.metadata.entries, ["sample"])
+            let x = try model.sample(noise: try fixture.tensor("noise").values.map { Float($0) })
+            let c = Closeness.compare(x.map(Double.init), try fixture.tensor(name).values, atol: 1e-4, rtol: 1e-4)
+            XCTAssertTrue(c.passes, "\(name): \(c)")
+            XCTAssertThrowsError(try model.logProb([0, 0])) { XCTAssertTrue("\($0)".contains("has no log_prob entry point"), "\($0)") }
+        }
+    }
+}

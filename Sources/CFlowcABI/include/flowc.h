@@ -34,10 +34,12 @@ extern "C" {
 #define FLOWC_ERROR_NONFINITE_INPUT 1   /* an input value is NaN or infinite */
 #define FLOWC_ERROR_BAD_BATCH 2         /* batch < 1 */
 #define FLOWC_ERROR_NONFINITE_OUTPUT 3  /* a result overflowed or left an op's domain (NaN or infinite) */
+#define FLOWC_ERROR_NO_ENTRY 4          /* the model has no such entry point (see "entries" in the metadata) */
 
 uint32_t flowc_abi_version(void);
 
-/* JSON: {"name", "dtype", "input_shape", "latent_shape", "entries", "base", "abi_version"[, "external_weights"]}. */
+/* JSON: {"name", "dtype", "input_shape", "latent_shape", "entries", "kind", "base", "abi_version"[, "external_weights"]}.
+ * Velocity and mean-velocity models have only "sample" (an ODE sampler compiled in; its logdet output is 0). */
 const char *flowc_metadata(void);
 
 /* Bytes of workspace one call of `entry` needs for `batch` samples. */
