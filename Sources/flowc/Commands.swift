@@ -34,12 +34,13 @@ enum Commands {
                                       inverse), f32 or f64; once per input for models with several (x, t)
                   -n N, --seed S      sample: how many samples and the seed of the counter-based noise
                   --temperature T     sample: scale of the base noise (default 1)
+                  --method M, --steps N  sample, velocity models: the ODE sampler (see flowc compile --help)
                   --output FILE       where to write the result (.npy, f32; f64 with --f64)
                   --logdet FILE       forward / inverse: where to write the log-determinant, shape (N,)
                   --f64               interpret in double precision (the f64 oracle)
                   --print             also print the result rows
                 """,
-                valued: ["--weights", "--param", "--input", "--output", "--entry", "--logdet", "-n", "--seed", "--temperature"],
+                valued: ["--weights", "--param", "--input", "--output", "--entry", "--logdet", "-n", "--seed", "--temperature", "--method", "--steps"],
                 switches: ["--f64", "--print"], run: run),
         Command(name: "inspect", summary: "print the derived graphs (forward, log-det, inverse, log_prob) in the IR text form",
                 usage: """
@@ -70,6 +71,19 @@ enum Commands {
         return try Elaborator.elaborate(path: args.positionals[0], options: options)
     }
 
+    /// `--method M --steps N` for velocity models (nil: the kind's default).
+    static func samplerOption(_ args: Arguments, _ model: Model) throws -> (ODESampler, Int)? {
+        guard args.value("--method") != nil || args.value("--steps") != nil else { return nil }
+        let defaults = ODESampler.defaults(for: model.kind)
+        guard let method = args.value("--method").map({ ODESampler(rawValue: $0) }) ?? defaults.0 else {
+            throw UsageError(message: "--method expects one of \(ODESampler.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard let steps = Int(args.value("--steps") ?? String(defaults.1)), steps >= 1, steps <= 100_000 else {
+            throw UsageError(message: "--steps expects an integer in 1...100000")
+        }
+        return (method, steps)
+    }
+
     static func check(_ args: Arguments) throws {
         let model = try loadModel(args)
         print(Printer.print(model), terminator: "")
@@ -96,7 +110,8 @@ enum Commands {
         let sampling = entry == .sample
         if sampling && args.value("--input") != nil { throw UsageError(message: "--entry sample takes -n and --seed, not --input") }
         let model = try loadModel(args)
-        let graph = try sampling ? EntryPoints.graph(.sample, of: model) : entry.map { try EntryPoints.graph($0, of: model) } ?? model.flow
+        let sampler = try samplerOption(args, model)
+        let graph = try sampling ? EntryPoints.graph(.sample, of: model, sampler: sampler) : entry.map { try EntryPoints.graph($0, of: model) } ?? model.flow
         let precision: Precision = args.flag("--f64") ? .f64 : .f32
         let interpreter = try Interpreter(graph: graph, weights: try model.weightsPath.map { try WeightStore(path: $0) }, precision: precision)
         let input: Tensor

@@ -49,15 +49,7 @@ enum CompiledCommands {
         let start = Date()
         let listing: ArtifactCompiler.Listing? = args.value("--emit-llvm") != nil ? .llvm : args.value("--emit-asm") != nil ? .assembly
             : args.value("--emit-kernels") != nil ? .kernels : nil
-        var sampler: (ODESampler, Int)?
-        if args.value("--method") != nil || args.value("--steps") != nil {
-            let defaults = ODESampler.defaults(for: model.kind)
-            guard let method = args.value("--method").map({ ODESampler(rawValue: $0) }) ?? defaults.0 else {
-                throw UsageError(message: "--method expects one of \(ODESampler.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            guard let steps = Int(args.value("--steps") ?? String(defaults.1)), steps >= 1 else { throw UsageError(message: "--steps expects a positive integer") }
-            sampler = (method, steps)
-        }
+        let sampler = try Commands.samplerOption(args, model)
         let options = ArtifactCompiler.Options(optimization: level, cpu: args.value("--target"), externalWeights: args.flag("--external-weights"), sampler: sampler)
         let text = try ArtifactCompiler.compile(model, options: options, output: output, listing: listing)
         if let text, let path = args.value("--emit-llvm") ?? args.value("--emit-asm") ?? args.value("--emit-kernels") {
