@@ -17,13 +17,23 @@ public enum EntryPoints {
 
     /// The entry points a model of this kind has.
     public static func entries(of model: Model) -> [Entry] {
-        model.kind == .flow ? Entry.allCases : [.sample]
+        switch model.kind {
+        case .flow: return Entry.allCases
+        case .velocity: return [.logProb, .sample]
+        case .meanVelocity: return [.sample]
+        }
     }
+
+    /// RK4 steps of the continuous-flow likelihood (`CNFLikelihood`).
+    public static let likelihoodSteps = 32
 
     /// The graph of an entry point. Velocity and mean-velocity models have only `sample`, by
     /// `sampler` (method and steps; default: `ODESampler.defaults`).
     public static func graph(_ entry: Entry, of model: Model, sampler: (ODESampler, Int)? = nil) throws -> Graph {
         let weights = try model.weightsPath.map { try WeightStore(path: $0) }
+        if case .velocity = model.kind, entry == .logProb {
+            return try Simplify.run(try CNFLikelihood.logProb(model, steps: likelihoodSteps), weights: weights)
+        }
         if model.kind != .flow {
             guard entry == .sample else {
                 throw FlowError("a \(model.kind) model has only the sample entry point (its \(entry.rawValue) needs the continuous-flow likelihood, not built yet)", at: .synthetic("entry points"))

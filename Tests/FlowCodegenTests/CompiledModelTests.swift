@@ -238,11 +238,29 @@ final class CompiledSamplerTests: XCTestCase {
             let path = NSTemporaryDirectory() + "flowc-sampler-\(getpid())-\(name).so"
             try ArtifactCompiler.compile(try fixture.model(), options: .init(sampler: (method, steps)), output: path)
             let model = try CompiledModel(path: path)
-            XCTAssertEqual(model.metadata.entries, ["sample"])
+            XCTAssertEqual(model.metadata.entries, key == "e_fm" ? ["log_prob", "sample"] : ["sample"])
             let x = try model.sample(noise: try fixture.tensor("noise").values.map { Float($0) })
             let c = Closeness.compare(x.map(Double.init), try fixture.tensor(name).values, atol: 1e-4, rtol: 1e-4)
             XCTAssertTrue(c.passes, "\(name): \(c)")
-            XCTAssertThrowsError(try model.logProb([0, 0])) { XCTAssertTrue("\($0)".contains("has no log_prob entry point"), "\($0)") }
+            if key == "f_meanflow" {
+                XCTAssertThrowsError(try model.logProb([0, 0])) { XCTAssertTrue("\($0)".contains("has no log_prob entry point"), "\($0)") }
+            }
         }
+    }
+}
+
+/// The continuous-flow likelihood compiled: equal to the interpreter's within 1e-4 + 1e-4·|b|.
+final class CompiledCNFTests: XCTestCase {
+    func testCompiledLikelihoodMatchesTheInterpreter() throws {
+        let fixture = try ReferenceFixture("e_fm")
+        let model = try fixture.model()
+        let path = NSTemporaryDirectory() + "flowc-cnf-\(getpid()).so"
+        try ArtifactCompiler.compile(model, output: path)
+        let compiled = try CompiledModel(path: path)
+        XCTAssertEqual(compiled.metadata.entries, ["log_prob", "sample"])
+        let x = try fixture.tensor("x")
+        let expected = try Interpreter(graph: try EntryPoints.graph(.logProb, of: model), weights: try WeightStore(path: model.weightsPath!), precision: .f32).run([x])[0]
+        let c = Closeness.compare(try compiled.logProb(x.values.map { Float($0) }).map(Double.init), expected.values, atol: 1e-4, rtol: 1e-4)
+        XCTAssertTrue(c.passes, "\(c)")
     }
 }
