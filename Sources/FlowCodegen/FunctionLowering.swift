@@ -177,41 +177,31 @@ struct FunctionLowering {
         b.position(at: bad)
         b.ret(b.i32(2))
         b.position(at: check)
-        let nonfinite = b.block("nonfinite")
-        for (i, input) in graph.inputs.enumerated() {
-            let count = b.mul(batch, b.i64(graph.type(of: input).elementsPerSample))
-            try b.loop(count) { j in
-                let x = b.load(parameters[i], j)
-                let finite = b.fcmp(LLVMRealOLT, b.intrinsic("llvm.fabs", [x]), b.f32(Double(Float.infinity)))
-                let next = b.block("finite")
-                b.condBranch(finite, next, nonfinite)
-                b.position(at: next)
-            }
-        }
-        let body = b.block("compute")
-        b.branch(body)
-        b.position(at: nonfinite)
-        b.ret(b.i32(1))
-        b.position(at: body)
+        try returnUnlessFinite(Array(graph.inputs.indices), code: 1)
     }
 
     /// Every output value finite, else return 3: the compiled code never hands back a silent NaN.
     mutating func emitOutputChecks() throws {
-        let nonfinite = b.block("nonfinite_output")
-        for (i, v) in graph.outputs.enumerated() {
-            let t = graph.type(of: v)
-            let count = b.mul(batch, b.i64(t.elementsPerSample))
+        try returnUnlessFinite(graph.outputs.indices.map { graph.inputs.count + $0 }, code: 3)
+    }
+
+    /// Returns `code` unless every value of the given (batched) parameters is finite.
+    mutating func returnUnlessFinite(_ parameterIndices: [Int], code: Int) throws {
+        let nonfinite = b.block("nonfinite")
+        let all = graph.inputs + graph.outputs
+        for p in parameterIndices {
+            let count = b.mul(batch, b.i64(graph.type(of: all[p]).elementsPerSample))
             try b.loop(count) { j in
-                let y = b.load(parameters[graph.inputs.count + i], j)
-                let next = b.block("finite_output")
-                b.condBranch(b.fcmp(LLVMRealOLT, b.intrinsic("llvm.fabs", [y]), b.f32(Double(Float.infinity))), next, nonfinite)
+                let v = b.load(parameters[p], j)
+                let next = b.block("finite")
+                b.condBranch(b.fcmp(LLVMRealOLT, b.intrinsic("llvm.fabs", [v]), b.f32(Double(Float.infinity))), next, nonfinite)
                 b.position(at: next)
             }
         }
-        let done = b.block("outputs_checked")
+        let done = b.block("checked")
         b.branch(done)
         b.position(at: nonfinite)
-        b.ret(b.i32(3))
+        b.ret(b.i32(code))
         b.position(at: done)
     }
 
