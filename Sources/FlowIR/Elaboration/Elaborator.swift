@@ -211,13 +211,12 @@ public struct Elaborator {
 
     /// `kind flow`, `kind velocity(noise_at=T)` (inputs x, t) or `kind mean_velocity(noise_at=T)`
     /// (inputs z, r, t); T is 0 or 1.
-    func elaborateKind(_ name: String, _ args: [(String, Expr)], _ at: SourceLocation, inputs: Int) throws -> ModelKind {
+    mutating func elaborateKind(_ name: String, _ args: [(String, Expr)], _ at: SourceLocation, inputs: Int) throws -> ModelKind {
         var noiseAt: Double?
         for (key, expr) in args {
             guard key == "noise_at" else { throw FlowError("kind \(name) takes noise_at=0 or noise_at=1, not '\(key)'", at: at) }
             var scope = globals
-            var copy = self
-            guard let v = try copy.evaluate(expr, &scope).number, v == 0 || v == 1 else {
+            guard let v = try evaluate(expr, &scope).number, v == 0 || v == 1 else {
                 throw FlowError("noise_at must be 0 or 1 (the end of the time interval where the path is noise)", at: at)
             }
             noiseAt = v
