@@ -99,6 +99,7 @@ public enum ArtifactCompiler {
         case .flow: kind = "flow"
         case .velocity: kind = "velocity"
         case .meanVelocity: kind = "mean_velocity"
+        case .flowMap: kind = "flow_map"
         }
         let base: String
         switch model.base {

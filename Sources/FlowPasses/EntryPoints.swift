@@ -20,7 +20,7 @@ public enum EntryPoints {
         switch model.kind {
         case .flow: return Entry.allCases
         case .velocity: return [.logProb, .sample]
-        case .meanVelocity: return [.sample]
+        case .meanVelocity, .flowMap: return [.sample]
         }
     }
 

@@ -12,11 +12,14 @@ public enum ODESampler: String, CaseIterable, Sendable {
     case rk4ThreeEighths = "rk4_38"
     /// MeanFlow's k-step map z_r = z_t − (t − r)·u(z_t, r, t) (1 step: one network call).
     case meanflow
+    /// A flow map's k steps x_{k+1} = X(x_k, t_k, t_{k+1}).
+    case flowmap
 
     /// The sampler a kind uses when none is asked for.
     public static func defaults(for kind: ModelKind) -> (ODESampler, Int) {
         switch kind {
         case .meanVelocity: return (.meanflow, 1)
+        case .flowMap: return (.flowmap, 1)
         default: return (.rk4ThreeEighths, 8)
         }
     }
@@ -45,7 +48,7 @@ public enum SamplerPass {
         // the time grid from the noise end to the data end, in f32
         let start: Float, end: Float
         switch model.kind {
-        case .velocity(let noise), .meanVelocity(let noise): (start, end) = (Float(noise), Float(1 - noise))
+        case .velocity(let noise), .meanVelocity(let noise), .flowMap(let noise): (start, end) = (Float(noise), Float(1 - noise))
         case .flow: throw FlowError("a flow samples through its inverse, not an ODE sampler", at: at)
         }
         let h = (end - start) / Float(steps)
@@ -59,7 +62,11 @@ public enum SamplerPass {
                 let u = try g.inline(field, arguments: [x, try time(&g, r), try time(&g, t)])[0]
                 x = try g.apply("sub", [x, try scale(&g, u, t - r)], at: at)
             }
-        case (.velocity, .meanflow), (.meanVelocity, _):
+        case (.flowMap, .flowmap):
+            for k in 0..<steps {
+                x = try g.inline(field, arguments: [x, try time(&g, grid[k]), try time(&g, grid[k + 1])])[0]
+            }
+        case (.velocity, .meanflow), (.velocity, .flowmap), (.meanVelocity, _), (.flowMap, _):
             throw FlowError("method \(method.rawValue) does not apply to a \(model.kind) model; use \(ODESampler.defaults(for: model.kind).0.rawValue)", at: at)
         case (.velocity, _):
             func v(_ g: inout Graph, _ x: ValueID, _ t: Float) throws -> ValueID { try g.inline(field, arguments: [x, try time(&g, t)])[0] }
@@ -94,7 +101,7 @@ public enum SamplerPass {
                     let k4 = try v(&g, try add(&g, x, try scale(&g, try add(&g, try g.apply("sub", [k1, k2], at: at), k3), dt)), t1)
                     let sum = try add(&g, try add(&g, k1, try scale(&g, try add(&g, k2, k3), 3)), k4)
                     x = try add(&g, x, try scale(&g, try scale(&g, sum, dt), 0.125))
-                case .meanflow:
+                case .meanflow, .flowmap:
                     fatalError("handled above")
                 }
             }

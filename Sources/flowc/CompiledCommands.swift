@@ -21,7 +21,8 @@ enum CompiledCommands {
                   --external-weights  read the weights from the .safetensors file when the model is opened (checked
                                       by size and checksum) instead of embedding them
                   --method M          velocity models: the sampler compiled in (euler, midpoint, heun, rk4_classic,
-                                      rk4_38 = torchdiffeq's rk4, meanflow); default rk4_38, meanflow for mean_velocity
+                                      rk4_38 = torchdiffeq's rk4, meanflow, flowmap); default rk4_38, meanflow for mean_velocity,
+                                      flowmap for flow_map
                   --steps N           its number of steps (default 8, 1 for meanflow)
                 """,
                 valued: ["--weights", "--param", "-o", "-O", "--target", "--emit-llvm", "--emit-asm", "--emit-kernels", "--method", "--steps"],

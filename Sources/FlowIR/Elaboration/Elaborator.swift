@@ -209,8 +209,8 @@ public struct Elaborator {
         return .diagonalNormal(loc: names["loc"]!, scale: names["scale"]!)
     }
 
-    /// `kind flow`, `kind velocity(noise_at=T)` (inputs x, t) or `kind mean_velocity(noise_at=T)`
-    /// (inputs z, r, t); T is 0 or 1.
+    /// `kind flow`, `kind velocity(noise_at=T)` (inputs x, t), `kind mean_velocity(noise_at=T)`
+    /// (inputs z, r, t) or `kind flow_map(noise_at=T)` (inputs x, s, t); T is 0 or 1.
     mutating func elaborateKind(_ name: String, _ args: [(String, Expr)], _ at: SourceLocation, inputs: Int) throws -> ModelKind {
         var noiseAt: Double?
         for (key, expr) in args {
@@ -231,8 +231,11 @@ public struct Elaborator {
         case "mean_velocity":
             guard inputs == 3 else { throw FlowError("a mean_velocity model takes three inputs, z, r and t; it declares \(inputs)", at: at) }
             return .meanVelocity(noiseAt: noiseAt ?? 1)
+        case "flow_map":
+            guard inputs == 3 else { throw FlowError("a flow_map model takes three inputs, x, s and t; it declares \(inputs)", at: at) }
+            return .flowMap(noiseAt: noiseAt ?? 1)
         default:
-            throw FlowError("unknown model kind '\(name)'; expected flow, velocity or mean_velocity", at: at)
+            throw FlowError("unknown model kind '\(name)'; expected flow, velocity, mean_velocity or flow_map", at: at)
         }
     }
 

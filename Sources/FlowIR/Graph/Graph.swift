@@ -128,6 +128,9 @@ public enum ModelKind: Sendable, Hashable {
     /// An average velocity u(z, r, t) on [r, t] (MeanFlow), z_r = z_t − (t − r)·u(z_t, r, t);
     /// `noiseAt` is the noise end (1 in the MeanFlow paper).
     case meanVelocity(noiseAt: Double)
+    /// A flow map X(x, s, t): the state at time t of the trajectory through x at time s
+    /// (distilled few-step samplers such as Align Your Flow).
+    case flowMap(noiseAt: Double)
 }
 
 /// How the inverse undoes autoregressive (causal) blocks.

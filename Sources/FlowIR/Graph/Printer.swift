@@ -9,6 +9,7 @@ public enum Printer {
         case .flow: break
         case .velocity(let t): out += "  kind velocity(noise_at=\(Attribute.format(t)))\n"
         case .meanVelocity(let t): out += "  kind mean_velocity(noise_at=\(Attribute.format(t)))\n"
+        case .flowMap(let t): out += "  kind flow_map(noise_at=\(Attribute.format(t)))\n"
         }
         switch model.base {
         case .standardNormal: out += "  base normal\n"
