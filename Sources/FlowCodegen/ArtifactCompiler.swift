@@ -20,8 +20,9 @@ public enum ArtifactCompiler {
         /// (read and checked when the model is opened) instead of embedding them; values
         /// computed from weights at compile time (masked weights, LU products) stay embedded.
         public var externalWeights: Bool
-        /// For velocity and mean-velocity models: the sampler compiled into `flowc_sample`.
+        /// For velocity and mean-velocity models: the sampler compiled into `flowc_sample`, and its time grid.
         public var sampler: (ODESampler, Int)?
+        public var grid = TimeGrid.uniform
         public init(optimization: Int = 3, cpu: String? = nil, externalWeights: Bool = false, sampler: (ODESampler, Int)? = nil) {
             self.optimization = optimization
             self.cpu = cpu
@@ -54,7 +55,7 @@ public enum ArtifactCompiler {
                 emitMissingEntry(b, symbol: symbol, outputs: entry == .logProb ? 1 : 2)
                 continue
             }
-            let graph = try EntryPoints.graph(entry, of: model, sampler: options.sampler)
+            let graph = try EntryPoints.graph(entry, of: model, sampler: options.sampler, grid: options.grid)
             timer.lap("derive \(symbol) (\(graph.nodes.count) ops)")
             var lowering = try FunctionLowering(graph: graph, builder: b, fold: { try globals.fold($0, weights: weights) }, kernels: kernels)
             timer.lap("fold constants")

@@ -29,7 +29,7 @@ public enum EntryPoints {
 
     /// The graph of an entry point. Velocity and mean-velocity models have only `sample`, by
     /// `sampler` (method and steps; default: `ODESampler.defaults`).
-    public static func graph(_ entry: Entry, of model: Model, sampler: (ODESampler, Int)? = nil) throws -> Graph {
+    public static func graph(_ entry: Entry, of model: Model, sampler: (ODESampler, Int)? = nil, grid: TimeGrid = .uniform) throws -> Graph {
         let weights = try model.weightsPath.map { try WeightStore(path: $0) }
         if case .velocity = model.kind, entry == .logProb {
             return try Simplify.run(try CNFLikelihood.logProb(model, steps: likelihoodSteps), weights: weights)
@@ -39,7 +39,7 @@ public enum EntryPoints {
                 throw FlowError("a \(model.kind) model has only the sample entry point (its \(entry.rawValue) needs the continuous-flow likelihood, not built yet)", at: .synthetic("entry points"))
             }
             let (method, steps) = sampler ?? ODESampler.defaults(for: model.kind)
-            return try Simplify.run(try SamplerPass.sample(model, method: method, steps: steps), weights: weights)
+            return try Simplify.run(try SamplerPass.sample(model, method: method, steps: steps, grid: grid), weights: weights)
         }
         let derived: Graph
         switch entry {

@@ -1,3 +1,4 @@
+import Foundation
 import FlowIR
 
 /// Fixed-step samplers for velocity and average-velocity models, derived as graphs
@@ -25,10 +26,45 @@ public enum ODESampler: String, CaseIterable, Sendable {
     }
 }
 
+/// The times a sampler visits, from the noise end to the data end.
+public enum TimeGrid: Sendable, Equatable {
+    /// t_k = start + k·h in f32, the last point exactly at the data end (torchdiffeq's grid).
+    case uniform
+    /// EDM's ρ-grid (Karras et al. 2022, eq. 5) with σ = distance from the data end in [0, 1]:
+    /// σ_k = (1 − k/N)^ρ, so steps crowd near the data for ρ > 1 (ρ = 7 in EDM).
+    case edm(rho: Double)
+    /// Explicit times, from the noise end to the data end (N + 1 points).
+    case custom([Double])
+
+    public func times(start: Float, end: Float, steps: Int, at: SourceLocation) throws -> [Float] {
+        switch self {
+        case .uniform:
+            let h = (end - start) / Float(steps)
+            return (0..<steps).map { start + Float($0) * h } + [end]
+        case .edm(let rho):
+            guard rho > 0, rho.isFinite else { throw FlowError("the EDM grid needs ρ > 0", at: at) }
+            return (0...steps).map { k in
+                let sigma = Float(pow(1 - Double(k) / Double(steps), rho))
+                return k == steps ? end : end + (start - end) * sigma
+            }
+        case .custom(let times):
+            guard times.count == steps + 1 else { throw FlowError("a custom grid of \(times.count) times does not make \(steps) steps (needs \(steps + 1))", at: at) }
+            guard Float(times[0]) == start, Float(times[steps]) == end else {
+                throw FlowError("a custom grid must run from the noise end t = \(start) to the data end t = \(end)", at: at)
+            }
+            let increasing = end > start
+            guard zip(times, times.dropFirst()).allSatisfy({ increasing ? $0 < $1 : $0 > $1 }) else {
+                throw FlowError("a custom grid must be strictly monotonic from noise to data", at: at)
+            }
+            return times.map { Float($0) }
+        }
+    }
+}
+
 public enum SamplerPass {
     /// noise → (x, zeros): the sample graph of a velocity or mean-velocity model. The second
     /// output keeps the sample entry's ABI; these samplers do not track the log-density.
-    public static func sample(_ model: Model, method: ODESampler, steps: Int) throws -> Graph {
+    public static func sample(_ model: Model, method: ODESampler, steps: Int, grid: TimeGrid = .uniform) throws -> Graph {
         let at = SourceLocation.synthetic("sampler \(method.rawValue)")
         guard steps >= 1, steps <= 100_000 else { throw FlowError("steps must be within 1...100000, got \(steps)", at: at) }
         let field = model.flow
@@ -51,9 +87,7 @@ public enum SamplerPass {
         case .velocity(let noise), .meanVelocity(let noise), .flowMap(let noise): (start, end) = (Float(noise), Float(1 - noise))
         case .flow: throw FlowError("a flow samples through its inverse, not an ODE sampler", at: at)
         }
-        let h = (end - start) / Float(steps)
-        var grid = (0..<steps).map { start + Float($0) * h }
-        grid.append(end)
+        let grid = try grid.times(start: start, end: end, steps: steps, at: at)
         var x = x0
         switch (model.kind, method) {
         case (.meanVelocity, .meanflow):

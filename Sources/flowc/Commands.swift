@@ -34,13 +34,13 @@ enum Commands {
                                       inverse), f32 or f64; once per input for models with several (x, t)
                   -n N, --seed S      sample: how many samples and the seed of the counter-based noise
                   --temperature T     sample: scale of the base noise (default 1)
-                  --method M, --steps N  sample, velocity models: the ODE sampler (see flowc compile --help)
+                  --method M, --steps N, --grid G  sample, velocity models: the ODE sampler (see flowc compile --help)
                   --output FILE       where to write the result (.npy, f32; f64 with --f64)
                   --logdet FILE       forward / inverse: where to write the log-determinant, shape (N,)
                   --f64               interpret in double precision (the f64 oracle)
                   --print             also print the result rows
                 """,
-                valued: ["--weights", "--param", "--input", "--output", "--entry", "--logdet", "-n", "--seed", "--temperature", "--method", "--steps"],
+                valued: ["--weights", "--param", "--input", "--output", "--entry", "--logdet", "-n", "--seed", "--temperature", "--method", "--steps", "--grid"],
                 switches: ["--f64", "--print"], run: run),
         Command(name: "inspect", summary: "print the derived graphs (forward, log-det, inverse, log_prob) in the IR text form",
                 usage: """
@@ -69,6 +69,17 @@ enum Commands {
             options.params[String(parts[0])] = v
         }
         return try Elaborator.elaborate(path: args.positionals[0], options: options)
+    }
+
+    /// `--grid uniform | edm:RHO | t0,t1,...,tN` (the sampler's time grid).
+    static func gridOption(_ args: Arguments) throws -> TimeGrid {
+        guard let text = args.value("--grid"), text != "uniform" else { return .uniform }
+        if text.hasPrefix("edm:"), let rho = Double(text.dropFirst(4)) { return .edm(rho: rho) }
+        let times = text.split(separator: ",").compactMap { Double($0) }
+        guard times.count >= 2, times.count == text.split(separator: ",").count else {
+            throw UsageError(message: "--grid expects uniform, edm:RHO or comma-separated times from noise to data, got '\(text)'")
+        }
+        return .custom(times)
     }
 
     /// `--method M --steps N` for velocity models (nil: the kind's default).
@@ -111,7 +122,8 @@ enum Commands {
         if sampling && args.value("--input") != nil { throw UsageError(message: "--entry sample takes -n and --seed, not --input") }
         let model = try loadModel(args)
         let sampler = try samplerOption(args, model)
-        let graph = try sampling ? EntryPoints.graph(.sample, of: model, sampler: sampler) : entry.map { try EntryPoints.graph($0, of: model) } ?? model.flow
+        let graph = try sampling ? EntryPoints.graph(.sample, of: model, sampler: sampler, grid: try gridOption(args))
+            : entry.map { try EntryPoints.graph($0, of: model) } ?? model.flow
         let precision: Precision = args.flag("--f64") ? .f64 : .f32
         let interpreter = try Interpreter(graph: graph, weights: try model.weightsPath.map { try WeightStore(path: $0) }, precision: precision)
         let input: Tensor

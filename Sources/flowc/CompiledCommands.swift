@@ -24,8 +24,9 @@ enum CompiledCommands {
                                       rk4_38 = torchdiffeq's rk4, meanflow, flowmap); default rk4_38, meanflow for mean_velocity,
                                       flowmap for flow_map
                   --steps N           its number of steps (default 8, 1 for meanflow)
+                  --grid G            its time grid: uniform (default), edm:RHO (EDM's ρ-grid) or t0,t1,...,tN
                 """,
-                valued: ["--weights", "--param", "-o", "-O", "--target", "--emit-llvm", "--emit-asm", "--emit-kernels", "--method", "--steps"],
+                valued: ["--weights", "--param", "-o", "-O", "--target", "--emit-llvm", "--emit-asm", "--emit-kernels", "--method", "--steps", "--grid"],
                 switches: ["--external-weights"], run: compile),
         Command(name: "info", summary: "print a compiled model's metadata", usage: "flowc info MODEL.so [--weights FILE]", valued: ["--weights"], switches: [], run: info),
         Command(name: "logprob", summary: "log p(x) of a batch with a compiled model",
@@ -51,7 +52,8 @@ enum CompiledCommands {
         let listing: ArtifactCompiler.Listing? = args.value("--emit-llvm") != nil ? .llvm : args.value("--emit-asm") != nil ? .assembly
             : args.value("--emit-kernels") != nil ? .kernels : nil
         let sampler = try Commands.samplerOption(args, model)
-        let options = ArtifactCompiler.Options(optimization: level, cpu: args.value("--target"), externalWeights: args.flag("--external-weights"), sampler: sampler)
+        var options = ArtifactCompiler.Options(optimization: level, cpu: args.value("--target"), externalWeights: args.flag("--external-weights"), sampler: sampler)
+        options.grid = try Commands.gridOption(args)
         let text = try ArtifactCompiler.compile(model, options: options, output: output, listing: listing)
         if let text, let path = args.value("--emit-llvm") ?? args.value("--emit-asm") ?? args.value("--emit-kernels") {
             do { try text.write(toFile: path, atomically: true, encoding: .utf8) } catch { throw FlowError("cannot write: \(error.localizedDescription)", in: path) }
