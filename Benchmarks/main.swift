@@ -33,7 +33,9 @@ func time(_ body: () throws -> Void) rethrows -> Double {
 }
 
 let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-let keys = CommandLine.arguments.count > 1 ? Array(CommandLine.arguments.dropFirst()) : ["c_realnvp2", "c_realnvp64", "b_maf", "a_nsf", "d_glow"]
+let keys = CommandLine.arguments.count > 1 ? Array(CommandLine.arguments.dropFirst()) : ["c_realnvp2", "c_realnvp64", "b_maf", "a_nsf", "d_glow", "e_fm", "f_meanflow"]
+/// Velocity models: the sampler each is timed with (the 8-step Euler and 1-step MeanFlow).
+let samplers: [String: (ODESampler, Int)] = ["e_fm": (.euler, 8), "f_meanflow": (.meanflow, 1)]
 print("OpenBLAS core: \(String(cString: openblas_get_corename())), threads: \(ProcessInfo.processInfo.activeProcessorCount)")
 var rows: [Row] = []
 for key in keys {
@@ -42,20 +44,24 @@ for key in keys {
     let store = try WeightStore(path: weights)
     let so = NSTemporaryDirectory() + "flowc-bench-\(key).so"
     let compileStart = Date()
-    try ArtifactCompiler.compile(model, output: so)
+    try ArtifactCompiler.compile(model, options: .init(sampler: samplers[key]), output: so)
     print(String(format: "%@: compiled in %.2f s", key, Date().timeIntervalSince(compileStart)))
     let compiled = try CompiledModel(path: so)
-    let logProb = try Interpreter(graph: try EntryPoints.graph(.logProb, of: model), weights: store, precision: .f32)
-    let sample = try Interpreter(graph: try EntryPoints.graph(.sample, of: model), weights: store, precision: .f32)
+    let hasLogProb = EntryPoints.entries(of: model).contains(.logProb)
+    let logProb = hasLogProb ? try Interpreter(graph: try EntryPoints.graph(.logProb, of: model), weights: store, precision: .f32) : nil
+    let sample = try Interpreter(graph: try EntryPoints.graph(.sample, of: model, sampler: samplers[key]), weights: store, precision: .f32)
+    let samplePass = samplers[key].map { "sample \($0.0.rawValue) \($0.1)" } ?? "sample"
     let input = model.flow.type(of: model.flow.inputs[0]), latent = model.flow.type(of: model.flow.outputs[0])
     for batch in [1, 256] {
         let x = Philox.normals(seed: 1, firstRow: 0, rows: batch, perRow: input.elementsPerSample)
         let xf = x.map { Float($0) }
         let xt = Tensor(shape: input.shape(batch: batch), values: x)
         let noise = Tensor(shape: latent.shape(batch: batch), values: Philox.normals(seed: 2, firstRow: 0, rows: batch, perRow: latent.elementsPerSample))
-        rows.append(Row(model: key, pass: "log_prob", batch: batch,
-                        interpreted: try time { _ = try logProb.run([xt]) }, compiled: try time { _ = try compiled.logProb(xf) }))
-        rows.append(Row(model: key, pass: "sample", batch: batch,
+        if let logProb {
+            rows.append(Row(model: key, pass: "log_prob", batch: batch,
+                            interpreted: try time { _ = try logProb.run([xt]) }, compiled: try time { _ = try compiled.logProb(xf) }))
+        }
+        rows.append(Row(model: key, pass: samplePass, batch: batch,
                         interpreted: try time { _ = try sample.run([noise]) }, compiled: try time { _ = try compiled.sample(count: batch, seed: 2) }))
     }
 }
