@@ -1,5 +1,6 @@
 import Foundation
 import FlowIR
+import FlowRandom
 
 /// The exact log-likelihood of a velocity model (a continuous normalizing flow, Chen et al.
 /// 2018): integrate the augmented state (x, L) from the data end to the noise end with
@@ -7,7 +8,19 @@ import FlowIR
 /// The divergence is exact: Σ_i (J e_i)_i, one Jacobian-vector product per dimension.
 /// The ODE is solved by classic RK4 on a uniform grid of `steps` steps.
 public enum CNFLikelihood {
-    public static func logProb(_ model: Model, steps: Int) throws -> Graph {
+    /// How div v is computed.
+    public enum Divergence: Sendable, Equatable {
+        /// Σ_i (J e_i)_i: one JVP per dimension.
+        case exact
+        /// Hutchinson's estimator εᵀJε (Hutchinson 1990; FFJORD, Grathwohl et al. 2019) with one
+        /// probe ε drawn from `seed` and fixed for the whole solve: Rademacher (±1) or Gaussian.
+        case hutchinson(gaussian: Bool, seed: UInt64)
+        /// Hutchinson's estimator with the probes given per row as a second graph input `probe`
+        /// (for studying the estimator over many probes in one batch).
+        case hutchinsonProbeInput
+    }
+
+    public static func logProb(_ model: Model, steps: Int, divergence estimator: Divergence = .exact) throws -> Graph {
         let at = SourceLocation.synthetic("cnf log_prob")
         guard case .velocity(let noiseAt) = model.kind else {
             throw FlowError("the continuous-flow likelihood needs a velocity model", at: at)
@@ -24,11 +37,28 @@ public enum CNFLikelihood {
         func time(_ g: inout Graph, _ t: Double) throws -> ValueID {
             try g.apply("broadcast_like", [try g.apply("const", [], ["values": .floats([t]), "shape": .shape(batched: false, [1])], at: at), column], at: at)
         }
-        /// (v(x, t), div v(x, t)) with the network inlined once and one JVP per dimension
+        var probe: ValueID?
+        switch estimator {
+        case .hutchinson(let gaussian, let seed):
+            let normals = Philox.normals(seed: seed, firstRow: 0, rows: 1, perRow: n)
+            let values = gaussian ? normals : normals.map { $0 < 0 ? -1 : 1 }
+            probe = try g.apply("const", [], ["values": .floats(values), "shape": .shape(batched: false, type.dims)], at: at)
+        case .hutchinsonProbeInput:
+            probe = g.addInput(name: "probe", type: type)
+        case .exact:
+            break
+        }
+        /// (v(x, t), div v(x, t)) with the network inlined once and one JVP per dimension (or one
+        /// JVP along the probe)
         func velocityAndDivergence(_ g: inout Graph, _ x: ValueID, _ t: Double) throws -> (ValueID, ValueID) {
             let first = g.nodes.count
             let v = try g.inline(model.flow, arguments: [x, try time(&g, t)])[0]
             let range = first..<g.nodes.count
+            if let probe {
+                let e = try g.apply("broadcast_like", [probe, x], at: at)
+                let jv = try JVPPass.tangents(&g, of: [v], input: x, tangent: e, nodes: range)[0]
+                return (v, try g.apply("sum", [try g.apply("mul", [e, jv], at: at)], ["axes": axes], at: at))
+            }
             var divergence: ValueID?
             for i in 0..<n {
                 var oneHot = [Double](repeating: 0, count: n)
