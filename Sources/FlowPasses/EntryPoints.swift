@@ -36,7 +36,8 @@ public enum EntryPoints {
         }
         if model.kind != .flow {
             guard entry == .sample else {
-                throw FlowError("a \(model.kind) model has only the sample entry point (its \(entry.rawValue) needs the continuous-flow likelihood, not built yet)", at: .synthetic("entry points"))
+                let has = entries(of: model).map(\.rawValue).joined(separator: " and ")
+                throw FlowError("a \(model.kind) model has no \(entry.rawValue) entry point (it has \(has))", at: .synthetic("entry points"))
             }
             let (method, steps) = sampler ?? ODESampler.defaults(for: model.kind)
             return try Simplify.run(try SamplerPass.sample(model, method: method, steps: steps, grid: grid), weights: weights)

@@ -119,7 +119,7 @@ public struct WeightReference: Sendable, Hashable {
 }
 
 /// What a model's body computes.
-public enum ModelKind: Sendable, Hashable {
+public enum ModelKind: Sendable, Hashable, CustomStringConvertible {
     /// A bijection x → z (normalizing flow).
     case flow
     /// A velocity field v(x, t) of an ODE dx/dt = v (flow matching, rectified flow); `noiseAt`
@@ -131,6 +131,16 @@ public enum ModelKind: Sendable, Hashable {
     /// A flow map X(x, s, t): the state at time t of the trajectory through x at time s
     /// (distilled few-step samplers such as Align Your Flow).
     case flowMap(noiseAt: Double)
+
+    /// As written in a spec: `velocity(noise_at=0)`.
+    public var description: String {
+        switch self {
+        case .flow: return "flow"
+        case .velocity(let t): return "velocity(noise_at=\(Int(t)))"
+        case .meanVelocity(let t): return "mean_velocity(noise_at=\(Int(t)))"
+        case .flowMap(let t): return "flow_map(noise_at=\(Int(t)))"
+        }
+    }
 }
 
 /// How the inverse undoes autoregressive (causal) blocks.
