@@ -64,6 +64,16 @@ public struct Parser {
         return s
     }
 
+    /// Comma-separated items up to and including `closing` (the opening symbol already
+    /// consumed); `between` says where a missing comma was expected.
+    private mutating func delimited(closing: String, between: String, _ item: (inout Parser) throws -> Void) throws {
+        while !isSymbol(closing) {
+            try item(&self)
+            if !isSymbol(closing) { try expectSymbol(",", between) }
+        }
+        _ = advance()
+    }
+
     private mutating func endOfStatement() throws {
         switch current.kind {
         case .newline, .end, .symbol("}"), .symbol(";"): return
@@ -107,14 +117,12 @@ public struct Parser {
         let name = try expectIdentifier("after 'fn'")
         try expectSymbol("(", "to open the parameter list of '\(name)'")
         var parameters: [String] = []
-        while !isSymbol(")") {
-            let parameterAt = current.location
-            let p = try expectIdentifier("as a parameter of '\(name)'")
+        try delimited(closing: ")", between: "between parameters") { parser in
+            let parameterAt = parser.current.location
+            let p = try parser.expectIdentifier("as a parameter of '\(name)'")
             if parameters.contains(p) { throw FlowError("parameter '\(p)' is declared twice in '\(name)'", at: parameterAt) }
             parameters.append(p)
-            if !isSymbol(")") { try expectSymbol(",", "between parameters") }
         }
-        _ = advance()
         let body = try parseBlock("function '\(name)'")
         return FunctionDecl(name: name, parameters: parameters, body: body, location: at)
     }
@@ -170,13 +178,11 @@ public struct Parser {
         var args: [(String, Expr)] = []
         guard isSymbol("(") else { return args }
         _ = advance()
-        while !isSymbol(")") {
-            let key = try expectIdentifier("as \(what) argument name")
-            try expectSymbol("=", "after '\(key)'")
-            args.append((key, try parseExpr()))
-            if !isSymbol(")") { try expectSymbol(",", "between arguments") }
+        try delimited(closing: ")", between: "between arguments") { parser in
+            let key = try parser.expectIdentifier("as \(what) argument name")
+            try parser.expectSymbol("=", "after '\(key)'")
+            args.append((key, try parser.parseExpr()))
         }
-        _ = advance()
         return args
     }
 
@@ -188,13 +194,11 @@ public struct Parser {
         _ = advance()
         try expectSymbol("(", "to open the body's inputs")
         var inputs: [(String, TypeExpr)] = []
-        while !isSymbol(")") {
-            let name = try expectIdentifier("as a body input")
-            try expectSymbol(":", "after the body input '\(name)'")
-            inputs.append((name, try parseType()))
-            if !isSymbol(")") { try expectSymbol(",", "between body inputs") }
+        try delimited(closing: ")", between: "between body inputs") { parser in
+            let name = try parser.expectIdentifier("as a body input")
+            try parser.expectSymbol(":", "after the body input '\(name)'")
+            inputs.append((name, try parser.parseType()))
         }
-        _ = advance()
         try expectSymbol("{", "to open body \(index)")
         var statements: [Stmt] = []
         var nested: [BodyDecl] = []
@@ -222,11 +226,9 @@ public struct Parser {
         }
         try expectSymbol("[", "after the element type")
         var dims: [Expr?] = []
-        while !isSymbol("]") {
-            if isKeyword("B") { _ = advance(); dims.append(nil) } else { dims.append(try parseExpr()) }
-            if !isSymbol("]") { try expectSymbol(",", "between dimensions") }
+        try delimited(closing: "]", between: "between dimensions") { parser in
+            if parser.isKeyword("B") { _ = parser.advance(); dims.append(nil) } else { dims.append(try parser.parseExpr()) }
         }
-        _ = advance()
         return TypeExpr(dtype: dtype, dims: dims, location: at)
     }
 
@@ -332,11 +334,9 @@ public struct Parser {
         case .symbol("["):
             _ = advance()
             var items: [Expr] = []
-            while !isSymbol("]") {
-                if isKeyword("B") { items.append(.name("B", current.location)); _ = advance() } else { items.append(try parseExpr()) }
-                if !isSymbol("]") { try expectSymbol(",", "between list items") }
+            try delimited(closing: "]", between: "between list items") { parser in
+                if parser.isKeyword("B") { items.append(.name("B", parser.current.location)); _ = parser.advance() } else { items.append(try parser.parseExpr()) }
             }
-            _ = advance()
             return .list(items, t.location)
         case .identifier(let name):
             _ = advance()
