@@ -19,7 +19,7 @@ let package = Package(
         .target(name: "FlowIR", dependencies: ["FlowRandom"]),
         // LLVM 19's C API (headers symlinked from /usr/lib/llvm-19/include); only FlowCodegen imports it.
         .target(name: "CLLVM", linkerSettings: [.linkedLibrary("LLVM-19")]),
-        .target(name: "FlowCodegen", dependencies: ["FlowIR", "FlowPasses", "FlowInterpreter", "CLLVM", "CFlowcABI"]),
+        .target(name: "FlowCodegen", dependencies: ["FlowIR", "FlowPasses", "FlowInterpreter", "FlowRuntime", "CLLVM", "CFlowcABI"]),
         .target(name: "FlowPasses", dependencies: ["FlowIR", "FlowInterpreter"]),
         .target(name: "FlowInterpreter", dependencies: ["FlowIR", "CBLAS"]),
         // Loads compiled models; no LLVM, no other Flowc module: embeddable with one dependency line.

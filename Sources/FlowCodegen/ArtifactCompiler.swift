@@ -3,6 +3,7 @@ import CLLVM
 import FlowIR
 import FlowInterpreter
 import FlowPasses
+import FlowRuntime
 import Foundation
 
 /// Compiles a model to a shared object with the C ABI of flowc.h: derives the entry points,

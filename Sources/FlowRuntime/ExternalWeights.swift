@@ -29,8 +29,7 @@ final class ExternalWeights: @unchecked Sendable {
         guard data.count == manifest.size else {
             throw fail("weight file has \(data.count) bytes, the model was compiled with a \(manifest.size)-byte '\(manifest.file)'")
         }
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        data.withUnsafeBytes { for byte in $0 { hash ^= UInt64(byte); hash = hash &* 0x0000_0100_0000_01B3 } }
+        let hash = WeightChecksum.fnv1a64(data)
         guard String(hash, radix: 16) == manifest.checksum else {
             throw fail("weight file checksum \(String(hash, radix: 16)) differs from the \(manifest.checksum) of the weights the model was compiled with")
         }
