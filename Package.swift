@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "FlowInterpreter", targets: ["FlowInterpreter"]),
         .library(name: "FlowRuntime", targets: ["FlowRuntime"]),
         .library(name: "FlowRandom", targets: ["FlowRandom"]),
+        .library(name: "FlowSolvers", targets: ["FlowSolvers"]),
     ],
     targets: [
         // OpenBLAS's cblas.h as a Swift module (system library: no flags needed).
@@ -17,21 +18,23 @@ let package = Package(
         // Counter-based random numbers shared by the interpreter and the runtime.
         .target(name: "FlowRandom"),
         .target(name: "FlowIR", dependencies: ["FlowRandom"]),
+        // ODE samplers over any vector field (compiled or interpreted): fixed-step, dopri5, guidance.
+        .target(name: "FlowSolvers"),
         // LLVM 19's C API (headers symlinked from /usr/lib/llvm-19/include); only FlowCodegen imports it.
         .target(name: "CLLVM", linkerSettings: [.linkedLibrary("LLVM-19")]),
         .target(name: "FlowCodegen", dependencies: ["FlowIR", "FlowPasses", "FlowInterpreter", "FlowRuntime", "CLLVM", "CFlowcABI"]),
-        .target(name: "FlowPasses", dependencies: ["FlowIR", "FlowInterpreter"]),
+        .target(name: "FlowPasses", dependencies: ["FlowIR", "FlowInterpreter", "FlowSolvers"]),
         .target(name: "FlowInterpreter", dependencies: ["FlowIR", "CBLAS"]),
         // Loads compiled models; no LLVM, no other Flowc module: embeddable with one dependency line.
         .target(name: "CFlowcABI"),
-        .target(name: "FlowRuntime", dependencies: ["CFlowcABI", "FlowRandom"]),
-        .executableTarget(name: "flowc", dependencies: ["FlowIR", "FlowPasses", "FlowInterpreter", "FlowCodegen", "FlowRuntime"]),
+        .target(name: "FlowRuntime", dependencies: ["CFlowcABI", "FlowRandom", "FlowSolvers"]),
+        .executableTarget(name: "flowc", dependencies: ["FlowIR", "FlowPasses", "FlowInterpreter", "FlowCodegen", "FlowRuntime", "FlowSolvers"]),
         // Compiled vs interpreted timings (release only: `make bench`).
         .executableTarget(name: "flowc-bench", dependencies: ["CBLAS", "FlowIR", "FlowRandom", "FlowPasses", "FlowInterpreter", "FlowCodegen", "FlowRuntime"], path: "Benchmarks"),
         .target(name: "FlowTestSupport", dependencies: ["FlowIR", "FlowPasses", "FlowInterpreter"]),
         .testTarget(name: "FlowIRTests", dependencies: ["FlowIR", "FlowRandom", "FlowTestSupport"]),
-        .testTarget(name: "FlowPassesTests", dependencies: ["FlowIR", "FlowRandom", "FlowPasses", "FlowInterpreter", "FlowTestSupport"]),
-        .testTarget(name: "FlowCodegenTests", dependencies: ["FlowIR", "FlowRandom", "FlowPasses", "FlowInterpreter", "FlowCodegen", "FlowRuntime", "FlowTestSupport"]),
+        .testTarget(name: "FlowPassesTests", dependencies: ["FlowIR", "FlowRandom", "FlowPasses", "FlowInterpreter", "FlowSolvers", "FlowTestSupport"]),
+        .testTarget(name: "FlowCodegenTests", dependencies: ["FlowIR", "FlowRandom", "FlowPasses", "FlowInterpreter", "FlowCodegen", "FlowRuntime", "FlowSolvers", "FlowTestSupport"]),
         .testTarget(name: "FlowInterpreterTests", dependencies: ["FlowIR", "FlowPasses", "FlowInterpreter", "FlowTestSupport"]),
         .testTarget(name: "FlowcCLITests", dependencies: ["FlowTestSupport"]),
     ]

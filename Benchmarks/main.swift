@@ -5,6 +5,7 @@ import FlowInterpreter
 import FlowPasses
 import FlowRandom
 import FlowRuntime
+import FlowSolvers
 import Foundation
 
 /// Compiled vs interpreted, in one run: log_prob and sample of every reference model at batch 1
@@ -35,7 +36,11 @@ func time(_ body: () throws -> Void) rethrows -> Double {
 let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
 let keys = CommandLine.arguments.count > 1 ? Array(CommandLine.arguments.dropFirst()) : ["c_realnvp2", "c_realnvp64", "b_maf", "a_nsf", "d_glow", "e_fm", "f_meanflow"]
 /// Velocity models: the sampler each is timed with (the 8-step Euler and 1-step MeanFlow).
-let samplers: [String: (ODESampler, Int)] = ["e_fm": (.euler, 8), "f_meanflow": (.meanflow, 1)]
+let samplers: [String: SamplerSettings] = ["e_fm": SamplerSettings(method: .euler, steps: 8), "f_meanflow": SamplerSettings(method: .meanflow, steps: 1)]
+/// Samplers run by the solver over the network (compiled `flowc_field` vs the interpreter's):
+/// adaptive dopri5 (rtol = atol = 1e-5), and the 8-step Euler again to show the solver's overhead
+/// next to the compiled whole loop.
+let solverRuns: [String: [SamplerSettings]] = ["e_fm": [SamplerSettings(method: .dopri5, steps: 1), SamplerSettings(method: .euler, steps: 8)]]
 print("OpenBLAS core: \(String(cString: openblas_get_corename())), threads: \(ProcessInfo.processInfo.activeProcessorCount)")
 var rows: [Row] = []
 for key in keys {
@@ -50,7 +55,8 @@ for key in keys {
     let hasLogProb = EntryPoints.entries(of: model).contains(.logProb)
     let logProb = hasLogProb ? try Interpreter(graph: try EntryPoints.graph(.logProb, of: model), weights: store, precision: .f32) : nil
     let sample = try Interpreter(graph: try EntryPoints.graph(.sample, of: model, sampler: samplers[key]), weights: store, precision: .f32)
-    let samplePass = samplers[key].map { "sample \($0.0.rawValue) \($0.1)" } ?? "sample"
+    let samplePass = samplers[key].map { "sample \($0.method.rawValue) \($0.steps) (compiled loop)" } ?? "sample"
+    let interpretedField = model.kind == .flow ? nil : try InterpretedField(model: model)
     let input = model.flow.type(of: model.flow.inputs[0]), latent = model.flow.type(of: model.flow.outputs[0])
     for batch in [1, 256] {
         let x = Philox.normals(seed: 1, firstRow: 0, rows: batch, perRow: input.elementsPerSample)
@@ -63,6 +69,14 @@ for key in keys {
         }
         rows.append(Row(model: key, pass: samplePass, batch: batch,
                         interpreted: try time { _ = try sample.run([noise]) }, compiled: try time { _ = try compiled.sample(count: batch, seed: 2) }))
+        for settings in solverRuns[key] ?? [] {
+            let noiseF = noise.values.map { Float($0) }
+            var steps = ""
+            let interpreted = try time { _ = try ODESolve.sample(interpretedField!, noise: noiseF, settings: settings) }
+            let compiledTime = try time { steps = try compiled.solve(noise: noiseF, settings: settings).report.summary }
+            let name = settings.method == .dopri5 ? "sample dopri5 (\(steps))" : "sample \(settings.method.rawValue) \(settings.steps) (solver)"
+            rows.append(Row(model: key, pass: name, batch: batch, interpreted: interpreted, compiled: compiledTime))
+        }
     }
 }
 print("\n| model | pass | batch | interpreted µs | compiled µs | speed-up |\n|---|---|---|---|---|---|")

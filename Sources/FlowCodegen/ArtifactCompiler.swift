@@ -4,6 +4,7 @@ import FlowIR
 import FlowInterpreter
 import FlowPasses
 import FlowRuntime
+import FlowSolvers
 import Foundation
 
 /// Compiles a model to a shared object with the C ABI of flowc.h: derives the entry points,
@@ -21,10 +22,10 @@ public enum ArtifactCompiler {
         /// (read and checked when the model is opened) instead of embedding them; values
         /// computed from weights at compile time (masked weights, LU products) stay embedded.
         public var externalWeights: Bool
-        /// For velocity and mean-velocity models: the sampler compiled into `flowc_sample`, and its time grid.
-        public var sampler: (ODESampler, Int)?
-        public var grid = TimeGrid.uniform
-        public init(optimization: Int = 3, cpu: String? = nil, externalWeights: Bool = false, sampler: (ODESampler, Int)? = nil) {
+        /// For velocity, mean-velocity and flow-map models: the fixed-step sampler compiled into
+        /// `flowc_sample` (default: `SamplerSettings.defaults`), recorded in the metadata.
+        public var sampler: SamplerSettings?
+        public init(optimization: Int = 3, cpu: String? = nil, externalWeights: Bool = false, sampler: SamplerSettings? = nil) {
             self.optimization = optimization
             self.cpu = cpu
             self.externalWeights = externalWeights
@@ -37,6 +38,7 @@ public enum ArtifactCompiler {
     static let entries: [(EntryPoints.Entry, String, Int32)] = [
         (.forward, "flowc_forward", FLOWC_ENTRY_FORWARD), (.logProb, "flowc_log_prob", FLOWC_ENTRY_LOG_PROB),
         (.inverse, "flowc_inverse", FLOWC_ENTRY_INVERSE), (.sample, "flowc_sample", FLOWC_ENTRY_SAMPLE),
+        (.field, "flowc_field", FLOWC_ENTRY_FIELD),
     ]
 
     /// Writes the shared object to `output`; with `listing`, also returns the optimised LLVM IR
@@ -53,10 +55,10 @@ public enum ArtifactCompiler {
         let available = EntryPoints.entries(of: model)
         for (entry, symbol, id) in entries {
             guard available.contains(entry) else {
-                emitMissingEntry(b, symbol: symbol, outputs: entry == .logProb ? 1 : 2)
+                emitMissingEntry(b, symbol: symbol, outputs: entry == .logProb || entry == .field ? 1 : 2)
                 continue
             }
-            let graph = try EntryPoints.graph(entry, of: model, sampler: options.sampler, grid: options.grid)
+            let graph = try EntryPoints.graph(entry, of: model, sampler: options.sampler)
             timer.lap("derive \(symbol) (\(graph.nodes.count) ops)")
             var lowering = try FunctionLowering(graph: graph, builder: b, fold: { try globals.fold($0, weights: weights) }, kernels: kernels)
             timer.lap("fold constants")
@@ -66,7 +68,7 @@ public enum ArtifactCompiler {
             sizes.append((id, lowering.workspaceFloats.fixed, lowering.workspaceFloats.perSample))
         }
         emitWorkspaceSize(b, sizes)
-        try emitMetadata(b, model, external: globals.externalWeights, file: weights?.file.path)
+        try emitMetadata(b, model, sampler: options.sampler, external: globals.externalWeights, file: weights?.file.path)
         let text = try TargetEmitter(options: options).emit(b, output: output, listing: listing == .kernels ? nil : listing)
         return listing == .kernels ? kernelListing + "\n\(kernels.count) distinct kernel functions in the module\n" : text
     }
@@ -91,17 +93,19 @@ public enum ArtifactCompiler {
         b.ret(result)
     }
 
-    static func emitMetadata(_ b: IRBuilder, _ model: Model, external: [(name: String, shape: [Int])], file: String?) throws {
+    static func emitMetadata(_ b: IRBuilder, _ model: Model, sampler: SamplerSettings?, external: [(name: String, shape: [Int])], file: String?) throws {
         let version = b.declare("flowc_abi_version", b.functionType(b.i32, []))
         b.begin(version)
         b.ret(b.i32(Int(FLOWC_ABI_VERSION)))
         let input = model.flow.type(of: model.flow.inputs[0]).dims, latent = model.flow.type(of: model.flow.outputs[0]).dims
-        let kind: String
-        switch model.kind {
-        case .flow: kind = "flow"
-        case .velocity: kind = "velocity"
-        case .meanVelocity: kind = "mean_velocity"
-        case .flowMap: kind = "flow_map"
+        var kind = "\"kind\": \"flow\""
+        if model.kind != .flow {
+            // the field's layout and the sampler compiled into flowc_sample
+            let layout = try FieldCall.layout(of: model)
+            let compiled = sampler ?? SamplerSettings.defaults(for: layout.kind)
+            kind = "\"kind\": \"\(layout.kind.rawValue)\", \"noise_at\": \(Int(layout.noiseAt)), \"classes\": \(layout.classes.map(String.init) ?? "null"), " +
+                "\"field_width\": \(layout.width), \"sampler\": {\"method\": \"\(compiled.method.rawValue)\", \"steps\": \(compiled.steps), " +
+                "\"grid\": \(Attribute.string(compiled.grid.description))}"
         }
         let base: String
         switch model.base {
@@ -110,7 +114,7 @@ public enum ArtifactCompiler {
         }
         let json = """
         {"name": \(Attribute.string(model.name)), "dtype": "f32", "input_shape": \(input), "latent_shape": \(latent), \
-        "entries": [\(EntryPoints.entries(of: model).map { "\"\($0.rawValue)\"" }.joined(separator: ", "))], "kind": "\(kind)", "base": "\(base)", \
+        "entries": [\(EntryPoints.entries(of: model).map { "\"\($0.rawValue)\"" }.joined(separator: ", "))], \(kind), "base": "\(base)", \
         "abi_version": \(FLOWC_ABI_VERSION)\(try externalJSON(external, file))}
         """
         let text = b.constantString(json, name: "metadata")

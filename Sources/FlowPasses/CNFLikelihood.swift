@@ -6,7 +6,8 @@ import FlowRandom
 /// 2018): integrate the augmented state (x, L) from the data end to the noise end with
 /// dx/dt = v(x, t) and dL/dt = div v(x, t), then log p(x) = log N(x(t_noise); 0, I) + L(t_noise).
 /// The divergence is exact: Σ_i (J e_i)_i, one Jacobian-vector product per dimension.
-/// The ODE is solved by classic RK4 on a uniform grid of `steps` steps.
+/// The ODE is solved by classic RK4 on a uniform grid of `steps` steps. A class-conditional
+/// field is integrated with the null label: the unconditional density.
 public enum CNFLikelihood {
     /// How div v is computed.
     public enum Divergence: Sendable, Equatable {
@@ -52,7 +53,7 @@ public enum CNFLikelihood {
         /// JVP along the probe)
         func velocityAndDivergence(_ g: inout Graph, _ x: ValueID, _ t: Double) throws -> (ValueID, ValueID) {
             let first = g.nodes.count
-            let v = try g.inline(model.flow, arguments: [x, try time(&g, t)])[0]
+            let v = try FieldCall.inline(&g, model, state: x, times: [try time(&g, t)], at: at)
             let range = first..<g.nodes.count
             if let probe {
                 let e = try g.apply("broadcast_like", [probe, x], at: at)

@@ -1,5 +1,6 @@
 import FlowIR
 import FlowRandom
+import FlowSolvers
 import Foundation
 
 /// The graphs a model's entry points run, derived from its forward body.
@@ -12,35 +13,40 @@ public enum EntryPoints {
         /// z → (x, ln |det ∂x/∂z|)
         case inverse
         /// standard noise ε → x: z = loc + scale·ε for the base density, then the inverse
+        /// (velocity, mean-velocity and flow-map models: the compiled fixed-step sampler)
         case sample
+        /// velocity, mean-velocity and flow-map models: packed rows (state, times, label) → the
+        /// network's output, for the solvers (`FieldCall.graph`)
+        case field
     }
 
     /// The entry points a model of this kind has.
     public static func entries(of model: Model) -> [Entry] {
         switch model.kind {
-        case .flow: return Entry.allCases
-        case .velocity: return [.logProb, .sample]
-        case .meanVelocity, .flowMap: return [.sample]
+        case .flow: return [.forward, .logProb, .inverse, .sample]
+        case .velocity: return [.logProb, .sample, .field]
+        case .meanVelocity, .flowMap: return [.sample, .field]
         }
     }
 
     /// RK4 steps of the continuous-flow likelihood (`CNFLikelihood`).
     public static let likelihoodSteps = 32
 
-    /// The graph of an entry point. Velocity and mean-velocity models have only `sample`, by
-    /// `sampler` (method and steps; default: `ODESampler.defaults`).
-    public static func graph(_ entry: Entry, of model: Model, sampler: (ODESampler, Int)? = nil, grid: TimeGrid = .uniform) throws -> Graph {
+    /// The graph of an entry point. Velocity, mean-velocity and flow-map models sample by
+    /// `sampler` (a fixed-step method; default: `SamplerSettings.defaults`).
+    public static func graph(_ entry: Entry, of model: Model, sampler: SamplerSettings? = nil) throws -> Graph {
         let weights = try model.weightsPath.map { try WeightStore(path: $0) }
         if case .velocity = model.kind, entry == .logProb {
             return try Simplify.run(try CNFLikelihood.logProb(model, steps: likelihoodSteps), weights: weights)
         }
         if model.kind != .flow {
+            if entry == .field { return try Simplify.run(try FieldCall.graph(model), weights: weights) }
             guard entry == .sample else {
                 let has = entries(of: model).map(\.rawValue).joined(separator: " and ")
                 throw FlowError("a \(model.kind) model has no \(entry.rawValue) entry point (it has \(has))", at: .synthetic("entry points"))
             }
-            let (method, steps) = sampler ?? ODESampler.defaults(for: model.kind)
-            return try Simplify.run(try SamplerPass.sample(model, method: method, steps: steps, grid: grid), weights: weights)
+            let settings = try sampler ?? SamplerSettings.defaults(for: FieldCall.layout(of: model).kind)
+            return try Simplify.run(try SamplerPass.sample(model, settings: settings), weights: weights)
         }
         let derived: Graph
         switch entry {
@@ -48,6 +54,7 @@ public enum EntryPoints {
         case .logProb: derived = try logProb(model, weights: weights)
         case .inverse: derived = try InversePass.run(model.flow, weights: weights, causal: model.causalInverse)
         case .sample: derived = try sample(model, weights: weights)
+        case .field: throw FlowError("a flow has no field entry point (it is not integrated)", at: .synthetic("entry points"))
         }
         return try Simplify.run(derived, weights: weights)
     }

@@ -22,12 +22,30 @@ public final class CompiledModel: @unchecked Sendable {
         public var latentShape: [Int]
         public var entries: [String]
         public var base: String
+        /// "flow", "velocity", "mean_velocity" or "flow_map".
+        public var kind: String
+        /// Velocity, mean-velocity and flow-map models: where the path is noise (0 or 1).
+        public var noiseAt: Int?
+        /// Labels of a class-conditional field (nil: unconditional).
+        public var classes: Int?
+        /// Values of one packed `field` row.
+        public var fieldWidth: Int?
+        /// The fixed-step sampler compiled into `flowc_sample`.
+        public var sampler: Sampler?
+
+        public struct Sampler: Decodable, Sendable {
+            public var method: String
+            public var steps: Int
+            public var grid: String
+        }
         /// The weight file a model compiled with --external-weights reads (its recorded name).
         public var externalWeightFile: String? { externalWeights?.file }
         var externalWeights: ExternalWeights.Manifest?
 
         enum CodingKeys: String, CodingKey {
-            case name, dtype, entries, base
+            case name, dtype, entries, base, kind, classes, sampler
+            case noiseAt = "noise_at"
+            case fieldWidth = "field_width"
             case externalWeights = "external_weights"
             case inputShape = "input_shape"
             case latentShape = "latent_shape"
@@ -46,14 +64,15 @@ public final class CompiledModel: @unchecked Sendable {
     public static let chunkRows = 64
 
     private let handle: UnsafeMutableRawPointer
-    private let workspaceSize: WorkspaceSize
+    let workspaceSize: WorkspaceSize
     private let forwardEntry: Forward
     private let logProbEntry: LogProb
     private let inverseEntry: Forward
     private let sampleEntry: Forward
+    let fieldEntry: LogProb
     /// The external weights' table (nil when the weights are embedded).
     private let external: ExternalWeights?
-    private var table: Table { external.map { UnsafePointer($0.table) } }
+    var table: Table { external.map { UnsafePointer($0.table) } }
 
     /// Loads a compiled model, checking that it is a Flowc artifact of this ABI version. A model
     /// compiled with --external-weights reads `weights` (default: the recorded file name next to
@@ -93,6 +112,7 @@ public final class CompiledModel: @unchecked Sendable {
         self.logProbEntry = try symbol("flowc_log_prob", as: LogProb.self)
         self.inverseEntry = try symbol("flowc_inverse", as: Forward.self)
         self.sampleEntry = try symbol("flowc_sample", as: Forward.self)
+        self.fieldEntry = try symbol("flowc_field", as: LogProb.self)
         if let manifest = decoded.externalWeights {
             let file = weights ?? URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent(manifest.file).path
             do { external = try ExternalWeights(path: file, manifest: manifest) } catch {
@@ -197,12 +217,25 @@ public final class CompiledModel: @unchecked Sendable {
         return (out, logdet)
     }
 
+    static let entryNames = [FLOWC_ENTRY_FORWARD: "forward", FLOWC_ENTRY_LOG_PROB: "log_prob", FLOWC_ENTRY_INVERSE: "inverse",
+                             FLOWC_ENTRY_SAMPLE: "sample", FLOWC_ENTRY_FIELD: "field"]
+
+    func requireEntry(_ entry: Int32) throws {
+        guard let name = CompiledModel.entryNames[entry], metadata.entries.contains(name) else {
+            throw RuntimeError(message: "\(metadata.name) has no \(CompiledModel.entryNames[entry] ?? "such") entry point (it has: \(metadata.entries.joined(separator: ", ")))")
+        }
+    }
+
+    /// The message for an entry point's error code.
+    static func describe(_ code: Int32) -> String {
+        code == FLOWC_ERROR_NONFINITE_INPUT ? "an input value is NaN or infinite"
+            : code == FLOWC_ERROR_NONFINITE_OUTPUT ? "the model produced a NaN or infinite value (an input far outside the model's range?)"
+            : code == FLOWC_ERROR_BAD_BATCH ? "bad batch size" : "error code \(code)"
+    }
+
     /// Runs `call(firstRow, rows, workspace)` over fixed chunks of the batch on `threads` threads.
     private func parallel(batch: Int, entry: Int32, _ call: (Int, Int, UnsafeMutableRawPointer) -> Int32) throws {
-        let names = [FLOWC_ENTRY_FORWARD: "forward", FLOWC_ENTRY_LOG_PROB: "log_prob", FLOWC_ENTRY_INVERSE: "inverse", FLOWC_ENTRY_SAMPLE: "sample"]
-        guard let name = names[entry], metadata.entries.contains(name) else {
-            throw RuntimeError(message: "\(metadata.name) has no \(names[entry] ?? "such") entry point (it has: \(metadata.entries.joined(separator: ", ")))")
-        }
+        try requireEntry(entry)
         let chunks = (batch + CompiledModel.chunkRows - 1) / CompiledModel.chunkRows
         let bytes = Int(workspaceSize(entry, Int64(min(batch, CompiledModel.chunkRows))))
         let workers = min(threads, chunks)
@@ -222,9 +255,7 @@ public final class CompiledModel: @unchecked Sendable {
             }
         }
         if let bad = codes.firstIndex(where: { $0 != FLOWC_OK }) {
-            let what = codes[bad] == FLOWC_ERROR_NONFINITE_INPUT ? "an input value is NaN or infinite"
-                : codes[bad] == FLOWC_ERROR_NONFINITE_OUTPUT ? "the model produced a NaN or infinite value (an input far outside the model's range?)"
-                : "error code \(codes[bad])"
+            let what = CompiledModel.describe(codes[bad])
             throw RuntimeError(message: "\(metadata.name): rows \(bad * CompiledModel.chunkRows)..<\(min(batch, (bad + 1) * CompiledModel.chunkRows)): \(what)")
         }
     }

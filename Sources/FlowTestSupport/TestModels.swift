@@ -122,4 +122,43 @@ public enum TestModels {
         }
 
     }
+
+    /// A class-conditional velocity MLP (3 classes and the null label) with random weights:
+    /// v(x, t, c) = mlp(cat(x, t, emb(c))).
+    public enum ConditionalVelocity {
+        public static let spec = """
+        import "std/mlp.flow"
+        import "std/classes.flow"
+
+        model cond_fm {
+          input x: f32[B, 2]
+          input t: f32[B, 1]
+          input c: f32[B, 1]
+          kind velocity(noise_at=0, classes=3)
+          flow {
+            return mlp(concat(x, t, class_embedding(c, "label"), axis=1), "net", 3, "silu")
+          }
+        }
+        """
+
+        public static func weights(seed: UInt64) -> [(name: String, shape: [Int], values: [Double])] {
+            var state = seed
+            func uniform(_ n: Int, _ bound: Double) -> [Double] {
+                (0..<n).map { _ in
+                    state = state &* 6364136223846793005 &+ 1442695040888963407
+                    return (Double(state >> 11) / Double(1 << 53) * 2 - 1) * bound
+                }
+            }
+            return [("label.weight", [4, 4], uniform(16, 1)),
+                    ("net.0.weight", [32, 7], uniform(224, 0.4)), ("net.0.bias", [32], uniform(32, 0.1)),
+                    ("net.2.weight", [32, 32], uniform(1024, 0.2)), ("net.2.bias", [32], uniform(32, 0.1)),
+                    ("net.4.weight", [2, 32], uniform(64, 0.2)), ("net.4.bias", [2], uniform(2, 0.1))]
+        }
+
+        public static func model(seed: UInt64 = 5) throws -> Model {
+            let path = NSTemporaryDirectory() + "flowc-cond-fm-\(getpid()).safetensors"
+            try SafetensorsFile.write(weights(seed: seed), to: path)
+            return try Elaborator.elaborate(text: spec, path: Repository.path("Tests/cond_fm.flow"), options: .init(weightsPath: path))
+        }
+    }
 }

@@ -1,6 +1,7 @@
 import FlowIR
 import FlowInterpreter
 import FlowPasses
+import FlowSolvers
 import Foundation
 
 /// One subcommand: its usage text and what it does.
@@ -34,13 +35,13 @@ enum Commands {
                                       inverse), f32 or f64; once per input for models with several (x, t)
                   -n N, --seed S      sample: how many samples and the seed of the counter-based noise
                   --temperature T     sample: scale of the base noise (default 1)
-                  --method M, --steps N, --grid G  sample, velocity models: the ODE sampler (see flowc compile --help)
+                \(SamplerOptions.usage)
                   --output FILE       where to write the result (.npy, f32; f64 with --f64)
                   --logdet FILE       forward / inverse: where to write the log-determinant, shape (N,)
                   --f64               interpret in double precision (the f64 oracle)
                   --print             also print the result rows
                 """,
-                valued: ["--weights", "--param", "--input", "--output", "--entry", "--logdet", "-n", "--seed", "--temperature", "--method", "--steps", "--grid"],
+                valued: Set(["--weights", "--param", "--input", "--output", "--entry", "--logdet", "-n", "--seed", "--temperature"]).union(SamplerOptions.valued),
                 switches: ["--f64", "--print"], run: run),
         Command(name: "inspect", summary: "print the derived graphs (forward, log-det, inverse, log_prob) in the IR text form",
                 usage: """
@@ -71,28 +72,14 @@ enum Commands {
         return try Elaborator.elaborate(path: args.positionals[0], options: options)
     }
 
-    /// `--grid uniform | edm:RHO | t0,t1,...,tN` (the sampler's time grid).
-    static func gridOption(_ args: Arguments) throws -> TimeGrid {
-        guard let text = args.value("--grid"), text != "uniform" else { return .uniform }
-        if text.hasPrefix("edm:"), let rho = Double(text.dropFirst(4)) { return .edm(rho: rho) }
-        let times = text.split(separator: ",").compactMap { Double($0) }
-        guard times.count >= 2, times.count == text.split(separator: ",").count else {
-            throw UsageError(message: "--grid expects uniform, edm:RHO or comma-separated times from noise to data, got '\(text)'")
+    /// The sampler of `--entry sample` / `flowc compile` for a model that is integrated (nil for flows).
+    static func samplerSettings(_ args: Arguments, _ model: Model) throws -> SamplerSettings? {
+        guard model.kind != .flow else {
+            if SamplerOptions.given(args) { throw UsageError(message: "sampler options apply to velocity, mean-velocity and flow-map models; \(model.name) is a normalizing flow") }
+            return nil
         }
-        return .custom(times)
-    }
-
-    /// `--method M --steps N` for velocity models (nil: the kind's default).
-    static func samplerOption(_ args: Arguments, _ model: Model) throws -> (ODESampler, Int)? {
-        guard args.value("--method") != nil || args.value("--steps") != nil else { return nil }
-        let defaults = ODESampler.defaults(for: model.kind)
-        guard let method = args.value("--method").map({ ODESampler(rawValue: $0) }) ?? defaults.0 else {
-            throw UsageError(message: "--method expects one of \(ODESampler.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-        guard let steps = Int(args.value("--steps") ?? String(defaults.1)), steps >= 1, steps <= 100_000 else {
-            throw UsageError(message: "--steps expects an integer in 1...100000")
-        }
-        return (method, steps)
+        let layout = try FieldCall.layout(of: model)
+        return try SamplerOptions.settings(args, layout: layout, base: SamplerSettings.defaults(for: layout.kind))
     }
 
     static func check(_ args: Arguments) throws {
@@ -121,8 +108,12 @@ enum Commands {
         let sampling = entry == .sample
         if sampling && args.value("--input") != nil { throw UsageError(message: "--entry sample takes -n and --seed, not --input") }
         let model = try loadModel(args)
-        let sampler = try samplerOption(args, model)
-        let graph = try sampling ? EntryPoints.graph(.sample, of: model, sampler: sampler, grid: try gridOption(args))
+        let sampler = try samplerSettings(args, model)
+        if !sampling && SamplerOptions.given(args) { throw UsageError(message: "sampler options need --entry sample") }
+        if sampling, let sampler, sampler.method == .dopri5 || sampler.guidance != 0 || args.value("--class") != nil {
+            return try solve(args, model, sampler, output: outputPath)
+        }
+        let graph = try sampling ? EntryPoints.graph(.sample, of: model, sampler: sampler)
             : entry.map { try EntryPoints.graph($0, of: model) } ?? model.flow
         let precision: Precision = args.flag("--f64") ? .f64 : .f32
         let interpreter = try Interpreter(graph: graph, weights: try model.weightsPath.map { try WeightStore(path: $0) }, precision: precision)
@@ -130,11 +121,7 @@ enum Commands {
         var extraInputs: [Tensor] = []
         let inputName: String
         if sampling {
-            guard let n = Int(try args.required("-n")), n >= 1, n <= 100_000_000 else { throw UsageError(message: "-n must be an integer in 1...100000000") }
-            guard let seed = UInt64(try args.required("--seed")) else { throw UsageError(message: "--seed must be a non-negative integer below 2^64") }
-            guard let temperature = Double(args.value("--temperature") ?? "1"), temperature.isFinite, temperature >= 0 else {
-                throw UsageError(message: "--temperature must be a finite number ≥ 0")
-            }
+            let (n, seed, temperature) = try sampleCount(args)
             let latent = model.flow.type(of: model.flow.outputs[0])
             guard n.multipliedReportingOverflow(by: latent.elementsPerSample).partialValue <= Interpreter.maximumInputElements,
                   !n.multipliedReportingOverflow(by: latent.elementsPerSample).overflow else {
@@ -170,6 +157,32 @@ enum Commands {
                 print("  [\(row)] " + values.joined(separator: " ") + (width > 8 ? " …" : ""))
             }
         }
+    }
+
+    /// `--entry sample` through the solver (dopri5, labels, guidance) over the interpreted network.
+    static func solve(_ args: Arguments, _ model: Model, _ settings: SamplerSettings, output: String) throws {
+        let (n, seed, temperature) = try sampleCount(args)
+        let field = try InterpretedField(model: model, precision: args.flag("--f64") ? .f64 : .f32)
+        let noise = EntryPoints.noise(of: model, seed: seed, firstRow: 0, rows: n, temperature: temperature).map { Float($0) }
+        let labels = try SamplerOptions.labels(args, count: n, classes: model.classes)
+        let (samples, report): ([Float], SolveReport)
+        do { (samples, report) = try ODESolve.sample(field, noise: noise, labels: labels, settings: settings) } catch let e as SolverError {
+            throw FlowError(e.message, in: model.name)
+        }
+        let shape = model.flow.type(of: model.flow.inputs[0]).shape(batch: n)
+        try NpyArray(shape: shape, values: samples.map(Double.init)).write(path: output)
+        print("\(model.name) sample (\(settings.method.rawValue), interpreted): \(report.summary) → \(output)")
+        if !report.unfinished.isEmpty { FileHandle.standardError.write(Data("warning: \(report.unfinished.count) samples hit the step budget of \(settings.maxSteps) before the data end; their last states are returned (raise --max-steps or loosen --rtol)\n".utf8)) }
+    }
+
+    /// `-n`, `--seed` and `--temperature` of a sampling command.
+    static func sampleCount(_ args: Arguments) throws -> (Int, UInt64, Double) {
+        guard let n = Int(try args.required("-n")), n >= 1, n <= 100_000_000 else { throw UsageError(message: "-n must be an integer in 1...100000000") }
+        guard let seed = UInt64(try args.required("--seed")) else { throw UsageError(message: "--seed must be a non-negative integer below 2^64") }
+        guard let temperature = Double(args.value("--temperature") ?? "1"), temperature.isFinite, temperature >= 0 else {
+            throw UsageError(message: "--temperature must be a finite number ≥ 0")
+        }
+        return (n, seed, temperature)
     }
 
     static func inspect(_ args: Arguments) throws {

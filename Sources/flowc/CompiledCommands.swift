@@ -2,6 +2,7 @@ import FlowCodegen
 import FlowIR
 import FlowPasses
 import FlowRuntime
+import FlowSolvers
 import Foundation
 
 /// The commands that build and run compiled models.
@@ -20,11 +21,9 @@ enum CompiledCommands {
                   --emit-kernels FILE also write the kernels (fused loop nests) and memory plan of each entry point
                   --external-weights  read the weights from the .safetensors file when the model is opened (checked
                                       by size and checksum) instead of embedding them
-                  --method M          velocity models: the sampler compiled in (euler, midpoint, heun, rk4_classic,
-                                      rk4_38 = torchdiffeq's rk4, meanflow, flowmap); default rk4_38, meanflow for mean_velocity,
-                                      flowmap for flow_map
-                  --steps N           its number of steps (default 8, 1 for meanflow)
-                  --grid G            its time grid: uniform (default), edm:RHO (EDM's ρ-grid) or t0,t1,...,tN
+                  --method M, --steps N, --grid G  velocity, mean-velocity and flow-map models: the fixed-step
+                                      sampler compiled into flowc_sample as one loop (default rk4-38 with 8 steps,
+                                      meanflow or flowmap with 1); `flowc sample` can choose any other at sample time
                 """,
                 valued: ["--weights", "--param", "-o", "-O", "--target", "--emit-llvm", "--emit-asm", "--emit-kernels", "--method", "--steps", "--grid"],
                 switches: ["--external-weights"], run: compile),
@@ -38,8 +37,11 @@ enum CompiledCommands {
                 usage: "flowc inverse MODEL.so --input Z.npy -o X.npy [--logdet LD.npy] [--threads N]",
                 valued: ["--input", "-o", "--logdet", "--threads", "--weights"], switches: [], run: inverse),
         Command(name: "sample", summary: "draw samples with a compiled model",
-                usage: "flowc sample MODEL.so -n N --seed S [--temperature T] -o OUT.npy [--threads N]",
-                valued: ["-n", "--seed", "--temperature", "-o", "--threads", "--weights"], switches: [], run: sample),
+                usage: """
+                flowc sample MODEL.so -n N --seed S [--temperature T] -o OUT.npy [--threads N] [sampler options]
+                \(SamplerOptions.usage)
+                """,
+                valued: Set(["-n", "--seed", "--temperature", "-o", "--threads", "--weights"]).union(SamplerOptions.valued), switches: [], run: sample),
     ]
 
     static func compile(_ args: Arguments) throws {
@@ -51,9 +53,11 @@ enum CompiledCommands {
         let start = Date()
         let listing: ArtifactCompiler.Listing? = args.value("--emit-llvm") != nil ? .llvm : args.value("--emit-asm") != nil ? .assembly
             : args.value("--emit-kernels") != nil ? .kernels : nil
-        let sampler = try Commands.samplerOption(args, model)
-        var options = ArtifactCompiler.Options(optimization: level, cpu: args.value("--target"), externalWeights: args.flag("--external-weights"), sampler: sampler)
-        options.grid = try Commands.gridOption(args)
+        let sampler = try Commands.samplerSettings(args, model)
+        if let sampler, sampler.method == .dopri5 || sampler.guidance != 0 || args.value("--class") != nil {
+            throw UsageError(message: "flowc compile builds fixed-step samplers into flowc_sample; choose dopri5, --class and --guidance with flowc sample")
+        }
+        let options = ArtifactCompiler.Options(optimization: level, cpu: args.value("--target"), externalWeights: args.flag("--external-weights"), sampler: sampler)
         let text = try ArtifactCompiler.compile(model, options: options, output: output, listing: listing)
         if let text, let path = args.value("--emit-llvm") ?? args.value("--emit-asm") ?? args.value("--emit-kernels") {
             do { try text.write(toFile: path, atomically: true, encoding: .utf8) } catch { throw FlowError("cannot write: \(error.localizedDescription)", in: path) }
@@ -83,6 +87,10 @@ enum CompiledCommands {
           entry points \(m.metadata.entries.joined(separator: ", "))
           weights \(m.metadata.externalWeightFile.map { "external: \($0)" } ?? "embedded")
         """)
+        if let layout = m.fieldLayout, let s = m.compiledSampler {
+            print("  kind \(layout.kind.rawValue), noise at t = \(Int(layout.noiseAt))\(layout.classes.map { ", \($0) classes (label \($0) = null)" } ?? "")")
+            print("  sampler \(s.method.rawValue), \(s.steps) steps, \(s.grid) grid (compiled loop); flowc sample --method ... chooses others")
+        }
     }
 
     static func input(_ args: Arguments, width: Int, shape: [Int]) throws -> (values: [Float], rows: Int) {
@@ -143,13 +151,23 @@ enum CompiledCommands {
     static func sample(_ args: Arguments) throws {
         let m = try load(args)
         let output = try args.required("-o")
-        guard let n = Int(try args.required("-n")), n >= 1, n <= 100_000_000 else { throw UsageError(message: "-n must be an integer in 1...100000000") }
-        guard let seed = UInt64(try args.required("--seed")) else { throw UsageError(message: "--seed must be a non-negative integer below 2^64") }
-        guard let temperature = Float(args.value("--temperature") ?? "1"), temperature.isFinite, temperature >= 0 else {
-            throw UsageError(message: "--temperature must be a finite number ≥ 0")
+        let (n, seed, temperature) = try Commands.sampleCount(args)
+        let start = Date()
+        guard let layout = m.fieldLayout, let compiled = m.compiledSampler else {
+            if SamplerOptions.given(args) { throw UsageError(message: "sampler options apply to velocity, mean-velocity and flow-map models; \(m.metadata.name) is a normalizing flow") }
+            let x = try run { try m.sample(count: n, seed: seed, temperature: Float(temperature)) }
+            print(String(format: "%@: %d samples (seed %llu, temperature %g) in %.3f s", m.metadata.name, n, seed, temperature, Date().timeIntervalSince(start)))
+            return try write(x, shape: [n] + m.metadata.inputShape, to: output)
         }
-        let x = try run { try m.sample(count: n, seed: seed, temperature: temperature) }
-        print("\(m.metadata.name): \(n) samples (seed \(seed), temperature \(temperature))")
+        let settings = try SamplerOptions.settings(args, layout: layout, base: compiled)
+        let labels = try SamplerOptions.labels(args, count: n, classes: layout.classes)
+        let (x, report) = try run { try m.sample(count: n, seed: seed, temperature: Float(temperature), settings: settings, labels: labels) }
+        let how = settings == compiled && labels == nil && settings.guidance == 0 ? "compiled loop" : "solver over the compiled network"
+        print(String(format: "%@: %d samples (seed %llu, %@, %@) in %.3f s; %@", m.metadata.name, n, seed, settings.method.rawValue, how,
+                     Date().timeIntervalSince(start), report.summary))
+        if !report.unfinished.isEmpty {
+            FileHandle.standardError.write(Data("warning: \(report.unfinished.count) samples hit the step budget of \(settings.maxSteps) before the data end; their last states are returned (raise --max-steps or loosen --rtol)\n".utf8))
+        }
         try write(x, shape: [n] + m.metadata.inputShape, to: output)
     }
 }

@@ -4,6 +4,7 @@ import FlowInterpreter
 import FlowPasses
 import FlowRandom
 import FlowRuntime
+import FlowSolvers
 import FlowTestSupport
 import Foundation
 import XCTest
@@ -101,7 +102,7 @@ final class CompiledModelTests: XCTestCase {
         try real.prefix(real.count / 3).write(to: URL(fileURLWithPath: "\(dir)/truncated.so"))
         let cases: [(String, String)] = [
             (foreign, "not a Flowc model (no symbol flowc_abi_version)"),
-            (future, "compiled for Flowc ABI version 99, this runtime reads version 1"),
+            (future, "compiled for Flowc ABI version 99, this runtime reads version 2"),
             ("\(dir)/truncated.so", "not a loadable shared object (truncated"),
             ("\(dir)/foreign.c", "not a loadable shared object (no ELF header)"),
             ("\(dir)/missing.so", "no such file"),
@@ -236,9 +237,9 @@ final class CompiledSamplerTests: XCTestCase {
         for (key, method, steps, name) in cases {
             let fixture = try ReferenceFixture(key)
             let path = NSTemporaryDirectory() + "flowc-sampler-\(getpid())-\(name).so"
-            try ArtifactCompiler.compile(try fixture.model(), options: .init(sampler: (method, steps)), output: path)
+            try ArtifactCompiler.compile(try fixture.model(), options: .init(sampler: SamplerSettings(method: method, steps: steps)), output: path)
             let model = try CompiledModel(path: path)
-            XCTAssertEqual(model.metadata.entries, key == "e_fm" ? ["log_prob", "sample"] : ["sample"])
+            XCTAssertEqual(model.metadata.entries, key == "e_fm" ? ["log_prob", "sample", "field"] : ["sample", "field"])
             let x = try model.sample(noise: try fixture.tensor("noise").values.map { Float($0) })
             let c = Closeness.compare(x.map(Double.init), try fixture.tensor(name).values, atol: 1e-4, rtol: 1e-4)
             XCTAssertTrue(c.passes, "\(name): \(c)")
@@ -257,7 +258,7 @@ final class CompiledCNFTests: XCTestCase {
         let path = NSTemporaryDirectory() + "flowc-cnf-\(getpid()).so"
         try ArtifactCompiler.compile(model, output: path)
         let compiled = try CompiledModel(path: path)
-        XCTAssertEqual(compiled.metadata.entries, ["log_prob", "sample"])
+        XCTAssertEqual(compiled.metadata.entries, ["log_prob", "sample", "field"])
         let x = try fixture.tensor("x")
         let expected = try Interpreter(graph: try EntryPoints.graph(.logProb, of: model), weights: try WeightStore(path: model.weightsPath!), precision: .f32).run([x])[0]
         let c = Closeness.compare(try compiled.logProb(x.values.map { Float($0) }).map(Double.init), expected.values, atol: 1e-4, rtol: 1e-4)

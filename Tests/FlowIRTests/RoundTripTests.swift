@@ -14,6 +14,13 @@ final class RoundTripTests: XCTestCase {
             XCTAssertEqual(Printer.print(reparsed), printed, key)
             XCTAssertEqual(reparsed.flow.nodes.count, model.flow.nodes.count, key)
         }
+        // a class-conditional velocity field keeps its kind line, classes included
+        let conditional = try TestModels.ConditionalVelocity.model()
+        let printed = Printer.print(conditional)
+        XCTAssertTrue(printed.contains("  kind velocity(noise_at=0, classes=3)\n"), printed)
+        let reparsed = try Elaborator.elaborate(text: printed, path: "printed.flow", options: .init(weightsPath: conditional.weightsPath))
+        XCTAssertEqual(Printer.print(reparsed), printed)
+        XCTAssertEqual(reparsed.classes, 3)
     }
 
     func testPrintedFormShowsTypesAndAttributes() throws {

@@ -1,6 +1,7 @@
 import FlowIR
 import FlowInterpreter
 import FlowPasses
+import FlowSolvers
 import FlowTestSupport
 import Foundation
 import XCTest
@@ -11,7 +12,7 @@ import XCTest
 final class FlowMapTests: XCTestCase {
     func run(_ text: String, weights: String? = nil, steps: Int, noise: [Double]) throws -> [Double] {
         let model = try Elaborator.elaborate(text: text, path: Repository.path("Tests/flow_map.flow"), options: .init(weightsPath: weights))
-        let graph = try EntryPoints.graph(.sample, of: model, sampler: (.flowmap, steps))
+        let graph = try EntryPoints.graph(.sample, of: model, sampler: SamplerSettings(method: .flowmap, steps: steps))
         return try Interpreter(graph: graph, weights: try weights.map { try WeightStore(path: $0) }, precision: .f64)
             .run([Tensor(shape: [noise.count / 2, 2], values: noise)])[0].values
     }

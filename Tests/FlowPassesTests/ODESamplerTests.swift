@@ -1,6 +1,7 @@
 import FlowIR
 import FlowInterpreter
 import FlowPasses
+import FlowSolvers
 import FlowTestSupport
 import XCTest
 
@@ -11,7 +12,7 @@ final class ODESamplerTests: XCTestCase {
     func sample(_ key: String, _ method: ODESampler, _ steps: Int) throws -> Tensor {
         let f = try ReferenceFixture(key)
         let model = try f.model()
-        let graph = try EntryPoints.graph(.sample, of: model, sampler: (method, steps))
+        let graph = try EntryPoints.graph(.sample, of: model, sampler: SamplerSettings(method: method, steps: steps))
         return try Interpreter(graph: graph, weights: try WeightStore(path: model.weightsPath!), precision: .f32).run([try f.tensor("noise")])[0]
     }
 
@@ -44,18 +45,16 @@ final class ODESamplerTests: XCTestCase {
 
 /// Time grids: endpoints, monotonicity, EDM crowding, and errors for bad custom grids.
 final class TimeGridTests: XCTestCase {
-    let at = SourceLocation.synthetic("test")
-
     func testGrids() throws {
-        XCTAssertEqual(try TimeGrid.uniform.times(start: 0, end: 1, steps: 4, at: at), [0, 0.25, 0.5, 0.75, 1])
-        let edm = try TimeGrid.edm(rho: 7).times(start: 1, end: 0, steps: 4, at: at)
+        XCTAssertEqual(try TimeGrid.uniform.times(start: 0, end: 1, steps: 4), [0, 0.25, 0.5, 0.75, 1])
+        let edm = try TimeGrid.edm(rho: 7).times(start: 1, end: 0, steps: 4)
         XCTAssertEqual(edm.first, 1)
         XCTAssertEqual(edm.last, 0)
         XCTAssertEqual(Double(edm[1]), pow(0.75, 7), accuracy: 1e-7)       // σ = (1 − k/N)^ρ, noise at 1
         XCTAssertLessThan(edm[3] - edm[4], edm[0] - edm[1])                 // steps shrink toward the data
-        XCTAssertEqual(try TimeGrid.edm(rho: 1).times(start: 0, end: 1, steps: 4, at: at), [0, 0.25, 0.5, 0.75, 1])
-        XCTAssertThrowsError(try TimeGrid.custom([0, 0.5, 0.4, 1]).times(start: 0, end: 1, steps: 3, at: at))
-        XCTAssertThrowsError(try TimeGrid.custom([0, 1]).times(start: 0, end: 1, steps: 2, at: at))
+        XCTAssertEqual(try TimeGrid.edm(rho: 1).times(start: 0, end: 1, steps: 4), [0, 0.25, 0.5, 0.75, 1])
+        XCTAssertThrowsError(try TimeGrid.custom([0, 0.5, 0.4, 1]).times(start: 0, end: 1, steps: 3))
+        XCTAssertThrowsError(try TimeGrid.custom([0, 1]).times(start: 0, end: 1, steps: 2))
     }
 
     /// Euler on a custom grid equal to the uniform one gives the uniform result exactly.
@@ -63,8 +62,8 @@ final class TimeGridTests: XCTestCase {
         let f = try ReferenceFixture("e_fm")
         let model = try f.model()
         let store = try WeightStore(path: model.weightsPath!)
-        let uniform = try Interpreter(graph: try EntryPoints.graph(.sample, of: model, sampler: (.euler, 4)), weights: store, precision: .f32).run([try f.tensor("noise")])[0]
-        let custom = try Interpreter(graph: try EntryPoints.graph(.sample, of: model, sampler: (.euler, 4), grid: .custom([0, 0.25, 0.5, 0.75, 1])), weights: store, precision: .f32).run([try f.tensor("noise")])[0]
+        let uniform = try Interpreter(graph: try EntryPoints.graph(.sample, of: model, sampler: SamplerSettings(method: .euler, steps: 4)), weights: store, precision: .f32).run([try f.tensor("noise")])[0]
+        let custom = try Interpreter(graph: try EntryPoints.graph(.sample, of: model, sampler: SamplerSettings(method: .euler, steps: 4, grid: .custom([0, 0.25, 0.5, 0.75, 1]))), weights: store, precision: .f32).run([try f.tensor("noise")])[0]
         XCTAssertEqual(uniform.values, custom.values)
     }
 }

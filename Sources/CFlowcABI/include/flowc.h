@@ -21,13 +21,14 @@ extern "C" {
 #endif
 
 /* The ABI this header describes; flowc_abi_version() of a loadable artifact must equal it. */
-#define FLOWC_ABI_VERSION 1
+#define FLOWC_ABI_VERSION 2
 
 /* Entry point identifiers (flowc_workspace_size's `entry`). */
 #define FLOWC_ENTRY_FORWARD 0   /* x -> (z, logdet) */
 #define FLOWC_ENTRY_LOG_PROB 1  /* x -> log p(x) */
 #define FLOWC_ENTRY_INVERSE 2   /* z -> (x, logdet of the inverse) */
 #define FLOWC_ENTRY_SAMPLE 3    /* standard noise -> x (base density applied) */
+#define FLOWC_ENTRY_FIELD 4     /* packed (state, times, label) rows -> the network's output */
 
 /* Return codes of the entry points. */
 #define FLOWC_OK 0
@@ -39,7 +40,11 @@ extern "C" {
 uint32_t flowc_abi_version(void);
 
 /* JSON: {"name", "dtype", "input_shape", "latent_shape", "entries", "kind", "base", "abi_version"[, "external_weights"]}.
- * Velocity and mean-velocity models have only "sample" (an ODE sampler compiled in; its logdet output is 0). */
+ * "kind" is "flow", "velocity", "mean_velocity" or "flow_map". The last three also have
+ * "noise_at" (0 or 1: the time where the path is noise), "classes" (labels of a class-conditional
+ * network, or null), "field_width" and "sampler" ({"method", "steps", "grid"}: the fixed-step
+ * sampler compiled into flowc_sample, whose logdet output is 0); their entries are "sample",
+ * "field" and, for velocities, "log_prob" (the exact continuous-flow likelihood). */
 const char *flowc_metadata(void);
 
 /* Bytes of workspace one call of `entry` needs for `batch` samples. */
@@ -49,6 +54,12 @@ int32_t flowc_forward(const float *x, float *z, float *logdet, int64_t batch, vo
 int32_t flowc_log_prob(const float *x, float *log_prob, int64_t batch, void *workspace, const float *const *weights);
 int32_t flowc_inverse(const float *z, float *x, float *logdet, int64_t batch, void *workspace, const float *const *weights);
 int32_t flowc_sample(const float *noise, float *x, float *logdet, int64_t batch, void *workspace, const float *const *weights);
+
+/* One network evaluation per row, for your own solver. A row of `in` has "field_width" values:
+ * the state (input_shape, flattened), then the times (velocity: t; mean_velocity: r, t;
+ * flow_map: s, t), then the class label when "classes" is K (0..K-1, or K for the null label).
+ * `out` receives the network's output, one state per row. */
+int32_t flowc_field(const float *in, float *out, int64_t batch, void *workspace, const float *const *weights);
 
 #ifdef __cplusplus
 }

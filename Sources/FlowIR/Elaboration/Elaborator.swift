@@ -178,7 +178,7 @@ public struct Elaborator {
         var model = Model(name: modelDecl.name, base: base, weightsPath: options.weightsPath, flow: graph)
         model.declaredWeights = modelDecl.weights?.0
         model.causalInverse = causalInverse
-        if let (name, args, at) = modelDecl.kind { model.kind = try elaborateKind(name, args, at, inputs: modelDecl.inputs.count) }
+        if let (name, args, at) = modelDecl.kind { (model.kind, model.classes) = try elaborateKind(name, args, at, inputs: modelDecl.inputs.count) }
         if model.weightsPath == nil, let w = weights { model.weightsPath = w.file.path }
         try Verifier.verify(model.flow)
         return model
@@ -210,30 +210,44 @@ public struct Elaborator {
     }
 
     /// `kind flow`, `kind velocity(noise_at=T)` (inputs x, t), `kind mean_velocity(noise_at=T)`
-    /// (inputs z, r, t) or `kind flow_map(noise_at=T)` (inputs x, s, t); T is 0 or 1.
-    mutating func elaborateKind(_ name: String, _ args: [(String, Expr)], _ at: SourceLocation, inputs: Int) throws -> ModelKind {
+    /// (inputs z, r, t) or `kind flow_map(noise_at=T)` (inputs x, s, t); T is 0 or 1. With
+    /// `classes=K` the field is class-conditional: one more input, the label c: f32[B, 1] in
+    /// 0..<K, and K itself the null label ∅ of classifier-free guidance.
+    mutating func elaborateKind(_ name: String, _ args: [(String, Expr)], _ at: SourceLocation, inputs: Int) throws -> (ModelKind, Int?) {
         var noiseAt: Double?
+        var classes: Int?
         for (key, expr) in args {
-            guard key == "noise_at" else { throw FlowError("kind \(name) takes noise_at=0 or noise_at=1, not '\(key)'", at: at) }
             var scope = globals
-            guard let v = try evaluate(expr, &scope).number, v == 0 || v == 1 else {
-                throw FlowError("noise_at must be 0 or 1 (the end of the time interval where the path is noise)", at: at)
+            switch key {
+            case "noise_at":
+                guard let v = try evaluate(expr, &scope).number, v == 0 || v == 1 else {
+                    throw FlowError("noise_at must be 0 or 1 (the end of the time interval where the path is noise)", at: at)
+                }
+                noiseAt = v
+            case "classes" where name != "flow":
+                guard let v = try evaluate(expr, &scope).number, v == v.rounded(), v >= 1, v < 16_777_216 else {
+                    throw FlowError("classes must be an integer in 1...16777215 (labels are exact in f32)", at: at)
+                }
+                classes = Int(v)
+            default:
+                throw FlowError("kind \(name) takes noise_at=0 or noise_at=1 and optionally classes=K, not '\(key)'", at: at)
             }
-            noiseAt = v
         }
+        let label = classes == nil ? 0 : 1
+        let labelText = classes == nil ? "" : " and the class label c (f32[B, 1])"
         switch name {
         case "flow":
             guard args.isEmpty else { throw FlowError("kind flow takes no arguments", at: at) }
-            return .flow
+            return (.flow, nil)
         case "velocity":
-            guard inputs == 2 else { throw FlowError("a velocity model takes two inputs, x and t (f32[B, 1]); it declares \(inputs)", at: at) }
-            return .velocity(noiseAt: noiseAt ?? 0)
+            guard inputs == 2 + label else { throw FlowError("a velocity model takes the inputs x and t (f32[B, 1])\(labelText); it declares \(inputs)", at: at) }
+            return (.velocity(noiseAt: noiseAt ?? 0), classes)
         case "mean_velocity":
-            guard inputs == 3 else { throw FlowError("a mean_velocity model takes three inputs, z, r and t; it declares \(inputs)", at: at) }
-            return .meanVelocity(noiseAt: noiseAt ?? 1)
+            guard inputs == 3 + label else { throw FlowError("a mean_velocity model takes the inputs z, r and t\(labelText); it declares \(inputs)", at: at) }
+            return (.meanVelocity(noiseAt: noiseAt ?? 1), classes)
         case "flow_map":
-            guard inputs == 3 else { throw FlowError("a flow_map model takes three inputs, x, s and t; it declares \(inputs)", at: at) }
-            return .flowMap(noiseAt: noiseAt ?? 1)
+            guard inputs == 3 + label else { throw FlowError("a flow_map model takes the inputs x, s and t\(labelText); it declares \(inputs)", at: at) }
+            return (.flowMap(noiseAt: noiseAt ?? 1), classes)
         default:
             throw FlowError("unknown model kind '\(name)'; expected flow, velocity, mean_velocity or flow_map", at: at)
         }

@@ -165,6 +165,9 @@ public struct Model: Sendable {
     public var causalInverse: CausalInverseMode = .sequential
     /// The `kind ...` line (a flow unless declared).
     public var kind: ModelKind = .flow
+    /// Labels of a class-conditional field (`kind velocity(classes=K)`): its last input is the
+    /// label in 0..<K, and K is the null label ∅. nil: unconditional.
+    public var classes: Int?
     public var flow: Graph
 
     public init(name: String, base: BaseDensity, weightsPath: String?, flow: Graph) {

@@ -5,11 +5,10 @@ public enum Printer {
         var out = "model \(model.name) {\n"
         let g = model.flow
         for (v, name) in zip(g.inputs, g.inputNames) { out += "  input \(name): \(g.type(of: v))\n" }
-        switch model.kind {
-        case .flow: break
-        case .velocity(let t): out += "  kind velocity(noise_at=\(Attribute.format(t)))\n"
-        case .meanVelocity(let t): out += "  kind mean_velocity(noise_at=\(Attribute.format(t)))\n"
-        case .flowMap(let t): out += "  kind flow_map(noise_at=\(Attribute.format(t)))\n"
+        if model.kind != .flow {
+            // velocity(noise_at=0), with classes=K inside the parentheses when conditional
+            let kind = model.kind.description
+            out += "  kind \(model.classes.map { kind.dropLast() + ", classes=\($0))" } ?? kind)\n"
         }
         switch model.base {
         case .standardNormal: out += "  base normal\n"

@@ -1,0 +1,96 @@
+import CFlowcABI
+import Dispatch
+import FlowRandom
+import FlowSolvers
+
+/// Sampling velocity, mean-velocity and flow-map models with any sampler chosen at sample time.
+extension CompiledModel {
+    /// The sampler view of the model (nil for a normalizing flow).
+    public var fieldLayout: FieldLayout? {
+        guard let kind = FieldKind(rawValue: metadata.kind), let noiseAt = metadata.noiseAt else { return nil }
+        return FieldLayout(kind: kind, noiseAt: Double(noiseAt), stateWidth: inputElements, classes: metadata.classes)
+    }
+
+    /// The fixed-step sampler compiled into `flowc_sample` (nil for a normalizing flow).
+    public var compiledSampler: SamplerSettings? {
+        guard let s = metadata.sampler, let method = ODESampler(name: s.method), let grid = try? TimeGrid(parsing: s.grid) else { return nil }
+        return SamplerSettings(method: method, steps: s.steps, grid: grid)
+    }
+
+    /// Samples from given standard-normal noise with `settings`. The compiled whole-loop sampler
+    /// runs when the settings are the compiled ones (no labels, no guidance); otherwise the
+    /// solver (`ODESolve`) calls the compiled network, each chunk of `chunkRows` samples on
+    /// its own thread. `labels`: one class per sample of a class-conditional model (nil: the
+    /// null label, i.e. unconditional).
+    public func sample(noise: [Float], settings: SamplerSettings, labels: [Int]? = nil) throws -> (samples: [Float], report: SolveReport) {
+        guard let layout = fieldLayout else {
+            throw RuntimeError(message: "\(metadata.name) is a normalizing flow: it samples through its inverse, with no ODE sampler to choose")
+        }
+        let rows = noise.count / max(1, latentElements)
+        guard rows >= 1, noise.count == rows * latentElements else {
+            throw RuntimeError(message: "expected a batch of rows of \(latentElements) values, got \(noise.count) values")
+        }
+        if let labels, labels.count != rows { throw RuntimeError(message: "\(labels.count) class labels for \(rows) samples") }
+        if labels == nil, settings.guidance == 0, settings == compiledSampler {
+            var report = SolveReport(samples: rows)
+            report.acceptedSteps = Array(repeating: settings.steps, count: rows)
+            report.evaluatedRows = rows * settings.steps * settings.method.evaluationsPerStep
+            return (try sample(noise: noise), report)
+        }
+        return try solve(noise: noise, settings: settings, labels: labels)
+    }
+
+    /// Samples with `settings` through the solver over the compiled network (`flowc_field`),
+    /// always — also for the compiled fixed-step sampler (to compare the two).
+    public func solve(noise: [Float], settings: SamplerSettings, labels: [Int]? = nil) throws -> (samples: [Float], report: SolveReport) {
+        guard let layout = fieldLayout else {
+            throw RuntimeError(message: "\(metadata.name) is a normalizing flow: it samples through its inverse, with no ODE sampler to choose")
+        }
+        let rows = noise.count / max(1, latentElements)
+        guard rows >= 1, noise.count == rows * latentElements else {
+            throw RuntimeError(message: "expected a batch of rows of \(latentElements) values, got \(noise.count) values")
+        }
+        if let labels, labels.count != rows { throw RuntimeError(message: "\(labels.count) class labels for \(rows) samples") }
+        try requireEntry(FLOWC_ENTRY_FIELD)
+        do { try settings.validate(for: layout) } catch let e as SolverError { throw RuntimeError(message: e.message) }
+        let chunks = (rows + CompiledModel.chunkRows - 1) / CompiledModel.chunkRows
+        let workers = min(threads, chunks)
+        // Each chunk writes only its own slot: no two threads share memory.
+        nonisolated(unsafe) let results = UnsafeMutableBufferPointer<Result<([Float], SolveReport), Error>?>.allocate(capacity: chunks)
+        defer { results.deallocate() }
+        results.initialize(repeating: nil)
+        let rowsPerCall = settings.guidance == 0 ? CompiledModel.chunkRows : 2 * CompiledModel.chunkRows
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            let field = CompiledField(model: self, layout: layout, rows: rowsPerCall)
+            var chunk = worker
+            while chunk < chunks {
+                let first = chunk * CompiledModel.chunkRows, count = min(CompiledModel.chunkRows, rows - first)
+                let part = Array(noise[(first * latentElements)..<((first + count) * latentElements)])
+                results[chunk] = Result { try ODESolve.sample(field, noise: part, labels: labels.map { Array($0[first..<(first + count)]) }, settings: settings) }
+                chunk += workers
+            }
+        }
+        var samples: [Float] = []
+        samples.reserveCapacity(noise.count)
+        var report = SolveReport(samples: 0)
+        for chunk in 0..<chunks {
+            do {
+                let (part, partReport) = try results[chunk]!.get()
+                samples += part
+                report.append(partReport, offset: chunk * CompiledModel.chunkRows)
+            } catch let e as SolverError {
+                throw RuntimeError(message: "\(metadata.name): samples \(chunk * CompiledModel.chunkRows)..<\(min(rows, (chunk + 1) * CompiledModel.chunkRows)): \(e.message)")
+            }
+        }
+        return (samples, report)
+    }
+
+    /// `count` samples from counter-based noise (as `sample(count:seed:temperature:)`) with `settings`.
+    public func sample(count: Int, seed: UInt64, temperature: Float = 1, settings: SamplerSettings, labels: [Int]? = nil) throws -> (samples: [Float], report: SolveReport) {
+        guard count >= 1 else { throw RuntimeError(message: "sample count must be at least 1, got \(count)") }
+        guard temperature.isFinite, temperature >= 0 else { throw RuntimeError(message: "temperature must be finite and ≥ 0, got \(temperature)") }
+        if let labels, labels.count != count { throw RuntimeError(message: "\(labels.count) class labels for \(count) samples") }
+        let noise = Philox.normals(seed: seed, firstRow: 0, rows: count, perRow: latentElements).map { Float($0) * temperature }
+        return try sample(noise: noise, settings: settings, labels: labels)
+    }
+}
