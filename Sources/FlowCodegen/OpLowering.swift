@@ -172,6 +172,7 @@ struct OpLowering {
         case "sum", "mean", "amax": try reduce(node)
         case "softmax", "cumsum": try alongAxis(node)
         case "layernorm": try layernorm(node)
+        case "attention": try attention(node)
         case "conv2d": try conv2d(node)
         case "fixed_point": try fixedPoint(node)
         case "rq_spline", "rq_spline_inverse", "rq_spline_logderiv": try SplineLowering(ops: self).emit(node)

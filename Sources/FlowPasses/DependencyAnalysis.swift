@@ -128,6 +128,26 @@ struct DependencyAnalysis {
             for e in 0..<count { result[e] = lines[out.reduce(1, *) == keptCount ? e : fromKept[e]] }
             // layernorm's weight and bias are constants: they add no dependency
 
+        case "attention":
+            // o[t, head m] reads q[t, head m] and k, v[s, head m] for s ≤ t (all s when not causal)
+            guard case .int(let heads)? = node.attributes["heads"], case .int(let causal)? = node.attributes["causal"] else { return }
+            let (tokens, channels) = (out[0], out[1])
+            let d = channels / heads
+            func union(_ operand: Int, _ t: Int, _ m: Int) -> PositionSet {
+                var s = PositionSet(capacity: width)
+                if let o = operandDeps[operand] { for j in 0..<d { s.formUnion(o[t * channels + m * d + j]) } }
+                return s
+            }
+            for m in 0..<heads {
+                var keysAndValues = PositionSet(capacity: width)
+                if causal == 0 { for s in 0..<tokens { keysAndValues.formUnion(union(1, s, m)); keysAndValues.formUnion(union(2, s, m)) } }
+                for t in 0..<tokens {
+                    if causal != 0 { keysAndValues.formUnion(union(1, t, m)); keysAndValues.formUnion(union(2, t, m)) }
+                    var reads = union(0, t, m)
+                    reads.formUnion(keysAndValues)
+                    for j in 0..<d { result[t * channels + m * d + j] = reads }
+                }
+            }
         case "rq_spline", "rq_spline_inverse", "rq_spline_logderiv":
             if let x = operandDeps[0] { result = x }
             for d in operandDeps.dropFirst() {

@@ -161,4 +161,53 @@ public enum TestModels {
             return try Elaborator.elaborate(text: spec, path: Repository.path("Tests/cond_fm.flow"), options: .init(weightsPath: path))
         }
     }
+
+    /// TarFlow weights of any size in apple/ml-tarflow's state_dict layout, random (proj_out
+    /// ~ ±0.05 so that the flow is far from the identity), for `examples/reference/g_tarflow.flow`.
+    public enum RandomTarFlow {
+        public static func weights(channels: Int, blocks: Int, layers: Int, tokens: Int, values: Int, seed: UInt64) -> [(name: String, shape: [Int], values: [Double])] {
+            var state = seed
+            func uniform(_ n: Int, _ bound: Double) -> [Double] {
+                (0..<n).map { _ in
+                    state = state &* 6364136223846793005 &+ 1442695040888963407
+                    return (Double(state >> 11) / Double(1 << 53) * 2 - 1) * bound
+                }
+            }
+            var out: [(name: String, shape: [Int], values: [Double])] = []
+            func linear(_ name: String, _ outputs: Int, _ inputs: Int, _ bound: Double? = nil) {
+                out.append(("\(name).weight", [outputs, inputs], uniform(outputs * inputs, bound ?? 1 / Double(inputs).squareRoot())))
+                out.append(("\(name).bias", [outputs], uniform(outputs, 0.05)))
+            }
+            func norm(_ name: String) {
+                out.append(("\(name).weight", [channels], uniform(channels, 0.2).map { 1 + $0 }))
+                out.append(("\(name).bias", [channels], uniform(channels, 0.1)))
+            }
+            for b in 0..<blocks {
+                let p = "blocks.\(b)"
+                linear("\(p).proj_in", channels, values)
+                out.append(("\(p).pos_embed", [tokens, channels], uniform(tokens * channels, 0.1)))
+                for l in 0..<layers {
+                    let a = "\(p).attn_blocks.\(l)"
+                    norm("\(a).attention.norm")
+                    linear("\(a).attention.qkv", 3 * channels, channels)
+                    linear("\(a).attention.proj", channels, channels)
+                    norm("\(a).mlp.norm")
+                    linear("\(a).mlp.main.0", 4 * channels, channels)
+                    linear("\(a).mlp.main.2", channels, 4 * channels)
+                }
+                linear("\(p).proj_out", 2 * values, channels, 0.05)
+            }
+            return out
+        }
+
+        /// The reference spec on random weights; `image` = (channels, size, patch).
+        public static func model(channels: Int, blocks: Int, layers: Int, image: (Int, Int, Int), seed: UInt64) throws -> Model {
+            let (c, size, patch) = image
+            let tokens = (size / patch) * (size / patch), values = c * patch * patch
+            let path = NSTemporaryDirectory() + "flowc-tarflow-\(getpid())-\(channels)-\(blocks)-\(layers)-\(patch).safetensors"
+            try SafetensorsFile.write(weights(channels: channels, blocks: blocks, layers: layers, tokens: tokens, values: values, seed: seed), to: path)
+            return try Elaborator.elaborate(path: Repository.referenceSpec("g_tarflow"),
+                                            options: .init(params: ["IMG": Double(size), "CH": Double(c), "P": Double(patch)], weightsPath: path))
+        }
+    }
 }

@@ -13,7 +13,7 @@ import XCTest
 /// model, within 1e-4 + 1e-4·|b| (f32 code vs f32 interpretation: they differ only in the
 /// order of float operations and in libm vs Foundation math); and the runtime's guarantees.
 final class CompiledModelTests: XCTestCase {
-    static let keys = ["a_nsf", "b_maf", "c_realnvp2", "c_realnvp64", "d_glow"]
+    static let keys = ["a_nsf", "b_maf", "c_realnvp2", "c_realnvp64", "d_glow", "g_tarflow"]
     nonisolated(unsafe) static var compiled: [String: String] = [:]
 
     /// Compiles each model once per test run, at O3 as `flowc compile` does.

@@ -6,7 +6,7 @@ import XCTest
 /// identically, for every reference model (which exercise the whole standard library).
 final class RoundTripTests: XCTestCase {
     func testPrintParseIsAFixedPointForEveryReferenceModel() throws {
-        for key in ["a_nsf", "b_maf", "c_realnvp2", "c_realnvp64", "d_glow"] {
+        for key in ["a_nsf", "b_maf", "c_realnvp2", "c_realnvp64", "d_glow", "g_tarflow"] {
             let weights = Repository.fixture("\(key).safetensors")
             let model = try Elaborator.elaborate(path: Repository.referenceSpec(key), options: .init(weightsPath: weights))
             let printed = Printer.print(model)

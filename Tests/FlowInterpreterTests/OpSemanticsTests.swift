@@ -123,4 +123,20 @@ final class OpSemanticsTests: XCTestCase {
             XCTAssertTrue(text.hasSuffix("nan at index (0, 1) from finite operands (input outside the op's domain?)"), text)
         }
     }
+
+    /// Attention by hand: with q = 0 every visible key has weight 1/(count), so the output of
+    /// token t is the mean of the visible value rows (tokens ≤ t when causal, all otherwise);
+    /// with a large q·k for one key the output is that key's value. Two heads of two channels.
+    func testAttention() throws {
+        // x: [1, 3, 4] (3 tokens, 4 channels = 2 heads of 2); q = 0, k = x, v = x
+        let x = Tensor(shape: [1, 3, 4], values: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
+        let causal = try run("    return attention(x * 0.0, x, x, heads=2, causal=1)", input: x)
+        assertValues(causal, [1, 2, 3, 4, 3, 4, 5, 6, 5, 6, 7, 8], "causal: running means")
+        let full = try run("    return attention(x * 0.0, x, x, heads=2, causal=0)", input: x)
+        assertValues(full, [5, 6, 7, 8, 5, 6, 7, 8, 5, 6, 7, 8], "non-causal: the mean of all rows")
+        // q = 100·x picks, per head, the key with the largest dot product among the visible ones:
+        // the last visible token (the keys grow with the token index)
+        let sharp = try run("    return attention(x * 100.0, x, x, heads=2, causal=1)", input: x)
+        assertValues(sharp, x.values, tolerance: 1e-9, "causal, sharp: each token attends to itself")
+    }
 }

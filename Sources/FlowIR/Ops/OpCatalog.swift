@@ -2,7 +2,7 @@
 public enum OpCatalog {
     public static let all: [OpDefinition] =
         ElementwiseOps.definitions + ReductionOps.definitions + LinearAlgebraOps.definitions
-        + ShapeOps.definitions + SourceOps.definitions + SplineOps.definitions
+        + AttentionOps.definitions + ShapeOps.definitions + SourceOps.definitions + SplineOps.definitions
 
     public static let byName: [String: OpDefinition] = {
         var table: [String: OpDefinition] = [:]
