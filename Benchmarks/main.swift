@@ -34,7 +34,11 @@ func time(_ body: () throws -> Void) rethrows -> Double {
 }
 
 let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-let keys = CommandLine.arguments.count > 1 ? Array(CommandLine.arguments.dropFirst()) : ["c_realnvp2", "c_realnvp64", "b_maf", "a_nsf", "d_glow", "e_fm", "f_meanflow"]
+let keys = CommandLine.arguments.count > 1 ? Array(CommandLine.arguments.dropFirst())
+    : ["c_realnvp2", "c_realnvp64", "b_maf", "a_nsf", "d_glow", "e_fm", "f_meanflow", "g_tarflow", "g_tarflow_jacobi"]
+/// Variants of a reference model: the same spec and weights with another inverse mode (TarFlow:
+/// the KV-cached sequential decoding of the spec vs Jacobi iteration over the whole sequence).
+let variants: [String: (String, CausalInverseMode)] = ["g_tarflow_jacobi": ("g_tarflow", .jacobi(tolerance: 1e-6))]
 /// Velocity models: the sampler each is timed with (the 8-step Euler and 1-step MeanFlow).
 let samplers: [String: SamplerSettings] = ["e_fm": SamplerSettings(method: .euler, steps: 8), "f_meanflow": SamplerSettings(method: .meanflow, steps: 1)]
 /// Samplers run by the solver over the network (compiled `flowc_field` vs the interpreter's):
@@ -44,8 +48,10 @@ let solverRuns: [String: [SamplerSettings]] = ["e_fm": [SamplerSettings(method: 
 print("OpenBLAS core: \(String(cString: openblas_get_corename())), threads: \(ProcessInfo.processInfo.activeProcessorCount)")
 var rows: [Row] = []
 for key in keys {
-    let weights = root.appendingPathComponent("Tests/Fixtures/\(key).safetensors").path
-    let model = try Elaborator.elaborate(path: root.appendingPathComponent("examples/reference/\(key).flow").path, options: .init(weightsPath: weights))
+    let (file, mode) = variants[key] ?? (key, nil)
+    let weights = root.appendingPathComponent("Tests/Fixtures/\(file).safetensors").path
+    var model = try Elaborator.elaborate(path: root.appendingPathComponent("examples/reference/\(file).flow").path, options: .init(weightsPath: weights))
+    if let mode { model.causalInverse = mode }
     let store = try WeightStore(path: weights)
     let so = NSTemporaryDirectory() + "flowc-bench-\(key).so"
     let compileStart = Date()
@@ -58,7 +64,14 @@ for key in keys {
     let samplePass = samplers[key].map { "sample \($0.method.rawValue) \($0.steps) (compiled loop)" } ?? "sample"
     let interpretedField = model.kind == .flow ? nil : try InterpretedField(model: model)
     let input = model.flow.type(of: model.flow.inputs[0]), latent = model.flow.type(of: model.flow.outputs[0])
-    for batch in [1, 256] {
+    if case .jacobi? = mode {
+        let statistics = RunStatistics()
+        var probe = sample
+        probe.statistics = statistics
+        _ = try probe.run([Tensor(shape: latent.shape(batch: 1), values: Philox.normals(seed: 2, firstRow: 0, rows: 1, perRow: latent.elementsPerSample))])
+        print("\(key): Jacobi sweeps per block (batch 1): \(statistics.sweeps)")
+    }
+    for batch in key.hasPrefix("g_tarflow") ? [1, 64, 256] : [1, 256] {
         let x = Philox.normals(seed: 1, firstRow: 0, rows: batch, perRow: input.elementsPerSample)
         let xf = x.map { Float($0) }
         let xt = Tensor(shape: input.shape(batch: batch), values: x)

@@ -10,12 +10,13 @@ extension OpLowering {
         let (q, k, v, out) = (f.address(node.operands[0]), f.address(node.operands[1]), f.address(node.operands[2]), f.address(node.results[0]))
         let dims = g.type(of: node.results[0]).dims
         let (tokens, channels) = (dims[0], dims[1])
+        let keys = g.type(of: node.operands[1]).dims[0]
         let heads = int(node, "heads"), causal = int(node, "causal") != 0
         let d = channels / heads
         let scale = b.f32(1 / Double(d).squareRoot())
         try b.loops([f.batch, b.i64(heads), b.i64(tokens)]) { index in
             let (sample, head, t) = (index[0], index[1], index[2])
-            let sampleBase = b.mul(sample, b.i64(tokens * channels))
+            let sampleBase = b.mul(sample, b.i64(tokens * channels)), keyBase = b.mul(sample, b.i64(keys * channels))
             let headOffset = b.mul(head, b.i64(d))
             let row = b.add(b.add(sampleBase, b.mul(t, b.i64(channels))), headOffset)
             /// (q_t · k_s)/√d for the key row starting at `key`
@@ -28,12 +29,13 @@ extension OpLowering {
                 return b.fmul(LLVMBuildLoad2(b.builder, b.f32, dot, "")!, scale)
             }
             // key 0 is always visible: start from its score, weight 1 and value row
-            let key0 = b.add(sampleBase, headOffset)
+            let key0 = b.add(keyBase, headOffset)
             let running = b.variable("max"), total = b.variable("total")
             LLVMBuildStore(b.builder, try score(key0), running)
             LLVMBuildStore(b.builder, b.f32(1), total)
             try b.loop(b.i64(d)) { j in b.store(b.load(v, b.add(key0, j)), out, b.add(row, j)) }
-            let remaining = causal ? t : b.i64(tokens - 1)
+            // query t is position t + S − T: it sees keys 0 ... t + S − T (all S without the mask)
+            let remaining = causal ? b.add(t, b.i64(keys - tokens)) : b.i64(keys - 1)
             try b.loop(remaining) { i in
                 let key = b.add(key0, b.mul(b.add(i, b.i64(1)), b.i64(channels)))
                 let s = try score(key)

@@ -132,6 +132,13 @@ struct DependencyAnalysis {
             // o[t, head m] reads q[t, head m] and k, v[s, head m] for s ≤ t (all s when not causal)
             guard case .int(let heads)? = node.attributes["heads"], case .int(let causal)? = node.attributes["causal"] else { return }
             let (tokens, channels) = (out[0], out[1])
+            guard graph.type(of: node.operands[1]).dims[0] == tokens else {
+                // a decoding step over a cache: every output reads everything (conservative)
+                var all = PositionSet(capacity: width)
+                for d in operandDeps { d?.forEach { all.formUnion($0) } }
+                result = Array(repeating: all, count: count)
+                break
+            }
             let d = channels / heads
             func union(_ operand: Int, _ t: Int, _ m: Int) -> PositionSet {
                 var s = PositionSet(capacity: width)

@@ -91,6 +91,13 @@ struct InverseBuilder {
     /// are already exact.
     mutating func replayCausal(_ block: CausalBlock) throws {
         _ = try materialize(block.output)
+        if case .sequential = causal, enclosing.isEmpty {
+            // token by token with a key/value cache when the block allows it (TarFlow)
+            let (savedGraph, savedMap, savedTotal) = (g, map, logDerivativeTotal)
+            do { return try decodeTokens(block) } catch is TokenDecoder.Unsupported {
+                (g, map, logDerivativeTotal) = (savedGraph, savedMap, savedTotal)
+            }
+        }
         var guess = try zeros(like: forward.type(of: block.source))
         var sequentialSweeps = block.sweeps
         if case .jacobi(let tolerance) = causal {
