@@ -13,7 +13,8 @@ extension OpLowering {
         let keys = g.type(of: node.operands[1]).dims[0]
         let heads = int(node, "heads"), causal = int(node, "causal") != 0
         let d = channels / heads
-        let scale = b.f32(1 / Double(d).squareRoot())
+        guard case .float(let temperature)? = node.attributes["temperature"] else { fatalError("temperature verified") }
+        let scale = b.f32(1 / (Double(d).squareRoot() * temperature))
         try b.loops([f.batch, b.i64(heads), b.i64(tokens)]) { index in
             let (sample, head, t) = (index[0], index[1], index[2])
             let sampleBase = b.mul(sample, b.i64(tokens * channels)), keyBase = b.mul(sample, b.i64(keys * channels))

@@ -5,11 +5,11 @@ import Foundation
 enum AttentionKernel {
     /// q: [B, T, C], k, v: [B, S, C] (T ≤ S; query t is position t + S − T); per head m the
     /// channels m·d ..< (m+1)·d with d = C/heads.
-    static func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, heads: Int, causal: Bool) -> Tensor {
+    static func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor, heads: Int, causal: Bool, temperature: Double = 1) -> Tensor {
         let (batch, tokens, channels) = (q.shape[0], q.shape[1], q.shape[2])
         let keys = k.shape[1], offset = keys - tokens
         let d = channels / heads
-        let scale = 1 / Double(d).squareRoot()
+        let scale = 1 / (Double(d).squareRoot() * temperature)
         var out = [Double](repeating: 0, count: q.count)
         var scores = [Double](repeating: 0, count: keys)
         for b in 0..<batch {

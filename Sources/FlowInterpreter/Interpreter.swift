@@ -176,7 +176,8 @@ public struct Interpreter: Sendable {
         case "layernorm":
             return [ReductionKernels.layernorm(x[0], weight: x.count > 1 ? x[1] : nil, bias: x.count > 2 ? x[2] : nil, eps: float("eps"))]
         case "matmul": return [LinearAlgebraKernels.matmul(x[0], x[1], precision: precision)]
-        case "attention": return [AttentionKernel.attention(x[0], x[1], x[2], heads: int("heads"), causal: int("causal") != 0)]
+        case "attention": return [AttentionKernel.attention(x[0], x[1], x[2], heads: int("heads"), causal: int("causal") != 0, temperature: float("temperature"))]
+        case "guided": return [x[0]]
         case "linear": return [LinearAlgebraKernels.linear(x[0], x[1], x.count > 2 ? x[2] : nil, precision: precision)]
         case "conv2d": return [LinearAlgebraKernels.conv2d(x[0], x[1], x.count > 2 ? x[2] : nil, stride: int("stride"), padding: int("padding"))]
         case "tril": return [LinearAlgebraKernels.triangle(x[0], k: int("k"), lower: true)]

@@ -174,7 +174,7 @@ struct DependencyAnalysis {
     static let elementwise: Set<String> = [
         "neg", "abs", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "square", "tanh", "atanh", "sigmoid", "logit",
         "softplus", "relu", "gelu", "silu", "erf", "sin", "cos", "leaky_relu", "add", "sub", "mul", "div", "pow", "max", "min",
-        "lt", "le", "gt", "ge", "eq", "ne", "select", "broadcast_like",
+        "lt", "le", "gt", "ge", "eq", "ne", "select", "broadcast_like", "guided",
     ]
 
     /// slice, gather, pad, split, concat: each output element copies one input element (or none).

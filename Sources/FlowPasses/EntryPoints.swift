@@ -34,7 +34,8 @@ public enum EntryPoints {
 
     /// The graph of an entry point. Velocity, mean-velocity and flow-map models sample by
     /// `sampler` (a fixed-step method; default: `SamplerSettings.defaults`).
-    public static func graph(_ entry: Entry, of model: Model, sampler: SamplerSettings? = nil) throws -> Graph {
+    /// `guidance`: classifier-free guidance of a class-conditional flow's `sample`.
+    public static func graph(_ entry: Entry, of model: Model, sampler: SamplerSettings? = nil, guidance: FlowGuidance? = nil) throws -> Graph {
         let weights = try model.weightsPath.map { try WeightStore(path: $0) }
         if case .velocity = model.kind, entry == .logProb {
             return try Simplify.run(try CNFLikelihood.logProb(model, steps: likelihoodSteps), weights: weights)
@@ -53,7 +54,7 @@ public enum EntryPoints {
         case .forward: derived = try LogDetPass.run(model.flow, weights: weights)
         case .logProb: derived = try logProb(model, weights: weights)
         case .inverse: derived = try InversePass.run(model.flow, weights: weights, causal: model.causalInverse)
-        case .sample: derived = try sample(model, weights: weights)
+        case .sample: derived = try sample(model, weights: weights, guidance: try guidance.map { try checked($0, model) })
         case .field: throw FlowError("a flow has no field entry point (it is not integrated)", at: .synthetic("entry points"))
         }
         return try Simplify.run(derived, weights: weights)
@@ -93,16 +94,32 @@ public enum EntryPoints {
     }
 
     /// ε → x (and the inverse's log-det): z = loc + scale·ε, then the inverse graph.
-    static func sample(_ model: Model, weights: WeightStore?) throws -> Graph {
-        let inverse = try InversePass.run(model.flow, weights: weights, causal: model.causalInverse)
+    static func sample(_ model: Model, weights: WeightStore?, guidance: FlowGuidance? = nil) throws -> Graph {
+        let inverse = try InversePass.run(model.flow, weights: weights, causal: guidance == nil ? model.causalInverse : .sequential, guidance: guidance)
         guard case .diagonalNormal(let loc, let scale) = model.base else { return inverse }
         var g = Graph()
         let at = SourceLocation.synthetic("sample")
         let epsilon = g.addInput(name: "noise", type: inverse.type(of: inverse.inputs[0]))
         let (mu, sigma) = try baseWeights(&g, loc, scale, at)
         let z = try g.apply("add", [try g.apply("mul", [epsilon, sigma], at: at), mu], at: at)
-        g.outputs = try g.inline(inverse, arguments: [z])
+        let context = zip(inverse.inputs.dropFirst(), inverse.inputNames.dropFirst()).map { g.addInput(name: $1, type: inverse.type(of: $0)) }
+        g.outputs = try g.inline(inverse, arguments: [z] + context)
         try Verifier.verify(g)
+        return g
+    }
+
+    /// Guidance settings completed with the model's null label; errors for models it cannot apply to.
+    static func checked(_ guidance: FlowGuidance, _ model: Model) throws -> FlowGuidance {
+        let at = SourceLocation.synthetic("guidance")
+        guard let classes = model.classes else { throw FlowError("guidance needs a class-conditional flow (kind flow(classes=K)); \(model.name) is unconditional", at: at) }
+        guard model.flow.nodes.contains(where: { $0.op == "guided" }) else {
+            throw FlowError("\(model.name) marks no value for guidance (guided(a, \"a\") in its spec, as IR/std/tarflow.flow does)", at: at)
+        }
+        guard guidance.scale.isFinite, guidance.attentionTemperature.isFinite, guidance.attentionTemperature > 0 else {
+            throw FlowError("the guidance scale must be finite and the attention temperature finite and > 0", at: at)
+        }
+        var g = guidance
+        g.nullLabel = Double(classes)
         return g
     }
 

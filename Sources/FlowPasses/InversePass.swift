@@ -7,9 +7,12 @@ import FlowIR
 /// pieces of their operand until they cover it. The inverse's log-det is minus the sum of the
 /// undone ops' log-derivatives, evaluated at the recovered values.
 public enum InversePass {
-    public static func run(_ forward: Graph, weights: WeightStore? = nil, causal: CausalInverseMode = .sequential) throws -> Graph {
+    /// With `guidance`, the inverse of a class-conditional flow's sample with classifier-free
+    /// guidance (token-decodable causal blocks only).
+    public static func run(_ forward: Graph, weights: WeightStore? = nil, causal: CausalInverseMode = .sequential, guidance: FlowGuidance? = nil) throws -> Graph {
         let steps = try InvertibilityAnalysis.analyze(forward, weights: weights)
         var builder = InverseBuilder(forward: forward, causal: causal)
+        builder.guidance = guidance
         for step in steps { try builder.replay(step) }
         return try builder.finish()
     }
@@ -28,6 +31,7 @@ struct InverseBuilder {
     var logDerivativeTotal: ValueID?
     let at = SourceLocation.synthetic("inverse")
     let causal: CausalInverseMode
+    var guidance: FlowGuidance?
     /// For a loop body: values of the enclosing graph it may capture as extra inputs,
     /// the block values it must compute itself, and what it captured (enclosing ids, in order).
     var enclosing: [ValueID: ValueID] = [:]
@@ -40,6 +44,8 @@ struct InverseBuilder {
         self.causal = causal
         let z = g.addInput(name: "z", type: forward.type(of: forward.outputs[0]))
         map[forward.outputs[0]] = z
+        // context inputs (a class label) are inputs of the inverse too
+        for (v, name) in zip(forward.inputs.dropFirst(), forward.inputNames.dropFirst()) { map[v] = g.addInput(name: name, type: forward.type(of: v)) }
     }
 
     /// A builder for one sweep of a causal block, as the body of a `fixed_point` loop.
@@ -94,9 +100,14 @@ struct InverseBuilder {
         if case .sequential = causal, enclosing.isEmpty {
             // token by token with a key/value cache when the block allows it (TarFlow)
             let (savedGraph, savedMap, savedTotal) = (g, map, logDerivativeTotal)
-            do { return try decodeTokens(block) } catch is TokenDecoder.Unsupported {
+            do { return try decodeTokens(block) } catch let e as TokenDecoder.Unsupported {
+                if guidance != nil {
+                    throw FlowError("guided sampling needs an autoregressive block that decodes token by token; this one does not (\(e.reason))", at: forward.nodes[producers[block.output]!].location)
+                }
                 (g, map, logDerivativeTotal) = (savedGraph, savedMap, savedTotal)
             }
+        } else if guidance != nil {
+            throw FlowError("guided sampling needs the sequential inverse (token decoding), not Jacobi iteration", at: at)
         }
         var guess = try zeros(like: forward.type(of: block.source))
         var sequentialSweeps = block.sweeps

@@ -42,8 +42,9 @@ public struct CausalBlock: Sendable {
 /// spline op whose parameters are then known.
 public enum InvertibilityAnalysis {
     public static func analyze(_ g: Graph, weights: WeightStore? = nil) throws -> [InversionStep] {
-        guard g.inputs.count == 1, g.outputs.count == 1 else {
-            throw FlowError("a flow maps one input to one output; this one has \(g.inputs.count) input(s) and \(g.outputs.count) output(s)", at: .synthetic("inverse analysis"))
+        // inputs after the first are context (a class label): known wherever the flow is run
+        guard g.inputs.count >= 1, g.outputs.count == 1 else {
+            throw FlowError("a flow maps one input (and its context) to one output; this one has \(g.inputs.count) input(s) and \(g.outputs.count) output(s)", at: .synthetic("inverse analysis"))
         }
         let (input, output) = (g.type(of: g.inputs[0]), g.type(of: g.outputs[0]))
         guard output.batched, input.elementsPerSample == output.elementsPerSample else {
@@ -51,7 +52,7 @@ public enum InvertibilityAnalysis {
         }
         let count = g.valueCount
         var dependsOnInput = [Bool](repeating: false, count: count)
-        for v in g.inputs { dependsOnInput[v] = true }
+        dependsOnInput[g.inputs[0]] = true
         for node in g.nodes where node.operands.contains(where: { dependsOnInput[$0] }) {
             for r in node.results { dependsOnInput[r] = true }
         }
@@ -60,7 +61,7 @@ public enum InvertibilityAnalysis {
         walk.propagate()
         var evaluator = ConstantEvaluator(graph: g, weights: weights)
         var causalFailure: FlowError?
-        while !g.inputs.allSatisfy({ walk.known[$0] }) {
+        while !walk.known[g.inputs[0]] {
             let found = try CausalBlockFinder.find(g, known: walk.known, evaluator: &evaluator)
             guard let block = found.block else { causalFailure = found.failure; break }
             walk.known[block.source] = true
@@ -68,8 +69,12 @@ public enum InvertibilityAnalysis {
             walk.steps.append(InversionStep(node: -1, operand: nil, causal: block))
             walk.propagate()
         }
-        if g.inputs.allSatisfy({ walk.known[$0] }) {
-            try checkConstantMatrices(g, walk.steps, dependsOnInput: dependsOnInput, evaluator: &evaluator)
+        if walk.known[g.inputs[0]] {
+            // a matrix computed from the context is not a compile-time constant either
+            var dependsOnAnyInput = dependsOnInput
+            for v in g.inputs { dependsOnAnyInput[v] = true }
+            for node in g.nodes where node.operands.contains(where: { dependsOnAnyInput[$0] }) { for r in node.results { dependsOnAnyInput[r] = true } }
+            try checkConstantMatrices(g, walk.steps, dependsOnInput: dependsOnAnyInput, evaluator: &evaluator)
             return walk.steps
         }
         throw causalFailure ?? diagnose(g, known: walk.known, dependsOnInput: dependsOnInput, coverage: walk.coverage)

@@ -32,6 +32,7 @@ enum SimplifyRules {
         ("x-0", { n, g in n.op == "sub" && isScalar(n.operands[1], g, 0) ? same(n.operands[0], n, g) : nil }), // x - 0 = x
         ("x/1", { n, g in n.op == "div" && isScalar(n.operands[1], g, 1) ? same(n.operands[0], n, g) : nil }), // x / 1 = x
         ("transpose∘transpose", transposeOfTranspose),               // (xᵖ)^q = x when q∘p = id
+        ("guided", { n, g in n.op == "guided" ? same(n.operands[0], n, g) : nil }), // a guidance marker is x outside guided sampling
         ("reshape to own shape", { n, g in n.op == "reshape" ? same(n.operands[0], n, g) : nil }), // reshape(x, shape(x)) = x
         ("reshape∘reshape", { n, g in                                 // reshape(reshape(x)) = x when shapes agree
             guard n.op == "reshape", let p = producer(n.operands[0], g), p.op == "reshape" else { return nil }

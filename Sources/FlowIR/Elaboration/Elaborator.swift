@@ -211,8 +211,8 @@ public struct Elaborator {
 
     /// `kind flow`, `kind velocity(noise_at=T)` (inputs x, t), `kind mean_velocity(noise_at=T)`
     /// (inputs z, r, t) or `kind flow_map(noise_at=T)` (inputs x, s, t); T is 0 or 1. With
-    /// `classes=K` the field is class-conditional: one more input, the label c: f32[B, 1] in
-    /// 0..<K, and K itself the null label ∅ of classifier-free guidance.
+    /// `classes=K` the flow or field is class-conditional: one more input, the label c: f32[B, 1]
+    /// in 0..<K, and K itself the null label ∅ (unconditional) of classifier-free guidance.
     mutating func elaborateKind(_ name: String, _ args: [(String, Expr)], _ at: SourceLocation, inputs: Int) throws -> (ModelKind, Int?) {
         var noiseAt: Double?
         var classes: Int?
@@ -224,7 +224,7 @@ public struct Elaborator {
                     throw FlowError("noise_at must be 0 or 1 (the end of the time interval where the path is noise)", at: at)
                 }
                 noiseAt = v
-            case "classes" where name != "flow":
+            case "classes":
                 guard let v = try evaluate(expr, &scope).number, v == v.rounded(), v >= 1, v < 16_777_216 else {
                     throw FlowError("classes must be an integer in 1...16777215 (labels are exact in f32)", at: at)
                 }
@@ -237,8 +237,9 @@ public struct Elaborator {
         let labelText = classes == nil ? "" : " and the class label c (f32[B, 1])"
         switch name {
         case "flow":
-            guard args.isEmpty else { throw FlowError("kind flow takes no arguments", at: at) }
-            return (.flow, nil)
+            guard noiseAt == nil else { throw FlowError("kind flow takes only classes=K (noise_at is for integrated fields)", at: at) }
+            guard inputs == 1 + label else { throw FlowError("a flow takes the input x\(labelText); it declares \(inputs)", at: at) }
+            return (.flow, classes)
         case "velocity":
             guard inputs == 2 + label else { throw FlowError("a velocity model takes the inputs x and t (f32[B, 1])\(labelText); it declares \(inputs)", at: at) }
             return (.velocity(noiseAt: noiseAt ?? 0), classes)

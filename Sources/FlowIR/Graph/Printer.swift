@@ -9,6 +9,8 @@ public enum Printer {
             // velocity(noise_at=0), with classes=K inside the parentheses when conditional
             let kind = model.kind.description
             out += "  kind \(model.classes.map { kind.dropLast() + ", classes=\($0))" } ?? kind)\n"
+        } else if let classes = model.classes {
+            out += "  kind flow(classes=\(classes))\n"
         }
         switch model.base {
         case .standardNormal: out += "  base normal\n"
