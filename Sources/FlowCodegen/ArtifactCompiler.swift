@@ -25,6 +25,8 @@ public enum ArtifactCompiler {
         /// For velocity, mean-velocity and flow-map models: the fixed-step sampler compiled into
         /// `flowc_sample` (default: `SamplerSettings.defaults`), recorded in the metadata.
         public var sampler: SamplerSettings?
+        /// For class-conditional flows: classifier-free guidance compiled into `flowc_sample`.
+        public var guidance: FlowGuidance?
         public init(optimization: Int = 3, cpu: String? = nil, externalWeights: Bool = false, sampler: SamplerSettings? = nil) {
             self.optimization = optimization
             self.cpu = cpu
@@ -58,7 +60,8 @@ public enum ArtifactCompiler {
                 emitMissingEntry(b, symbol: symbol, outputs: entry == .logProb || entry == .field ? 1 : 2)
                 continue
             }
-            let graph = try EntryPoints.graph(entry, of: model, sampler: options.sampler)
+            // several inputs (x and a class label) become packed rows
+            let graph = try EntryPoints.packed(try EntryPoints.graph(entry, of: model, sampler: options.sampler, guidance: entry == .sample ? options.guidance : nil))
             timer.lap("derive \(symbol) (\(graph.nodes.count) ops)")
             var lowering = try FunctionLowering(graph: graph, builder: b, fold: { try globals.fold($0, weights: weights) }, kernels: kernels)
             timer.lap("fold constants")
@@ -68,7 +71,7 @@ public enum ArtifactCompiler {
             sizes.append((id, lowering.workspaceFloats.fixed, lowering.workspaceFloats.perSample))
         }
         emitWorkspaceSize(b, sizes)
-        try emitMetadata(b, model, sampler: options.sampler, external: globals.externalWeights, file: weights?.file.path)
+        try emitMetadata(b, model, sampler: options.sampler, guidance: options.guidance, external: globals.externalWeights, file: weights?.file.path)
         let text = try TargetEmitter(options: options).emit(b, output: output, listing: listing == .kernels ? nil : listing)
         return listing == .kernels ? kernelListing + "\n\(kernels.count) distinct kernel functions in the module\n" : text
     }
@@ -93,12 +96,15 @@ public enum ArtifactCompiler {
         b.ret(result)
     }
 
-    static func emitMetadata(_ b: IRBuilder, _ model: Model, sampler: SamplerSettings?, external: [(name: String, shape: [Int])], file: String?) throws {
+    static func emitMetadata(_ b: IRBuilder, _ model: Model, sampler: SamplerSettings?, guidance: FlowGuidance?, external: [(name: String, shape: [Int])], file: String?) throws {
         let version = b.declare("flowc_abi_version", b.functionType(b.i32, []))
         b.begin(version)
         b.ret(b.i32(Int(FLOWC_ABI_VERSION)))
         let input = model.flow.type(of: model.flow.inputs[0]).dims, latent = model.flow.type(of: model.flow.outputs[0]).dims
-        var kind = "\"kind\": \"flow\""
+        var kind = "\"kind\": \"flow\", \"classes\": \(model.classes.map(String.init) ?? "null")"
+        if let guidance {
+            kind += ", \"guidance\": {\"scale\": \(guidance.scale), \"annealed\": \(guidance.annealed), \"attention_temperature\": \(guidance.attentionTemperature)}"
+        }
         if model.kind != .flow {
             // the field's layout and the sampler compiled into flowc_sample
             let layout = try FieldCall.layout(of: model)

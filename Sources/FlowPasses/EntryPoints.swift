@@ -60,6 +60,26 @@ public enum EntryPoints {
         return try Simplify.run(derived, weights: weights)
     }
 
+    /// A graph with several inputs (a class-conditional flow's x and label) as one with a single
+    /// input of packed rows: each input's values flattened, in input order (the C ABI's layout).
+    public static func packed(_ graph: Graph) throws -> Graph {
+        guard graph.inputs.count > 1 else { return graph }
+        let at = SourceLocation.synthetic("packed inputs")
+        var g = Graph()
+        let widths = graph.inputs.map { graph.type(of: $0).elementsPerSample }
+        let packed = g.addInput(name: "packed", type: TensorType(.f32, batched: true, [widths.reduce(0, +)]))
+        var start = 0
+        var arguments: [ValueID] = []
+        for (v, width) in zip(graph.inputs, widths) {
+            let columns = try g.apply("slice", [packed], ["axis": .int(1), "start": .int(start), "end": .int(start + width)], at: at)
+            arguments.append(try g.apply("reshape", [columns], ["shape": .shape(batched: true, graph.type(of: v).dims)], at: at))
+            start += width
+        }
+        g.outputs = try g.inline(graph, arguments: arguments)
+        try Verifier.verify(g)
+        return g
+    }
+
     /// Base-density noise for `sample(seed, n)`: rows firstRow ..< firstRow + rows of the
     /// counter-based stream, times the temperature (the standard deviation of the base).
     public static func noise(of model: Model, seed: UInt64, firstRow: Int, rows: Int, temperature: Double) -> [Double] {

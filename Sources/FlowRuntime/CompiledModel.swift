@@ -32,6 +32,18 @@ public final class CompiledModel: @unchecked Sendable {
         public var fieldWidth: Int?
         /// The fixed-step sampler compiled into `flowc_sample`.
         public var sampler: Sampler?
+        /// Classifier-free guidance compiled into a class-conditional flow's `flowc_sample`.
+        public var guidance: Guidance?
+
+        public struct Guidance: Decodable, Sendable {
+            public var scale: Double
+            public var annealed: Bool
+            public var attentionTemperature: Double
+            enum CodingKeys: String, CodingKey {
+                case scale, annealed
+                case attentionTemperature = "attention_temperature"
+            }
+        }
 
         public struct Sampler: Decodable, Sendable {
             public var method: String
@@ -43,7 +55,7 @@ public final class CompiledModel: @unchecked Sendable {
         var externalWeights: ExternalWeights.Manifest?
 
         enum CodingKeys: String, CodingKey {
-            case name, dtype, entries, base, kind, classes, sampler
+            case name, dtype, entries, base, kind, classes, sampler, guidance
             case noiseAt = "noise_at"
             case fieldWidth = "field_width"
             case externalWeights = "external_weights"
@@ -129,61 +141,98 @@ public final class CompiledModel: @unchecked Sendable {
     public var inputElements: Int { metadata.inputShape.reduce(1, *) }
     public var latentElements: Int { metadata.latentShape.reduce(1, *) }
 
-    /// x → (z, log |det ∂z/∂x|).
-    public func forward(_ x: [Float]) throws -> (z: [Float], logdet: [Float]) {
-        try twoOutputs(x, inWidth: inputElements, outWidth: latentElements) { try forward($0, z: $1, logdet: $2) }
+    /// x → (z, log |det ∂z/∂x|). `labels`: one class per row of a class-conditional flow (nil:
+    /// the null label, i.e. the unconditional model).
+    public func forward(_ x: [Float], labels: [Int]? = nil) throws -> (z: [Float], logdet: [Float]) {
+        let (input, width) = try packed(x, inputElements, labels)
+        return try twoOutputs(input, inWidth: width, outWidth: latentElements) { i, o, l in
+            try buffers(FLOWC_ENTRY_FORWARD, forwardEntry, i, o, l, inWidth: width, outWidth: latentElements)
+        }
     }
 
     /// z → (x, log |det ∂x/∂z|).
-    public func inverse(_ z: [Float]) throws -> (x: [Float], logdet: [Float]) {
-        let r = try twoOutputs(z, inWidth: latentElements, outWidth: inputElements) { try inverse($0, x: $1, logdet: $2) }
+    public func inverse(_ z: [Float], labels: [Int]? = nil) throws -> (x: [Float], logdet: [Float]) {
+        let (input, width) = try packed(z, latentElements, labels)
+        let r = try twoOutputs(input, inWidth: width, outWidth: inputElements) { i, o, l in
+            try buffers(FLOWC_ENTRY_INVERSE, inverseEntry, i, o, l, inWidth: width, outWidth: inputElements)
+        }
         return (r.0, r.1)
     }
 
-    /// log p(x) per row.
-    public func logProb(_ x: [Float]) throws -> [Float] {
-        var out = [Float](repeating: 0, count: try rows(x.count, inputElements))
-        try x.withUnsafeBufferPointer { input in try out.withUnsafeMutableBufferPointer { try logProb(input, into: $0) } }
+    /// log p(x) per row (log p(x | label) for a class-conditional flow).
+    public func logProb(_ x: [Float], labels: [Int]? = nil) throws -> [Float] {
+        let (input, width) = try packed(x, inputElements, labels)
+        var out = [Float](repeating: 0, count: try rows(input.count, width))
+        try input.withUnsafeBufferPointer { i in try out.withUnsafeMutableBufferPointer { try logProb(i, into: $0, inWidth: width) } }
         return out
     }
 
     /// Samples from given standard-normal base noise (rows of the latent shape).
-    public func sample(noise: [Float]) throws -> [Float] {
-        try twoOutputs(noise, inWidth: latentElements, outWidth: inputElements) { n, x, l in
-            try buffers(FLOWC_ENTRY_SAMPLE, sampleEntry, n, x, l, inWidth: latentElements, outWidth: inputElements)
+    public func sample(noise: [Float], labels: [Int]? = nil) throws -> [Float] {
+        let (input, width) = try packed(noise, latentElements, labels)
+        return try twoOutputs(input, inWidth: width, outWidth: inputElements) { n, x, l in
+            try buffers(FLOWC_ENTRY_SAMPLE, sampleEntry, n, x, l, inWidth: width, outWidth: inputElements)
         }.0
     }
 
     /// `count` samples from counter-based noise: row r uses Philox stream entries of row r, so
     /// the same seed gives the same samples whatever the batch split.
-    public func sample(count: Int, seed: UInt64, temperature: Float = 1) throws -> [Float] {
+    public func sample(count: Int, seed: UInt64, temperature: Float = 1, labels: [Int]? = nil) throws -> [Float] {
         guard count >= 1 else { throw RuntimeError(message: "sample count must be at least 1, got \(count)") }
         guard temperature.isFinite, temperature >= 0 else { throw RuntimeError(message: "temperature must be finite and ≥ 0, got \(temperature)") }
         let noise = Philox.normals(seed: seed, firstRow: 0, rows: count, perRow: latentElements).map { Float($0) * temperature }
-        return try twoOutputs(noise, inWidth: latentElements, outWidth: inputElements) { n, x, l in
-            try buffers(FLOWC_ENTRY_SAMPLE, sampleEntry, n, x, l, inWidth: latentElements, outWidth: inputElements)
-        }.0
+        return try sample(noise: noise, labels: labels)
+    }
+
+    /// Rows of `width` values, with the label appended to each row for a class-conditional flow
+    /// (the entry points' packed layout); returns the rows and their width.
+    func packed(_ values: [Float], _ width: Int, _ labels: [Int]?) throws -> ([Float], Int) {
+        let count = try rows(values.count, width)
+        guard metadata.kind == "flow", let classes = metadata.classes else {
+            if labels != nil { throw RuntimeError(message: "\(metadata.name) is not a class-conditional flow; it takes no labels") }
+            return (values, width)
+        }
+        let rowLabels = labels ?? Array(repeating: classes, count: count)
+        guard rowLabels.count == count else { throw RuntimeError(message: "\(rowLabels.count) labels for \(count) rows") }
+        if let bad = rowLabels.firstIndex(where: { !(0...classes).contains($0) }) {
+            throw RuntimeError(message: "label \(rowLabels[bad]) of row \(bad) is outside 0..<\(classes) (or \(classes) for the unconditional model)")
+        }
+        var out: [Float] = []
+        out.reserveCapacity(count * (width + 1))
+        for r in 0..<count {
+            out += values[(r * width)..<((r + 1) * width)]
+            out.append(Float(rowLabels[r]))
+        }
+        return (out, width + 1)
     }
 
     // MARK: unsafe-buffer variants (no copies; the caller owns the memory)
 
-    /// x → z and logdet into caller-provided buffers (batch = x.count / inputElements).
+    /// Values per input row of the unsafe-buffer entry points: the sample's values, plus the
+    /// label for a class-conditional flow (packed rows).
+    public var labelColumns: Int { metadata.kind == "flow" && metadata.classes != nil ? 1 : 0 }
+
+    /// x → z and logdet into caller-provided buffers (batch = x.count / (inputElements + labelColumns)).
     public func forward(_ x: UnsafeBufferPointer<Float>, z: UnsafeMutableBufferPointer<Float>, logdet: UnsafeMutableBufferPointer<Float>) throws {
-        try buffers(FLOWC_ENTRY_FORWARD, forwardEntry, x, z, logdet, inWidth: inputElements, outWidth: latentElements)
+        try buffers(FLOWC_ENTRY_FORWARD, forwardEntry, x, z, logdet, inWidth: inputElements + labelColumns, outWidth: latentElements)
     }
 
     /// z → x and the inverse's logdet into caller-provided buffers.
     public func inverse(_ z: UnsafeBufferPointer<Float>, x: UnsafeMutableBufferPointer<Float>, logdet: UnsafeMutableBufferPointer<Float>) throws {
-        try buffers(FLOWC_ENTRY_INVERSE, inverseEntry, z, x, logdet, inWidth: latentElements, outWidth: inputElements)
+        try buffers(FLOWC_ENTRY_INVERSE, inverseEntry, z, x, logdet, inWidth: latentElements + labelColumns, outWidth: inputElements)
     }
 
     /// log p(x) into a caller-provided buffer of one value per row.
     public func logProb(_ x: UnsafeBufferPointer<Float>, into output: UnsafeMutableBufferPointer<Float>) throws {
-        let batch = try rows(x.count, inputElements)
+        try logProb(x, into: output, inWidth: inputElements + labelColumns)
+    }
+
+    private func logProb(_ x: UnsafeBufferPointer<Float>, into output: UnsafeMutableBufferPointer<Float>, inWidth: Int) throws {
+        let batch = try rows(x.count, inWidth)
         guard output.count >= batch else { throw RuntimeError(message: "the output buffer holds \(output.count) values; \(batch) rows need \(batch)") }
         nonisolated(unsafe) let (input, out, weights) = (x, output, table)
         try parallel(batch: batch, entry: FLOWC_ENTRY_LOG_PROB) { first, count, workspace in
-            logProbEntry(input.baseAddress! + first * inputElements, out.baseAddress! + first, Int64(count), workspace, weights)
+            logProbEntry(input.baseAddress! + first * inWidth, out.baseAddress! + first, Int64(count), workspace, weights)
         }
     }
 

@@ -36,13 +36,14 @@ enum Commands {
                   -n N, --seed S      sample: how many samples and the seed of the counter-based noise
                   --temperature T     sample: scale of the base noise (default 1)
                 \(SamplerOptions.usage)
+                \(FlowGuidanceOptions.usage)
                   --output FILE       where to write the result (.npy, f32; f64 with --f64)
                   --logdet FILE       forward / inverse: where to write the log-determinant, shape (N,)
                   --f64               interpret in double precision (the f64 oracle)
                   --print             also print the result rows
                 """,
-                valued: Set(["--weights", "--param", "--input", "--output", "--entry", "--logdet", "-n", "--seed", "--temperature"]).union(SamplerOptions.valued),
-                switches: ["--f64", "--print"], run: run),
+                valued: Set(["--weights", "--param", "--input", "--output", "--entry", "--logdet", "-n", "--seed", "--temperature"]).union(SamplerOptions.valued).union(FlowGuidanceOptions.valued),
+                switches: Set(["--f64", "--print"]).union(FlowGuidanceOptions.switches), run: run),
         Command(name: "inspect", summary: "print the derived graphs (forward, log-det, inverse, log_prob) in the IR text form",
                 usage: """
                 flowc inspect SPEC [--show forward|logdet|inverse|log_prob|sample|all] [--weights FILE] [--param NAME=VALUE]...
@@ -108,12 +109,14 @@ enum Commands {
         let sampling = entry == .sample
         if sampling && args.value("--input") != nil { throw UsageError(message: "--entry sample takes -n and --seed, not --input") }
         let model = try loadModel(args)
-        let sampler = try samplerSettings(args, model)
-        if !sampling && SamplerOptions.given(args) { throw UsageError(message: "sampler options need --entry sample") }
+        let conditionalFlow = model.kind == .flow && model.classes != nil
+        let sampler = conditionalFlow ? nil : try samplerSettings(args, model)
+        let guidance = conditionalFlow ? try FlowGuidanceOptions.guidance(args, model) : nil
+        if !sampling && (SamplerOptions.given(args) || guidance != nil) { throw UsageError(message: "sampler and guidance options need --entry sample") }
         if sampling, let sampler, sampler.method == .dopri5 || sampler.guidance != 0 || args.value("--class") != nil {
             return try solve(args, model, sampler, output: outputPath)
         }
-        let graph = try sampling ? EntryPoints.graph(.sample, of: model, sampler: sampler)
+        let graph = try sampling ? EntryPoints.graph(.sample, of: model, sampler: sampler, guidance: guidance)
             : entry.map { try EntryPoints.graph($0, of: model) } ?? model.flow
         let precision: Precision = args.flag("--f64") ? .f64 : .f32
         let interpreter = try Interpreter(graph: graph, weights: try model.weightsPath.map { try WeightStore(path: $0) }, precision: precision)
@@ -129,6 +132,11 @@ enum Commands {
             }
             input = Tensor(shape: latent.shape(batch: n), values: EntryPoints.noise(of: model, seed: seed, firstRow: 0, rows: n, temperature: temperature))
             inputName = "noise(seed \(seed), n \(n))"
+            if conditionalFlow {
+                // the labels: --class, or the unconditional model
+                let labels = try SamplerOptions.labels(args, count: n, classes: model.classes) ?? Array(repeating: model.classes!, count: n)
+                extraInputs = [Tensor(shape: [n, 1], values: labels.map(Double.init))]
+            }
         } else {
             let paths = args.values("--input")
             guard !paths.isEmpty else { throw UsageError(message: "missing required option --input") }

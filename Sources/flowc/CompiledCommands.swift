@@ -21,21 +21,24 @@ enum CompiledCommands {
                   --emit-kernels FILE also write the kernels (fused loop nests) and memory plan of each entry point
                   --external-weights  read the weights from the .safetensors file when the model is opened (checked
                                       by size and checksum) instead of embedding them
+                  --guidance W [--guidance-annealed] [--attention-temperature T] [--guide a,b]
+                                      class-conditional flows: classifier-free guidance compiled into flowc_sample
                   --method M, --steps N, --grid G  velocity, mean-velocity and flow-map models: the fixed-step
                                       sampler compiled into flowc_sample as one loop (default rk4-38 with 8 steps,
                                       meanflow or flowmap with 1); `flowc sample` can choose any other at sample time
                 """,
-                valued: ["--weights", "--param", "-o", "-O", "--target", "--emit-llvm", "--emit-asm", "--emit-kernels", "--method", "--steps", "--grid"],
-                switches: ["--external-weights"], run: compile),
+                valued: Set(["--weights", "--param", "-o", "-O", "--target", "--emit-llvm", "--emit-asm", "--emit-kernels", "--method", "--steps", "--grid", "--guidance"])
+                    .union(FlowGuidanceOptions.valued),
+                switches: Set(["--external-weights"]).union(FlowGuidanceOptions.switches), run: compile),
         Command(name: "info", summary: "print a compiled model's metadata", usage: "flowc info MODEL.so [--weights FILE]", valued: ["--weights"], switches: [], run: info),
         Command(name: "logprob", summary: "log p(x) of a batch with a compiled model",
-                usage: "flowc logprob MODEL.so --input X.npy -o LOGP.npy [--threads N]", valued: ["--input", "-o", "--threads", "--weights"], switches: [], run: logProb),
+                usage: "flowc logprob MODEL.so --input X.npy -o LOGP.npy [--threads N] [--class C[,C...]]", valued: ["--input", "-o", "--threads", "--weights", "--class"], switches: [], run: logProb),
         Command(name: "forward", summary: "x → z (and logdet) with a compiled model",
-                usage: "flowc forward MODEL.so --input X.npy -o Z.npy [--logdet LD.npy] [--threads N]",
-                valued: ["--input", "-o", "--logdet", "--threads", "--weights"], switches: [], run: forward),
+                usage: "flowc forward MODEL.so --input X.npy -o Z.npy [--logdet LD.npy] [--threads N] [--class C[,C...]]",
+                valued: ["--input", "-o", "--logdet", "--threads", "--weights", "--class"], switches: [], run: forward),
         Command(name: "inverse", summary: "z → x (and logdet of the inverse) with a compiled model",
-                usage: "flowc inverse MODEL.so --input Z.npy -o X.npy [--logdet LD.npy] [--threads N]",
-                valued: ["--input", "-o", "--logdet", "--threads", "--weights"], switches: [], run: inverse),
+                usage: "flowc inverse MODEL.so --input Z.npy -o X.npy [--logdet LD.npy] [--threads N] [--class C[,C...]]",
+                valued: ["--input", "-o", "--logdet", "--threads", "--weights", "--class"], switches: [], run: inverse),
         Command(name: "sample", summary: "draw samples with a compiled model",
                 usage: """
                 flowc sample MODEL.so -n N --seed S [--temperature T] -o OUT.npy [--threads N] [sampler options]
@@ -53,11 +56,13 @@ enum CompiledCommands {
         let start = Date()
         let listing: ArtifactCompiler.Listing? = args.value("--emit-llvm") != nil ? .llvm : args.value("--emit-asm") != nil ? .assembly
             : args.value("--emit-kernels") != nil ? .kernels : nil
-        let sampler = try Commands.samplerSettings(args, model)
+        let conditionalFlow = model.kind == .flow && model.classes != nil
+        let sampler = conditionalFlow ? nil : try Commands.samplerSettings(args, model)
         if let sampler, sampler.method == .dopri5 || sampler.guidance != 0 || args.value("--class") != nil {
             throw UsageError(message: "flowc compile builds fixed-step samplers into flowc_sample; choose dopri5, --class and --guidance with flowc sample")
         }
-        let options = ArtifactCompiler.Options(optimization: level, cpu: args.value("--target"), externalWeights: args.flag("--external-weights"), sampler: sampler)
+        var options = ArtifactCompiler.Options(optimization: level, cpu: args.value("--target"), externalWeights: args.flag("--external-weights"), sampler: sampler)
+        options.guidance = conditionalFlow ? try FlowGuidanceOptions.guidance(args, model) : nil
         let text = try ArtifactCompiler.compile(model, options: options, output: output, listing: listing)
         if let text, let path = args.value("--emit-llvm") ?? args.value("--emit-asm") ?? args.value("--emit-kernels") {
             do { try text.write(toFile: path, atomically: true, encoding: .utf8) } catch { throw FlowError("cannot write: \(error.localizedDescription)", in: path) }
@@ -87,6 +92,12 @@ enum CompiledCommands {
           entry points \(m.metadata.entries.joined(separator: ", "))
           weights \(m.metadata.externalWeightFile.map { "external: \($0)" } ?? "embedded")
         """)
+        if m.metadata.kind == "flow", let classes = m.metadata.classes {
+            print("  class-conditional: \(classes) classes (label \(classes) = unconditional); inputs are packed rows (values, label)")
+            if let g = m.metadata.guidance {
+                print("  sample: classifier-free guidance \(g.scale)\(g.annealed ? " annealed" : ""), attention temperature \(g.attentionTemperature) (compiled in)")
+            }
+        }
         if let layout = m.fieldLayout, let s = m.compiledSampler {
             print("  kind \(layout.kind.rawValue), noise at t = \(Int(layout.noiseAt))\(layout.classes.map { ", \($0) classes (label \($0) = null)" } ?? "")")
             print("  sampler \(s.method.rawValue), \(s.steps) steps, \(s.grid) grid (compiled loop); flowc sample --method ... chooses others")
@@ -125,15 +136,21 @@ enum CompiledCommands {
         let m = try load(args)
         let output = try args.required("-o")
         let (x, rows) = try input(args, width: m.inputElements, shape: m.metadata.inputShape)
-        try write(try run { try m.logProb(x) }, shape: [rows], to: output)
+        let labels = try flowLabels(args, m, rows)
+        try write(try run { try m.logProb(x, labels: labels) }, shape: [rows], to: output)
     }
 
     static func forward(_ args: Arguments) throws {
-        try mapWithLogDet(args, from: \.inputShape, to: \.latentShape) { m, x in try m.forward(x) }
+        try mapWithLogDet(args, from: \.inputShape, to: \.latentShape) { m, x in try m.forward(x, labels: try flowLabels(args, m, x.count / m.inputElements)) }
     }
 
     static func inverse(_ args: Arguments) throws {
-        try mapWithLogDet(args, from: \.latentShape, to: \.inputShape) { m, z in try m.inverse(z) }
+        try mapWithLogDet(args, from: \.latentShape, to: \.inputShape) { m, z in try m.inverse(z, labels: try flowLabels(args, m, z.count / m.latentElements)) }
+    }
+
+    /// `--class` of a class-conditional flow (nil: the unconditional model).
+    static func flowLabels(_ args: Arguments, _ m: CompiledModel, _ rows: Int) throws -> [Int]? {
+        try SamplerOptions.labels(args, count: rows, classes: m.metadata.kind == "flow" ? m.metadata.classes : nil)
     }
 
     /// forward and inverse: read --input, write -o and optionally --logdet.
@@ -154,8 +171,11 @@ enum CompiledCommands {
         let (n, seed, temperature) = try Commands.sampleCount(args)
         let start = Date()
         guard let layout = m.fieldLayout, let compiled = m.compiledSampler else {
-            if SamplerOptions.given(args) { throw UsageError(message: "sampler options apply to velocity, mean-velocity and flow-map models; \(m.metadata.name) is a normalizing flow") }
-            let x = try run { try m.sample(count: n, seed: seed, temperature: Float(temperature)) }
+            if args.value("--guidance") != nil { throw UsageError(message: "a flow's guidance is compiled in: flowc compile --guidance W") }
+            if SamplerOptions.valued.subtracting(["--class"]).contains(where: { args.value($0) != nil }) {
+                throw UsageError(message: "sampler options apply to velocity, mean-velocity and flow-map models; \(m.metadata.name) is a normalizing flow")
+            }
+            let x = try run { try m.sample(count: n, seed: seed, temperature: Float(temperature), labels: try flowLabels(args, m, n)) }
             print(String(format: "%@: %d samples (seed %llu, temperature %g) in %.3f s", m.metadata.name, n, seed, temperature, Date().timeIntervalSince(start)))
             return try write(x, shape: [n] + m.metadata.inputShape, to: output)
         }

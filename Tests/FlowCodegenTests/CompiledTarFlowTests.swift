@@ -49,4 +49,34 @@ final class CompiledTarFlowTests: XCTestCase {
         let c = Closeness.compare(x.map(Double.init), expected.map(Double.init), atol: 1e-4, rtol: 1e-4)
         XCTAssertTrue(c.passes, "\(c)")
     }
+
+    /// The class-conditional TarFlow compiled: z with labels and unconditional, and the guided
+    /// sample compiled in (guidance 2 on a and b, annealed, attention temperature 0.8), against apple/ml-tarflow's fixture
+    /// (1e-4 + 1e-4·|b|, as everywhere).
+    func testConditionalTarFlowWithCompiledGuidance() throws {
+        let f = try ReferenceFixture("g_tarflow_cond")
+        let model = try f.model()
+        let floats = { (name: String) in try f.tensor(name).values.map { Float($0) } }
+        let labels = try f.tensor("y").values.map { Int($0) }
+        for (guidance, sampleName) in [(nil, "sample"), (FlowGuidance(scale: 2, annealed: true, attentionTemperature: 0.8), "sample_annealed")] as [(FlowGuidance?, String)] {
+            let path = NSTemporaryDirectory() + "flowc-tarflow-cond-\(getpid())-\(sampleName).so"
+            var options = ArtifactCompiler.Options()
+            options.guidance = guidance
+            try ArtifactCompiler.compile(model, options: options, output: path)
+            let compiled = try CompiledModel(path: path)
+            XCTAssertEqual(compiled.metadata.classes, 10)
+            let x = try compiled.sample(noise: try floats("noise"), labels: labels)
+            let c = Closeness.compare(x.map(Double.init), try f.tensor(sampleName).values, atol: 1e-4, rtol: 1e-4)
+            XCTAssertTrue(c.passes, "\(sampleName): \(c)")
+            guard guidance == nil else { continue }
+            for (rowLabels, name) in [(labels as [Int]?, "z"), (nil, "z_uncond")] {
+                let z = try compiled.forward(try floats("x"), labels: rowLabels).z
+                let cz = Closeness.compare(z.map(Double.init), try f.tensor(name).values, atol: 1e-4, rtol: 1e-4)
+                XCTAssertTrue(cz.passes, "\(name): \(cz)")
+            }
+            XCTAssertThrowsError(try compiled.logProb(try floats("x"), labels: Array(repeating: 11, count: 16))) {
+                XCTAssertTrue("\($0)".contains("label 11 of row 0 is outside 0..<10"), "\($0)")
+            }
+        }
+    }
 }

@@ -195,4 +195,30 @@ final class CompiledCLITests: XCTestCase {
             XCTAssertTrue(r.stderr.contains(message), "\(args): \(r.stderr)")
         }
     }
+
+    /// A class-conditional TarFlow through the CLI: guidance compiled in, labels at sample time;
+    /// the compiled sample equals the interpreter's (`flowc run --entry sample`, same seed, labels
+    /// and guidance) within 1e-4 + 1e-4·|b|.
+    func testConditionalFlowWithGuidance() throws {
+        let dir = NSTemporaryDirectory() + "flowc-cond-cli-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        func flowc(_ args: [String]) throws -> ProcessResult { try ProcessResult.run(Repository.flowc, args) }
+        let spec = Repository.referenceSpec("g_tarflow_cond"), weights = Repository.fixture("g_tarflow_cond.safetensors")
+        let guidance = ["--guidance", "1.5", "--guidance-annealed"]
+        let compile = try flowc(["compile", spec, "--weights", weights, "-o", "\(dir)/m.so"] + guidance)
+        XCTAssertEqual(compile.status, 0, compile.stderr)
+        let info = try flowc(["info", "\(dir)/m.so"])
+        XCTAssertTrue(info.stdout.contains("10 classes") && info.stdout.contains("guidance 1.5 annealed"), info.stdout)
+        let sample = try flowc(["sample", "\(dir)/m.so", "-n", "4", "--seed", "2", "--class", "3,7", "-o", "\(dir)/s.npy"])
+        XCTAssertEqual(sample.status, 0, sample.stderr)
+        let run = try flowc(["run", spec, "--weights", weights, "--entry", "sample", "-n", "4", "--seed", "2", "--class", "3,7", "--output", "\(dir)/r.npy"] + guidance)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let c = Closeness.compare(try NpyArray.read(path: "\(dir)/s.npy").values, try NpyArray.read(path: "\(dir)/r.npy").values, atol: 1e-4, rtol: 1e-4)
+        XCTAssertTrue(c.passes, "\(c)")
+        let bad = try flowc(["sample", "\(dir)/m.so", "-n", "2", "--seed", "2", "--class", "12", "-o", "\(dir)/s.npy"])
+        XCTAssertEqual(bad.status, 2)
+        XCTAssertTrue(bad.stderr.contains("--class expects labels in 0...9 (or 10 for the null class)"), bad.stderr)
+        let unconditional = try flowc(["compile", Repository.referenceSpec("g_tarflow"), "--weights", Repository.fixture("g_tarflow.safetensors"), "-o", "\(dir)/u.so", "--guidance", "1"])
+        XCTAssertEqual(unconditional.status, 2, unconditional.stderr)
+    }
 }

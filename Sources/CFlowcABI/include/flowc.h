@@ -40,9 +40,12 @@ extern "C" {
 uint32_t flowc_abi_version(void);
 
 /* JSON: {"name", "dtype", "input_shape", "latent_shape", "entries", "kind", "base", "abi_version"[, "external_weights"]}.
- * "kind" is "flow", "velocity", "mean_velocity" or "flow_map". The last three also have
- * "noise_at" (0 or 1: the time where the path is noise), "classes" (labels of a class-conditional
- * network, or null), "field_width" and "sampler" ({"method", "steps", "grid"}: the fixed-step
+ * "kind" is "flow", "velocity", "mean_velocity" or "flow_map"; "classes" is the number of labels
+ * of a class-conditional model (null: unconditional). A class-conditional flow's entry points take
+ * packed rows: the input_shape (or latent_shape) values, then the label (0..K-1, or K for the
+ * unconditional model); "guidance" records classifier-free guidance compiled into flowc_sample.
+ * The last three kinds also have
+ * "noise_at" (0 or 1: the time where the path is noise), "field_width" and "sampler" ({"method", "steps", "grid"}: the fixed-step
  * sampler compiled into flowc_sample, whose logdet output is 0); their entries are "sample",
  * "field" and, for velocities, "log_prob" (the exact continuous-flow likelihood). */
 const char *flowc_metadata(void);
