@@ -27,6 +27,11 @@ public enum ArtifactCompiler {
         public var sampler: SamplerSettings?
         /// For class-conditional flows: classifier-free guidance compiled into `flowc_sample`.
         public var guidance: FlowGuidance?
+        /// For flows: σ of the self-denoising step x + σ²·∇ log p(x) appended to `flowc_sample`.
+        public var denoise: Double?
+        /// For flows: also compile `flowc_score` (∇ₓ log p(x); off by default, as it about doubles
+        /// the code and the compile time).
+        public var score = false
         public init(optimization: Int = 3, cpu: String? = nil, externalWeights: Bool = false, sampler: SamplerSettings? = nil) {
             self.optimization = optimization
             self.cpu = cpu
@@ -40,7 +45,7 @@ public enum ArtifactCompiler {
     static let entries: [(EntryPoints.Entry, String, Int32)] = [
         (.forward, "flowc_forward", FLOWC_ENTRY_FORWARD), (.logProb, "flowc_log_prob", FLOWC_ENTRY_LOG_PROB),
         (.inverse, "flowc_inverse", FLOWC_ENTRY_INVERSE), (.sample, "flowc_sample", FLOWC_ENTRY_SAMPLE),
-        (.field, "flowc_field", FLOWC_ENTRY_FIELD),
+        (.field, "flowc_field", FLOWC_ENTRY_FIELD), (.score, "flowc_score", FLOWC_ENTRY_SCORE),
     ]
 
     /// Writes the shared object to `output`; with `listing`, also returns the optimised LLVM IR
@@ -54,14 +59,22 @@ public enum ArtifactCompiler {
         var sizes: [(Int32, Int, Int)] = []
         var kernelListing = ""
         var timer = PhaseTimer()
-        let available = EntryPoints.entries(of: model)
+        let available = EntryPoints.entries(of: model).filter { $0 != .score || options.score }
         for (entry, symbol, id) in entries {
+            let outputs = [.logProb, .field, .score].contains(entry) ? 1 : 2
             guard available.contains(entry) else {
-                emitMissingEntry(b, symbol: symbol, outputs: entry == .logProb || entry == .field ? 1 : 2)
+                emitMissingEntry(b, symbol: symbol, outputs: outputs)
                 continue
             }
+            let derived: Graph
+            do {
+                derived = try EntryPoints.graph(entry, of: model, sampler: options.sampler, guidance: entry == .sample ? options.guidance : nil,
+                                                denoise: entry == .sample ? options.denoise : nil)
+            } catch let e as FlowError where entry == .score {
+                throw FlowError("the score (--score) needs a gradient rule for every op: \(e.message)", in: e.location)
+            }
             // several inputs (x and a class label) become packed rows
-            let graph = try EntryPoints.packed(try EntryPoints.graph(entry, of: model, sampler: options.sampler, guidance: entry == .sample ? options.guidance : nil))
+            let graph = try EntryPoints.packed(derived)
             timer.lap("derive \(symbol) (\(graph.nodes.count) ops)")
             var lowering = try FunctionLowering(graph: graph, builder: b, fold: { try globals.fold($0, weights: weights) }, kernels: kernels)
             timer.lap("fold constants")
@@ -71,7 +84,7 @@ public enum ArtifactCompiler {
             sizes.append((id, lowering.workspaceFloats.fixed, lowering.workspaceFloats.perSample))
         }
         emitWorkspaceSize(b, sizes)
-        try emitMetadata(b, model, sampler: options.sampler, guidance: options.guidance, external: globals.externalWeights, file: weights?.file.path)
+        try emitMetadata(b, model, entries: available, options: options, external: globals.externalWeights, file: weights?.file.path)
         let text = try TargetEmitter(options: options).emit(b, output: output, listing: listing == .kernels ? nil : listing)
         return listing == .kernels ? kernelListing + "\n\(kernels.count) distinct kernel functions in the module\n" : text
     }
@@ -96,12 +109,14 @@ public enum ArtifactCompiler {
         b.ret(result)
     }
 
-    static func emitMetadata(_ b: IRBuilder, _ model: Model, sampler: SamplerSettings?, guidance: FlowGuidance?, external: [(name: String, shape: [Int])], file: String?) throws {
+    static func emitMetadata(_ b: IRBuilder, _ model: Model, entries: [EntryPoints.Entry], options: Options, external: [(name: String, shape: [Int])], file: String?) throws {
+        let (sampler, guidance) = (options.sampler, options.guidance)
         let version = b.declare("flowc_abi_version", b.functionType(b.i32, []))
         b.begin(version)
         b.ret(b.i32(Int(FLOWC_ABI_VERSION)))
         let input = model.flow.type(of: model.flow.inputs[0]).dims, latent = model.flow.type(of: model.flow.outputs[0]).dims
         var kind = "\"kind\": \"flow\", \"classes\": \(model.classes.map(String.init) ?? "null")"
+        if let sigma = options.denoise { kind += ", \"denoise\": \(sigma)" }
         if let guidance {
             kind += ", \"guidance\": {\"scale\": \(guidance.scale), \"annealed\": \(guidance.annealed), \"attention_temperature\": \(guidance.attentionTemperature)}"
         }
@@ -120,7 +135,7 @@ public enum ArtifactCompiler {
         }
         let json = """
         {"name": \(Attribute.string(model.name)), "dtype": "f32", "input_shape": \(input), "latent_shape": \(latent), \
-        "entries": [\(EntryPoints.entries(of: model).map { "\"\($0.rawValue)\"" }.joined(separator: ", "))], \(kind), "base": "\(base)", \
+        "entries": [\(entries.map { "\"\($0.rawValue)\"" }.joined(separator: ", "))], \(kind), "base": "\(base)", \
         "abi_version": \(FLOWC_ABI_VERSION)\(try externalJSON(external, file))}
         """
         let text = b.constantString(json, name: "metadata")

@@ -18,12 +18,14 @@ public enum EntryPoints {
         /// velocity, mean-velocity and flow-map models: packed rows (state, times, label) → the
         /// network's output, for the solvers (`FieldCall.graph`)
         case field
+        /// flows: x → ∇ₓ log p(x), by reverse-mode differentiation of log_prob (`VJPPass`)
+        case score
     }
 
     /// The entry points a model of this kind has.
     public static func entries(of model: Model) -> [Entry] {
         switch model.kind {
-        case .flow: return [.forward, .logProb, .inverse, .sample]
+        case .flow: return [.forward, .logProb, .inverse, .sample, .score]
         case .velocity: return [.logProb, .sample, .field]
         case .meanVelocity, .flowMap: return [.sample, .field]
         }
@@ -35,7 +37,9 @@ public enum EntryPoints {
     /// The graph of an entry point. Velocity, mean-velocity and flow-map models sample by
     /// `sampler` (a fixed-step method; default: `SamplerSettings.defaults`).
     /// `guidance`: classifier-free guidance of a class-conditional flow's `sample`.
-    public static func graph(_ entry: Entry, of model: Model, sampler: SamplerSettings? = nil, guidance: FlowGuidance? = nil) throws -> Graph {
+    /// `denoise`: σ of TarFlow's self-denoising step appended to a flow's `sample`,
+    /// x ← x + σ²·∇ₓ log p(x) (Zhai et al. 2024, §2.4: the model was trained on x + σε).
+    public static func graph(_ entry: Entry, of model: Model, sampler: SamplerSettings? = nil, guidance: FlowGuidance? = nil, denoise: Double? = nil) throws -> Graph {
         let weights = try model.weightsPath.map { try WeightStore(path: $0) }
         if case .velocity = model.kind, entry == .logProb {
             return try Simplify.run(try CNFLikelihood.logProb(model, steps: likelihoodSteps), weights: weights)
@@ -54,7 +58,10 @@ public enum EntryPoints {
         case .forward: derived = try LogDetPass.run(model.flow, weights: weights)
         case .logProb: derived = try logProb(model, weights: weights)
         case .inverse: derived = try InversePass.run(model.flow, weights: weights, causal: model.causalInverse)
-        case .sample: derived = try sample(model, weights: weights, guidance: try guidance.map { try checked($0, model) })
+        case .sample:
+            derived = try sample(model, weights: weights, guidance: try guidance.map { try checked($0, model) })
+            if let sigma = denoise { return try Simplify.run(try denoised(derived, model, weights: weights, sigma: sigma), weights: weights) }
+        case .score: derived = try score(model, weights: weights)
         case .field: throw FlowError("a flow has no field entry point (it is not integrated)", at: .synthetic("entry points"))
         }
         return try Simplify.run(derived, weights: weights)
@@ -109,6 +116,28 @@ public enum EntryPoints {
                                        try g.constant(-0.5 * Double(type.elementsPerSample) * log(2 * Double.pi), at: at)], at: at)
         if let logScales { base = try g.apply("sub", [base, logScales], at: at) }
         g.outputs = [try g.apply("add", [base, logdet], at: at)]
+        try Verifier.verify(g)
+        return g
+    }
+
+    /// x → ∇ₓ log p(x) (with a class-conditional flow's label as a second input).
+    static func score(_ model: Model, weights: WeightStore?) throws -> Graph {
+        var g = try logProb(model, weights: weights)
+        g.outputs = [try VJPPass.gradient(&g, of: g.outputs[0], withRespectTo: g.inputs[0])]
+        try Verifier.verify(g)
+        return g
+    }
+
+    /// The sample followed by one denoising step x + σ²·∇ₓ log p(x) (the log-det output is
+    /// the inverse's, of the sample before the step).
+    static func denoised(_ sample: Graph, _ model: Model, weights: WeightStore?, sigma: Double) throws -> Graph {
+        let at = SourceLocation.synthetic("denoise")
+        guard sigma.isFinite, sigma > 0 else { throw FlowError("the denoising σ must be finite and > 0, got \(sigma)", at: at) }
+        let scoreGraph = try score(model, weights: weights)
+        var g = sample
+        let context = Array(g.inputs.dropFirst())
+        let gradient = try g.inline(scoreGraph, arguments: [g.outputs[0]] + context)[0]
+        g.outputs[0] = try g.apply("add", [g.outputs[0], try g.apply("mul", [gradient, try g.constant(sigma * sigma, at: at)], at: at)], at: at)
         try Verifier.verify(g)
         return g
     }

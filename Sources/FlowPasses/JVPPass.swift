@@ -23,6 +23,13 @@ public enum JVPPass {
         }
     }
 
+    /// Elementwise ops of one operand: their Jacobian is diagonal, so the tangent rule applied to a
+    /// cotangent is the cotangent rule (used by `VJPPass`).
+    static let unaryElementwise: Set<String> = [
+        "neg", "exp", "expm1", "log", "log1p", "sqrt", "square", "tanh", "atanh", "sigmoid", "logit", "softplus", "relu",
+        "abs", "leaky_relu", "silu", "gelu", "erf", "sin", "cos",
+    ]
+
     /// Tangents of a node's results from its operands' tangents (nil: zero).
     static func rule(_ g: inout Graph, _ n: Node, _ t: [ValueID?]) throws -> [ValueID] {
         let at = n.location

@@ -82,6 +82,7 @@ public final class CompiledModel: @unchecked Sendable {
     private let inverseEntry: Forward
     private let sampleEntry: Forward
     let fieldEntry: LogProb
+    private let scoreEntry: LogProb
     /// The external weights' table (nil when the weights are embedded).
     private let external: ExternalWeights?
     var table: Table { external.map { UnsafePointer($0.table) } }
@@ -125,6 +126,7 @@ public final class CompiledModel: @unchecked Sendable {
         self.inverseEntry = try symbol("flowc_inverse", as: Forward.self)
         self.sampleEntry = try symbol("flowc_sample", as: Forward.self)
         self.fieldEntry = try symbol("flowc_field", as: LogProb.self)
+        self.scoreEntry = try symbol("flowc_score", as: LogProb.self)
         if let manifest = decoded.externalWeights {
             let file = weights ?? URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent(manifest.file).path
             do { external = try ExternalWeights(path: file, manifest: manifest) } catch {
@@ -182,6 +184,22 @@ public final class CompiledModel: @unchecked Sendable {
         guard temperature.isFinite, temperature >= 0 else { throw RuntimeError(message: "temperature must be finite and ≥ 0, got \(temperature)") }
         let noise = Philox.normals(seed: seed, firstRow: 0, rows: count, perRow: latentElements).map { Float($0) * temperature }
         return try sample(noise: noise, labels: labels)
+    }
+
+    /// ∇ₓ log p(x) per row (input-shaped rows), for flows whose ops all have gradient rules.
+    public func score(_ x: [Float], labels: [Int]? = nil) throws -> [Float] {
+        let (input, width) = try packed(x, inputElements, labels)
+        let batch = try rows(input.count, width)
+        var out = [Float](repeating: 0, count: batch * inputElements)
+        try input.withUnsafeBufferPointer { i in
+            try out.withUnsafeMutableBufferPointer { o in
+                nonisolated(unsafe) let (i, o, weights, n) = (i, o, table, inputElements)
+                try parallel(batch: batch, entry: FLOWC_ENTRY_SCORE) { first, count, workspace in
+                    scoreEntry(i.baseAddress! + first * width, o.baseAddress! + first * n, Int64(count), workspace, weights)
+                }
+            }
+        }
+        return out
     }
 
     /// Rows of `width` values, with the label appended to each row for a class-conditional flow
@@ -267,7 +285,7 @@ public final class CompiledModel: @unchecked Sendable {
     }
 
     static let entryNames = [FLOWC_ENTRY_FORWARD: "forward", FLOWC_ENTRY_LOG_PROB: "log_prob", FLOWC_ENTRY_INVERSE: "inverse",
-                             FLOWC_ENTRY_SAMPLE: "sample", FLOWC_ENTRY_FIELD: "field"]
+                             FLOWC_ENTRY_SAMPLE: "sample", FLOWC_ENTRY_FIELD: "field", FLOWC_ENTRY_SCORE: "score"]
 
     func requireEntry(_ entry: Int32) throws {
         guard let name = CompiledModel.entryNames[entry], metadata.entries.contains(name) else {

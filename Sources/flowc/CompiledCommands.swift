@@ -23,16 +23,21 @@ enum CompiledCommands {
                                       by size and checksum) instead of embedding them
                   --guidance W [--guidance-annealed] [--attention-temperature T] [--guide a,b]
                                       class-conditional flows: classifier-free guidance compiled into flowc_sample
+                  --denoise SIGMA     flows: append TarFlow's denoising step x + σ²·∇ log p(x) to flowc_sample
+                  --score             flows: also compile flowc_score, ∇ₓ log p(x) (flowc score)
                   --method M, --steps N, --grid G  velocity, mean-velocity and flow-map models: the fixed-step
                                       sampler compiled into flowc_sample as one loop (default rk4-38 with 8 steps,
                                       meanflow or flowmap with 1); `flowc sample` can choose any other at sample time
                 """,
-                valued: Set(["--weights", "--param", "-o", "-O", "--target", "--emit-llvm", "--emit-asm", "--emit-kernels", "--method", "--steps", "--grid", "--guidance"])
+                valued: Set(["--weights", "--param", "-o", "-O", "--target", "--emit-llvm", "--emit-asm", "--emit-kernels", "--method", "--steps", "--grid", "--guidance", "--denoise"])
                     .union(FlowGuidanceOptions.valued),
-                switches: Set(["--external-weights"]).union(FlowGuidanceOptions.switches), run: compile),
+                switches: Set(["--external-weights", "--score"]).union(FlowGuidanceOptions.switches), run: compile),
         Command(name: "info", summary: "print a compiled model's metadata", usage: "flowc info MODEL.so [--weights FILE]", valued: ["--weights"], switches: [], run: info),
         Command(name: "logprob", summary: "log p(x) of a batch with a compiled model",
                 usage: "flowc logprob MODEL.so --input X.npy -o LOGP.npy [--threads N] [--class C[,C...]]", valued: ["--input", "-o", "--threads", "--weights", "--class"], switches: [], run: logProb),
+        Command(name: "score", summary: "∇ₓ log p(x) of a batch with a compiled flow",
+                usage: "flowc score MODEL.so --input X.npy -o GRAD.npy [--threads N] [--class C[,C...]]",
+                valued: ["--input", "-o", "--threads", "--weights", "--class"], switches: [], run: score),
         Command(name: "forward", summary: "x → z (and logdet) with a compiled model",
                 usage: "flowc forward MODEL.so --input X.npy -o Z.npy [--logdet LD.npy] [--threads N] [--class C[,C...]]",
                 valued: ["--input", "-o", "--logdet", "--threads", "--weights", "--class"], switches: [], run: forward),
@@ -63,6 +68,13 @@ enum CompiledCommands {
         }
         var options = ArtifactCompiler.Options(optimization: level, cpu: args.value("--target"), externalWeights: args.flag("--external-weights"), sampler: sampler)
         options.guidance = conditionalFlow ? try FlowGuidanceOptions.guidance(args, model) : nil
+        if let text = args.value("--denoise") {
+            guard model.kind == .flow, let sigma = Double(text), sigma.isFinite, sigma > 0 else {
+                throw UsageError(message: "--denoise expects σ > 0 and applies to normalizing flows, got '\(text)'")
+            }
+            options.denoise = sigma
+        }
+        options.score = args.flag("--score")
         let text = try ArtifactCompiler.compile(model, options: options, output: output, listing: listing)
         if let text, let path = args.value("--emit-llvm") ?? args.value("--emit-asm") ?? args.value("--emit-kernels") {
             do { try text.write(toFile: path, atomically: true, encoding: .utf8) } catch { throw FlowError("cannot write: \(error.localizedDescription)", in: path) }
@@ -138,6 +150,14 @@ enum CompiledCommands {
         let (x, rows) = try input(args, width: m.inputElements, shape: m.metadata.inputShape)
         let labels = try flowLabels(args, m, rows)
         try write(try run { try m.logProb(x, labels: labels) }, shape: [rows], to: output)
+    }
+
+    static func score(_ args: Arguments) throws {
+        let m = try load(args)
+        let output = try args.required("-o")
+        let (x, rows) = try input(args, width: m.inputElements, shape: m.metadata.inputShape)
+        let labels = try flowLabels(args, m, rows)
+        try write(try run { try m.score(x, labels: labels) }, shape: [rows] + m.metadata.inputShape, to: output)
     }
 
     static func forward(_ args: Arguments) throws {

@@ -79,4 +79,37 @@ final class CompiledTarFlowTests: XCTestCase {
             }
         }
     }
+
+    /// The compiled score equals the interpreter's (1e-4 + 1e-4·|b|), and `--denoise σ` appends
+    /// x + σ²·∇ log p(x) to the sample: equal to the plain sample plus σ² times the compiled score
+    /// at it (1e-4 + 1e-4·|b|: two f32 evaluations of the same formula).
+    func testScoreAndDenoisedSample() throws {
+        let f = try ReferenceFixture("g_tarflow")
+        let model = try f.model()
+        let plainPath = NSTemporaryDirectory() + "flowc-tarflow-score-\(getpid()).so"
+        var scoring = ArtifactCompiler.Options()
+        scoring.score = true
+        try ArtifactCompiler.compile(model, options: scoring, output: plainPath)
+        let plain = try CompiledModel(path: plainPath)
+        XCTAssertTrue(plain.metadata.entries.contains("score"))
+        let x = try f.tensor("x")
+        let expected = try Interpreter(graph: try EntryPoints.graph(.score, of: model), weights: try WeightStore(path: model.weightsPath!), precision: .f32).run([x])[0]
+        let score = try plain.score(x.values.map { Float($0) })
+        let c = Closeness.compare(score.map(Double.init), expected.values, atol: 1e-4, rtol: 1e-4)
+        XCTAssertTrue(c.passes, "score: \(c)")
+
+        let sigma = 0.3
+        let denoisedPath = NSTemporaryDirectory() + "flowc-tarflow-denoise-\(getpid()).so"
+        var options = ArtifactCompiler.Options()
+        options.denoise = sigma
+        try ArtifactCompiler.compile(model, options: options, output: denoisedPath)
+        let denoising = try CompiledModel(path: denoisedPath)
+        let noise = try f.tensor("noise").values.map { Float($0) }
+        let samples = try plain.sample(noise: noise)
+        let step = try plain.score(samples)
+        let manual = zip(samples, step).map { Double($0) + sigma * sigma * Double($1) }
+        let d = Closeness.compare(try denoising.sample(noise: noise).map(Double.init), manual, atol: 1e-4, rtol: 1e-4)
+        XCTAssertTrue(d.passes, "denoised: \(d)")
+        XCTAssertGreaterThan(Closeness.compare(manual, samples.map(Double.init), atol: 0, rtol: 0).maxAbsoluteError, 1e-2, "the step moves the samples")
+    }
 }

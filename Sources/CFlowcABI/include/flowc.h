@@ -29,6 +29,7 @@ extern "C" {
 #define FLOWC_ENTRY_INVERSE 2   /* z -> (x, logdet of the inverse) */
 #define FLOWC_ENTRY_SAMPLE 3    /* standard noise -> x (base density applied) */
 #define FLOWC_ENTRY_FIELD 4     /* packed (state, times, label) rows -> the network's output */
+#define FLOWC_ENTRY_SCORE 5     /* x -> the gradient of log p(x) with respect to x */
 
 /* Return codes of the entry points. */
 #define FLOWC_OK 0
@@ -57,6 +58,10 @@ int32_t flowc_forward(const float *x, float *z, float *logdet, int64_t batch, vo
 int32_t flowc_log_prob(const float *x, float *log_prob, int64_t batch, void *workspace, const float *const *weights);
 int32_t flowc_inverse(const float *z, float *x, float *logdet, int64_t batch, void *workspace, const float *const *weights);
 int32_t flowc_sample(const float *noise, float *x, float *logdet, int64_t batch, void *workspace, const float *const *weights);
+
+/* Flows compiled with --score: the score ∇x log p(x) (reverse-mode derivative of log_prob), one
+ * input-shaped row per row (FLOWC_ERROR_NO_ENTRY otherwise). */
+int32_t flowc_score(const float *x, float *score, int64_t batch, void *workspace, const float *const *weights);
 
 /* One network evaluation per row, for your own solver. A row of `in` has "field_width" values:
  * the state (input_shape, flattened), then the times (velocity: t; mean_velocity: r, t;
