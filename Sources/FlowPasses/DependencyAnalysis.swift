@@ -80,7 +80,8 @@ struct DependencyAnalysis {
         var result = empty(count)
         switch node.op {
         case _ where Self.elementwise.contains(node.op):
-            for (i, d) in operandDeps.enumerated() {
+            // broadcast_like takes only its shape from the second operand
+            for (i, d) in operandDeps.enumerated() where !(node.op == "broadcast_like" && i == 1) {
                 guard let d else { continue }
                 let map = Self.broadcastSource(graph.type(of: node.operands[i]).dims, to: out)
                 for e in 0..<count { result[e].formUnion(d[map[e]]) }

@@ -68,7 +68,7 @@ struct TokenDecoder {
         for key in ["axis", "axes"] {
             switch node.attributes[key] {
             case .int(let a)?:
-                if (a < 0 ? a + rank : a) == 1 && !["pad", "slice", "gather"].contains(node.op) {
+                if (a < 0 ? a + rank : a) == 1 && !["pad", "slice", "gather", "concat"].contains(node.op) {
                     throw Unsupported(reason: "\(node.op) acts along the token axis")
                 }
             case .ints(let axes)?:
@@ -186,6 +186,28 @@ extension InverseBuilder {
                 let zero = try zeros(like: type)
                 results = [value == 0 ? zero : try g.apply("add", [zero, try g.constant(value, at: node.location)], at: node.location)]
             }
+        case "concat" where tokenAxisAttribute():
+            // token t is token t − (tokens of the operands before it) of the operand holding it
+            var local = t
+            var chosen = node.operands[0]
+            for operand in node.operands {
+                let length = forward.type(of: operand).dims[0]
+                chosen = operand
+                if local < length { break }
+                local -= length
+            }
+            let ownBranch = decoder.block.values.contains(chosen) || chosen == decoder.block.source
+                || (branch == .unconditional && decoder.contextDependent.contains(chosen))
+            results = [ownBranch ? try slice(chosen, local, &state, branch) : try knownOperand(chosen, of: node, local, &state)]
+        case "broadcast_like" where tokenAxis:
+            // the second operand gives only the shape: a batch-shaped zero of one token
+            var type = forward.type(of: v)
+            type.dims[0] = 1
+            let operand = node.operands[0]
+            let ownBranch = decoder.block.values.contains(operand) || operand == decoder.block.source
+                || (branch == .unconditional && decoder.contextDependent.contains(operand))
+            let value = ownBranch ? try slice(operand, t, &state, branch) : try knownOperand(operand, of: node, t, &state)
+            results = [try g.apply("broadcast_like", [value, try zeros(like: type)], at: node.location)]
         case "slice" where tokenAxisAttribute(), "gather" where tokenAxisAttribute():
             guard let (_, indices) = node.selection(in: forward) else { fatalError("selection along a static axis") }
             results = [try slice(node.operands[0], indices[t], &state, branch)]

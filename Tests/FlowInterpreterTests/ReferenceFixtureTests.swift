@@ -9,7 +9,7 @@ import XCTest
 /// seen between torch, ONNX Runtime and JAX on the same weights: z within 1e-4 + 1e-4·|b|;
 /// logdet and log_prob within 1e-3 + 1e-5·|b| (sums of 8–64 log-terms of size ~1).
 final class ReferenceFixtureTests: XCTestCase {
-    static let keys = ["a_nsf", "b_maf", "c_realnvp2", "c_realnvp64", "d_glow", "g_tarflow"]
+    static let keys = ["a_nsf", "b_maf", "c_realnvp2", "c_realnvp64", "d_glow", "g_tarflow", "g_starflow"]
 
     func testForwardMapReproducesFixtureZ() throws {
         for key in Self.keys {
