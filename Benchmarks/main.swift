@@ -35,10 +35,12 @@ func time(_ body: () throws -> Void) rethrows -> Double {
 
 let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
 let keys = CommandLine.arguments.count > 1 ? Array(CommandLine.arguments.dropFirst())
-    : ["c_realnvp2", "c_realnvp64", "b_maf", "a_nsf", "d_glow", "e_fm", "f_meanflow", "g_tarflow", "g_tarflow_jacobi"]
+    : ["c_realnvp2", "c_realnvp64", "b_maf", "a_nsf", "d_glow", "e_fm", "f_meanflow", "g_tarflow", "g_tarflow_jacobi", "g_tarflow_jacobi4"]
 /// Variants of a reference model: the same spec and weights with another inverse mode (TarFlow:
 /// the KV-cached sequential decoding of the spec vs Jacobi iteration over the whole sequence).
-let variants: [String: (String, CausalInverseMode)] = ["g_tarflow_jacobi": ("g_tarflow", .jacobi(tolerance: 1e-6))]
+let variants: [String: (String, CausalInverseMode)] = [
+    "g_tarflow_jacobi": ("g_tarflow", .jacobi(tolerance: 1e-6)), "g_tarflow_jacobi4": ("g_tarflow", .jacobi(tolerance: 1e-6, chunk: 4)),
+]
 /// Velocity models: the sampler each is timed with (the 8-step Euler and 1-step MeanFlow).
 let samplers: [String: SamplerSettings] = ["e_fm": SamplerSettings(method: .euler, steps: 8), "f_meanflow": SamplerSettings(method: .meanflow, steps: 1)]
 /// Samplers run by the solver over the network (compiled `flowc_field` vs the interpreter's):
@@ -64,7 +66,7 @@ for key in keys {
     let samplePass = samplers[key].map { "sample \($0.method.rawValue) \($0.steps) (compiled loop)" } ?? "sample"
     let interpretedField = model.kind == .flow ? nil : try InterpretedField(model: model)
     let input = model.flow.type(of: model.flow.inputs[0]), latent = model.flow.type(of: model.flow.outputs[0])
-    if case .jacobi? = mode {
+    if let mode, case .jacobi = mode {
         let statistics = RunStatistics()
         var probe = sample
         probe.statistics = statistics

@@ -66,8 +66,13 @@ public struct Interpreter: Sendable {
         for (i, (v, x)) in zip(graph.inputs, inputs).enumerated() {
             let name = graph.inputNames[i]
             let type = graph.type(of: v)
-            guard x.shape.count == type.rank, Array(x.shape.dropFirst()) == type.dims else {
+            guard x.shape.count == type.rank, type.batched ? Array(x.shape.dropFirst()) == type.dims : x.shape == type.dims else {
                 throw FlowError("input '\(name)' has shape \(x.shape); expected \(type)", in: "input '\(name)'")
+            }
+            // an unbatched input (a constant captured by a loop body) has no batch to agree on
+            guard type.batched else {
+                values[v] = x
+                continue
             }
             guard x.shape[0] >= 1 else { throw FlowError("input '\(name)' has batch size 0; expected at least one row", in: "input '\(name)'") }
             guard x.count <= Interpreter.maximumInputElements else {

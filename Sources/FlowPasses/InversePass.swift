@@ -37,6 +37,9 @@ struct InverseBuilder {
     var enclosing: [ValueID: ValueID] = [:]
     var ownValues: Set<ValueID> = []
     var captures: [ValueID] = []
+    /// For a Jacobi chunk body: the enclosing graph, and its values captured so far.
+    var outerGraph: Graph?
+    var capturedOuter: [ValueID: ValueID] = [:]
 
     init(forward: Graph, causal: CausalInverseMode) {
         self.forward = forward
@@ -56,6 +59,31 @@ struct InverseBuilder {
         self.enclosing = enclosing
         self.ownValues = block.values.union([block.source])
         map[block.source] = g.addInput(name: "u", type: forward.type(of: block.source))
+    }
+
+    /// A builder for one Jacobi sweep on a chunk of `tokens` tokens of a token-decodable block, as
+    /// the body of a `fixed_point` loop: its input is the chunk of u; values of the enclosing
+    /// graph `outer` are captured as extra inputs when used.
+    init(chunkOf block: CausalBlock, tokens: Int, forward: Graph, enclosing: [ValueID: ValueID], outer: Graph) {
+        self.forward = forward
+        self.producers = forward.producers()
+        self.causal = .sequential
+        self.enclosing = enclosing
+        self.ownValues = block.values.union([block.source])
+        self.outerGraph = outer
+        var type = forward.type(of: block.source)
+        type.dims[0] = tokens
+        _ = g.addInput(name: "u", type: type)
+    }
+
+    /// A value of the enclosing graph as an input of this body (once per value).
+    mutating func capture(_ outer: ValueID) -> ValueID {
+        guard let outerGraph else { return outer }
+        if let v = capturedOuter[outer] { return v }
+        let v = g.addInput(name: "c\(captures.count)", type: outerGraph.type(of: outer))
+        captures.append(outer)
+        capturedOuter[outer] = v
+        return v
     }
 
     /// The inverse-graph value of a known forward value, recomputing forward ops as needed.
@@ -97,10 +125,14 @@ struct InverseBuilder {
     /// are already exact.
     mutating func replayCausal(_ block: CausalBlock) throws {
         _ = try materialize(block.output)
-        if case .sequential = causal, enclosing.isEmpty {
-            // token by token with a key/value cache when the block allows it (TarFlow)
+        var chunked: (Int, Double)?
+        if case .jacobi(let tolerance, let chunk?) = causal { chunked = (chunk, tolerance) }
+        if case .sequential = causal, enclosing.isEmpty { chunked = (1, 0) }
+        if let (chunk, tolerance) = chunked, enclosing.isEmpty {
+            // token by token with a key/value cache when the block allows it (TarFlow), or Jacobi
+            // on chunks of tokens with the earlier chunks cached
             let (savedGraph, savedMap, savedTotal) = (g, map, logDerivativeTotal)
-            do { return try decodeTokens(block) } catch let e as TokenDecoder.Unsupported {
+            do { return try decodeTokens(block, chunk: chunk, tolerance: tolerance) } catch let e as TokenDecoder.Unsupported {
                 if guidance != nil {
                     throw FlowError("guided sampling needs an autoregressive block that decodes token by token; this one does not (\(e.reason))", at: forward.nodes[producers[block.output]!].location)
                 }
@@ -111,7 +143,7 @@ struct InverseBuilder {
         }
         var guess = try zeros(like: forward.type(of: block.source))
         var sequentialSweeps = block.sweeps
-        if case .jacobi(let tolerance) = causal {
+        if case .jacobi(let tolerance, _) = causal {
             // The loop runs at most sweeps - 1 times; one more sweep below adds the log-det.
             if block.sweeps > 1 {
                 var sweep = InverseBuilder(sweepOf: block, forward: forward, enclosing: map)

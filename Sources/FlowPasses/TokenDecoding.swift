@@ -80,162 +80,253 @@ struct TokenDecoder {
 }
 
 extension InverseBuilder {
-    /// Replays a causal block by token decoding; throws `TokenDecoder.Unsupported` (with nothing
+    /// Replays a causal block by token decoding — one token at a time (`chunk` nil), or Jacobi
+    /// iteration on chunks of `chunk` tokens — and throws `TokenDecoder.Unsupported` (with nothing
     /// built) when the block does not allow it.
-    mutating func decodeTokens(_ block: CausalBlock) throws {
+    mutating func decodeTokens(_ block: CausalBlock, chunk: Int? = nil, tolerance: Double = 0) throws {
         let decoder = try TokenDecoder(forward: forward, block: block, guidance: guidance)
-        let saved = map
         var state = TokenState(decoder: decoder)
-        for t in 0..<decoder.tokens {
-            state.current = t
-            // the steps' known operands and the block output at token t, then undo them
-            for step in block.steps {
-                let node = forward.nodes[step.node]
-                for (i, v) in node.operands.enumerated() where i != step.operand && v != block.source {
-                    map[v] = try slice(v, t, &state, .conditional)
-                }
-                if map[node.results[0]] == nil || step.node == block.steps.first!.node { map[node.results[0]] = try slice(node.results[0], t, &state, .conditional) }
-                try undo(step, withLogDerivative: true)
+        let step = max(1, min(chunk ?? 1, decoder.tokens))
+        for start in stride(from: 0, to: decoder.tokens, by: step) {
+            let range = start..<min(start + step, decoder.tokens)
+            state.current = start
+            if range.count > 1 {
+                // Jacobi sweeps on the chunk, from zeros, until no value moves by more than
+                // tolerance·(1 + |u|), at most one sweep per token (then exact)
+                let guess = try jacobiChunk(block, range, tolerance: tolerance, &state)
+                state.slices[.conditional, default: [:]][block.source, default: [:]][range] = guess
             }
-            guard let recovered = map[block.source] else { throw FlowError("internal: token decoding did not recover the source", at: at) }
-            state.slices[.conditional, default: [:]][block.source, default: [:]][t] = recovered
-            // restore the full-size values of the enclosing graph for the next token
-            for step in block.steps {
-                let node = forward.nodes[step.node]
-                for v in node.operands + node.results { map[v] = saved[v] }
-            }
+            // the chunk's conditioner from the recovered (or iterated) tokens, its values cached for
+            // the later chunks, and the elementwise steps undone: u on the chunk and its log-det
+            let recovered = try undoSteps(block, range, &state, logDerivative: true)
+            state.slices[.conditional, default: [:]][block.source, default: [:]][range] = recovered
         }
         for v in block.values { map.removeValue(forKey: v) }
-        let pieces = (0..<decoder.tokens).map { state.slices[.conditional]![block.source]![$0]! }
-        map[block.source] = pieces.count == 1 ? pieces[0] : try g.apply("concat", pieces, ["axis": .int(1)], at: at)
+        map[block.source] = try slice(block.source, 0..<decoder.tokens, &state, .conditional)
+    }
+
+    /// Undoes the block's elementwise steps on a token range; returns u there.
+    mutating func undoSteps(_ block: CausalBlock, _ range: Range<Int>, _ state: inout TokenState, logDerivative: Bool) throws -> ValueID {
+        let saved = map
+        for step in block.steps {
+            let node = forward.nodes[step.node]
+            for (i, v) in node.operands.enumerated() where i != step.operand && v != block.source {
+                map[v] = try slice(v, range, &state, .conditional)
+            }
+            if step.node == block.steps.first!.node { map[node.results[0]] = try slice(node.results[0], range, &state, .conditional) }
+            try undo(step, withLogDerivative: logDerivative)
+        }
+        guard let recovered = map[block.source] else { throw FlowError("internal: token decoding did not recover the source", at: at) }
+        // the full-size values of the enclosing graph again
+        for step in block.steps {
+            let node = forward.nodes[step.node]
+            for v in node.operands + node.results { map[v] = saved[v] }
+        }
+        map[block.source] = saved[block.source]
+        return recovered
+    }
+
+    /// A `fixed_point` loop whose body is one Jacobi sweep on the chunk `range`: the conditioner
+    /// on the chunk from the guess (earlier tokens from the cache, captured), the steps undone.
+    mutating func jacobiChunk(_ block: CausalBlock, _ range: Range<Int>, tolerance: Double, _ state: inout TokenState) throws -> ValueID {
+        var body = InverseBuilder(chunkOf: block, tokens: range.count, forward: forward, enclosing: map, outer: g)
+        body.guidance = guidance
+        var bodyState = TokenState(decoder: state.decoder)
+        bodyState.outer = state.slices
+        bodyState.current = range.lowerBound
+        bodyState.slices[.conditional, default: [:]][block.source, default: [:]][range] = body.g.inputs[0]
+        body.g.outputs = [try body.undoSteps(block, range, &bodyState, logDerivative: false)]
+        let index = g.bodies.count
+        g.bodies.append(body.g)
+        var uType = forward.type(of: block.source)
+        uType.dims[0] = range.count
+        return try g.apply("fixed_point", [try zeros(like: uType)] + body.captures,
+                           ["body": .int(index), "sweeps": .int(range.count), "tolerance": .float(tolerance)], at: at)
     }
 
     /// The two evaluations of a guided sample: with the label, and with the null label (and the
     /// unconditional attention temperature). Unguided decoding uses only the first.
     enum Branch { case conditional, unconditional }
 
-    /// The slices computed so far: branch → block value → token → value of shape [B, 1, …].
+    /// What has been computed: branch → block value → token range → value [B, |range|, …]. In a
+    /// Jacobi body, `outer` holds the enclosing graph's pieces (captured when used).
     struct TokenState {
         let decoder: TokenDecoder
-        var slices: [Branch: [ValueID: [Int: ValueID]]] = [:]
+        var slices: [Branch: [ValueID: [Range<Int>: ValueID]]] = [:]
+        var outer: [Branch: [ValueID: [Range<Int>: ValueID]]] = [:]
         var current = 0
-        func cached(_ v: ValueID, _ t: Int, _ branch: Branch) -> ValueID? { slices[branch]?[v]?[t] }
     }
 
-    /// Value v at token t ([B, 1, …]) on a branch, computing it from its operands' slices when it
-    /// is a block value (or, on the unconditional branch, a value computed from the label), or
-    /// slicing the known full value otherwise.
-    mutating func slice(_ v: ValueID, _ t: Int, _ state: inout TokenState, _ branch: Branch) throws -> ValueID {
+    /// Value v on the token range `r` ([B, |r|, …]) on a branch: assembled from computed pieces,
+    /// the missing runs computed from their operands (block values, and on the unconditional
+    /// branch the values of the label alone) or sliced from the known full value.
+    mutating func slice(_ v: ValueID, _ r: Range<Int>, _ state: inout TokenState, _ branch: Branch) throws -> ValueID {
         let decoder = state.decoder
-        let recomputed = decoder.block.values.contains(v) || (branch == .unconditional && decoder.contextDependent.contains(v))
-        // values shared by both branches live on the conditional one
-        let home: Branch = recomputed ? branch : .conditional
-        if let s = state.cached(v, t, home) { return s }
-        if v == decoder.block.source {
-            throw TokenDecoder.Unsupported(reason: "token \(t) of the source is read before it is recovered (at token \(state.current))")
+        let recomputed = decoder.block.values.contains(v) || v == decoder.block.source
+            || (branch == .unconditional && decoder.contextDependent.contains(v))
+        // values shared by both branches (u itself among them) live on the conditional one
+        let home: Branch = branch == .unconditional && (decoder.block.values.contains(v) || decoder.contextDependent.contains(v)) ? .unconditional : .conditional
+        if let s = state.slices[home]?[v]?[r] { return s }
+        guard recomputed else { return try knownSlice(v, r, &state, branch) }
+        if decoder.tokenAxis(v) == nil && v != decoder.block.source {
+            // a value of the label alone without tokens (a class embedding), on the unconditional branch
+            if forward.inputs.dropFirst().contains(v) { return try knownSlice(v, r, &state, branch) }
+            let whole = try compute(v, r, &state, branch)
+            state.slices[home, default: [:]][v, default: [:]][r] = whole
+            return whole
         }
-        if branch == .unconditional, let null = decoder.guidance?.nullLabel, forward.inputs.dropFirst().contains(v) {
-            // the null label ∅, batch-shaped
+        // cover r by computed pieces (own, or the enclosing graph's), computing the gaps
+        var parts: [ValueID] = []
+        var p = r.lowerBound
+        while p < r.upperBound {
+            if let (range, value) = try piece(v, at: p, home, &state) {
+                let end = min(range.upperBound, r.upperBound)
+                parts.append(range == p..<end ? value : try g.apply("slice", [value], ["axis": .int(1), "start": .int(p - range.lowerBound), "end": .int(end - range.lowerBound)], at: at))
+                p = end
+                continue
+            }
+            var q = p + 1
+            while q < r.upperBound, try piece(v, at: q, home, &state) == nil { q += 1 }
+            if v == decoder.block.source {
+                throw TokenDecoder.Unsupported(reason: "token \(p) of the source is read before it is recovered (at token \(state.current))")
+            }
+            parts.append(try compute(v, p..<q, &state, branch))
+            p = q
+        }
+        let result = parts.count == 1 ? parts[0] : try g.apply("concat", parts, ["axis": .int(1)], at: at)
+        state.slices[home, default: [:]][v, default: [:]][r] = result
+        return result
+    }
+
+    /// A computed piece of v holding token p: its range and value (captured from the enclosing graph when it is there).
+    mutating func piece(_ v: ValueID, at p: Int, _ home: Branch, _ state: inout TokenState) throws -> (Range<Int>, ValueID)? {
+        // the piece reaching furthest (fewest concatenations)
+        func best(_ pieces: [Range<Int>: ValueID]?) -> (Range<Int>, ValueID)? {
+            pieces?.filter { $0.key.contains(p) }.max { ($0.key.upperBound, -$0.key.lowerBound) < ($1.key.upperBound, -$1.key.lowerBound) }.map { ($0.key, $0.value) }
+        }
+        if let found = best(state.slices[home]?[v]) { return found }
+        guard let (range, value) = best(state.outer[home]?[v]) else { return nil }
+        let captured = capture(value)
+        state.slices[home, default: [:]][v, default: [:]][range] = captured
+        return (range, captured)
+    }
+
+    /// A value that is not recomputed: its tokens r when it has the token axis, else whole; on the
+    /// unconditional branch, a label input is the null label.
+    mutating func knownSlice(_ v: ValueID, _ r: Range<Int>, _ state: inout TokenState, _ branch: Branch) throws -> ValueID {
+        if branch == .unconditional, let null = state.decoder.guidance?.nullLabel, forward.inputs.dropFirst().contains(v) {
             let zero = try zeros(like: forward.type(of: v))
-            let result = try g.apply("add", [zero, try g.constant(null, at: at)], at: at)
-            state.slices[branch, default: [:]][v, default: [:]][t] = result
-            return result
+            return try g.apply("add", [zero, try g.constant(null, at: at)], at: at)
         }
-        guard recomputed, let p = decoder.producers[v] else {
-            // a known value: its token t if it has the token axis, else the whole value
-            let full = try materialize(v)
-            let result = try decoder.tokenAxis(v).map { try g.apply("slice", [full], ["axis": .int($0), "start": .int(t), "end": .int(t + 1)], at: at) } ?? full
-            state.slices[.conditional, default: [:]][v, default: [:]][t] = result
-            return result
-        }
-        let node = forward.nodes[p]
+        let full = try materialize(v)
+        let result = try state.decoder.tokenAxis(v).map {
+            try g.apply("slice", [full], ["axis": .int($0), "start": .int(r.lowerBound), "end": .int(r.upperBound)], at: at)
+        } ?? full
+        state.slices[.conditional, default: [:]][v, default: [:]][r] = result
+        return result
+    }
+
+    /// Block value v on tokens r from its producer's operands.
+    mutating func compute(_ v: ValueID, _ r: Range<Int>, _ state: inout TokenState, _ branch: Branch) throws -> ValueID {
+        let decoder = state.decoder
+        let node = forward.nodes[decoder.producers[v]!]
         let rank = forward.type(of: v).rank
         let tokenAxis = decoder.tokenAxis(v) != nil
         func tokenAxisAttribute() -> Bool {
             guard tokenAxis, case .int(let a)? = node.attributes["axis"] else { return false }
             return (a < 0 ? a + rank : a) == 1
         }
+        func own(_ operand: ValueID) -> Bool {
+            decoder.block.values.contains(operand) || operand == decoder.block.source || (branch == .unconditional && decoder.contextDependent.contains(operand))
+        }
+        /// operand on tokens r' (own or known)
+        func operand(_ o: ValueID, _ r2: Range<Int>) throws -> ValueID { own(o) ? try slice(o, r2, &state, branch) : try knownOperand(o, of: node, r2, &state) }
+        /// a batch-shaped constant of n tokens
+        func filler(_ n: Int, _ value: Double) throws -> ValueID {
+            var type = forward.type(of: v)
+            type.dims[0] = n
+            let zero = try zeros(like: type)
+            return value == 0 ? zero : try g.apply("add", [zero, try g.constant(value, at: node.location)], at: node.location)
+        }
+        func joined(_ parts: [ValueID]) throws -> ValueID { parts.count == 1 ? parts[0] : try g.apply("concat", parts, ["axis": .int(1)], at: node.location) }
         let results: [ValueID]
         switch node.op {
         case "attention" where tokenAxis:
-            // the query at t; keys and values of tokens 0 … t: the cache
-            let q = try slice(node.operands[0], t, &state, branch)
-            let k = try (0...t).map { try slice(node.operands[1], $0, &state, branch) }
-            let vs = try (0...t).map { try slice(node.operands[2], $0, &state, branch) }
-            func joined(_ parts: [ValueID]) throws -> ValueID { parts.count == 1 ? parts[0] : try g.apply("concat", parts, ["axis": .int(1)], at: node.location) }
+            // queries on r; keys and values of tokens 0 … r.upper − 1: the cache and r itself
             var attributes = node.attributes
             if branch == .unconditional, let temperature = decoder.guidance?.attentionTemperature { attributes["temperature"] = .float(temperature) }
-            results = try g.append("attention", [q, try joined(k), try joined(vs)], attributes, at: node.location)
+            let prefix = 0..<r.upperBound
+            results = try g.append("attention", [try operand(node.operands[0], r), try operand(node.operands[1], prefix), try operand(node.operands[2], prefix)], attributes, at: node.location)
         case "guided":
-            let own = try slice(node.operands[0], t, &state, branch)
-            guard branch == .conditional, let guidance = decoder.guidance, guidance.applies(to: node) else { results = [own]; break }
-            // x_c + g·(x_c − x_∅), g annealed as g·t/(T − 1) when asked (TarFlow's reverse)
-            let scale = guidance.annealed ? guidance.scale * Double(t) / Double(max(1, decoder.tokens - 1)) : guidance.scale
-            let unconditional = try slice(node.operands[0], t, &state, .unconditional)
-            let difference = try g.apply("sub", [own, unconditional], at: node.location)
-            results = [try g.apply("add", [own, try g.apply("mul", [difference, try g.constant(scale, at: node.location)], at: node.location)], at: node.location)]
+            let mine = try operand(node.operands[0], r)
+            guard branch == .conditional, let guidance = decoder.guidance, guidance.applies(to: node) else { results = [mine]; break }
+            // x_c + g·(x_c − x_∅), g annealed as g·t/(T − 1) at token t when asked (TarFlow's reverse)
+            let scales = r.map { guidance.annealed ? guidance.scale * Double($0) / Double(max(1, decoder.tokens - 1)) : guidance.scale }
+            let scale = scales.count == 1 ? try g.constant(scales[0], at: node.location)
+                : try g.apply("const", [], ["values": .floats(scales), "shape": .shape(batched: false, [scales.count] + Array(repeating: 1, count: forward.type(of: v).dims.count - 1))], at: node.location)
+            let difference = try g.apply("sub", [mine, try slice(node.operands[0], r, &state, .unconditional)], at: node.location)
+            results = [try g.apply("add", [mine, try g.apply("mul", [difference, scale], at: node.location)], at: node.location)]
         case "pad" where tokenAxisAttribute():
             guard case .int(let before)? = node.attributes["before"], case .float(let value)? = node.attributes["value"] else { fatalError("pad attributes verified") }
-            let inner = forward.type(of: node.operands[0]).dims[0]
-            if t >= before && t < before + inner {
-                results = [try slice(node.operands[0], t - before, &state, branch)]
-            } else {
-                // the padding value at one token, batch-shaped without reading any token
-                var type = forward.type(of: v)
-                type.dims[0] = 1
-                let zero = try zeros(like: type)
-                results = [value == 0 ? zero : try g.apply("add", [zero, try g.constant(value, at: node.location)], at: node.location)]
-            }
-        case "concat" where tokenAxisAttribute():
-            // token t is token t − (tokens of the operands before it) of the operand holding it
-            var local = t
-            var chosen = node.operands[0]
-            for operand in node.operands {
-                let length = forward.type(of: operand).dims[0]
-                chosen = operand
-                if local < length { break }
-                local -= length
-            }
-            let ownBranch = decoder.block.values.contains(chosen) || chosen == decoder.block.source
-                || (branch == .unconditional && decoder.contextDependent.contains(chosen))
-            results = [ownBranch ? try slice(chosen, local, &state, branch) : try knownOperand(chosen, of: node, local, &state)]
-        case "broadcast_like" where tokenAxis:
-            // the second operand gives only the shape: a batch-shaped zero of one token
-            var type = forward.type(of: v)
-            type.dims[0] = 1
-            let operand = node.operands[0]
-            let ownBranch = decoder.block.values.contains(operand) || operand == decoder.block.source
-                || (branch == .unconditional && decoder.contextDependent.contains(operand))
-            let value = ownBranch ? try slice(operand, t, &state, branch) : try knownOperand(operand, of: node, t, &state)
-            results = [try g.apply("broadcast_like", [value, try zeros(like: type)], at: node.location)]
+            let inner = before..<(before + forward.type(of: node.operands[0]).dims[0])
+            var parts: [ValueID] = []
+            if r.lowerBound < inner.lowerBound { parts.append(try filler(min(r.upperBound, inner.lowerBound) - r.lowerBound, value)) }
+            let (from, to) = (max(r.lowerBound, inner.lowerBound), min(r.upperBound, inner.upperBound))
+            if from < to { parts.append(try operand(node.operands[0], (from - before)..<(to - before))) }
+            if r.upperBound > inner.upperBound { parts.append(try filler(r.upperBound - max(r.lowerBound, inner.upperBound), value)) }
+            results = [try joined(parts)]
         case "slice" where tokenAxisAttribute(), "gather" where tokenAxisAttribute():
             guard let (_, indices) = node.selection(in: forward) else { fatalError("selection along a static axis") }
-            results = [try slice(node.operands[0], indices[t], &state, branch)]
-        default:
-            let operands = try node.operands.map { operand -> ValueID in
-                let ownBranch = decoder.block.values.contains(operand) || operand == decoder.block.source
-                    || (branch == .unconditional && decoder.contextDependent.contains(operand))
-                if ownBranch { return try slice(operand, t, &state, branch) }
-                return try knownOperand(operand, of: node, t, &state)
+            // runs of consecutive source tokens (ascending, or descending as a flip does)
+            let picked = r.map { indices[$0] }
+            var parts: [ValueID] = []
+            var i = 0
+            while i < picked.count {
+                var j = i + 1
+                let up = j < picked.count && picked[j] == picked[i] + 1
+                while j < picked.count && picked[j] == picked[j - 1] + (up ? 1 : -1) { j += 1 }
+                let low = min(picked[i], picked[j - 1]), high = max(picked[i], picked[j - 1])
+                let run = try operand(node.operands[0], low..<(high + 1))
+                parts.append(up || j - i == 1 ? run : try g.apply("gather", [run], ["axis": .int(1), "indices": .ints(Array((0..<(j - i)).reversed()))], at: node.location))
+                i = j
             }
-            results = try g.append(node.op, operands, node.attributes, at: node.location)
+            results = [try joined(parts)]
+        case "concat" where tokenAxisAttribute():
+            var parts: [ValueID] = []
+            var offset = 0
+            for o in node.operands {
+                let length = forward.type(of: o).dims[0]
+                let (from, to) = (max(r.lowerBound, offset), min(r.upperBound, offset + length))
+                if from < to { parts.append(try operand(o, (from - offset)..<(to - offset))) }
+                offset += length
+            }
+            results = [try joined(parts)]
+        case "broadcast_like" where tokenAxis:
+            // the second operand gives only the shape
+            results = [try g.apply("broadcast_like", [try operand(node.operands[0], r), try filler(r.count, 0)], at: node.location)]
+        default:
+            results = try g.append(node.op, try node.operands.map { try operand($0, r) }, node.attributes, at: node.location)
         }
-        for (r, value) in zip(node.results, results) { state.slices[home, default: [:]][r, default: [:]][t] = value }
-        return state.slices[home]![v]![t]!
+        let home: Branch = branch == .unconditional && (decoder.block.values.contains(v) || decoder.contextDependent.contains(v)) ? .unconditional : .conditional
+        for (result, value) in zip(node.results, results) where decoder.tokenAxis(result) != nil {
+            state.slices[home, default: [:]][result, default: [:]][r] = value
+        }
+        return results[node.results.firstIndex(of: v)!]
     }
 
-    /// A known operand of a token-wise node at token t: sliced along the axis that broadcasts
-    /// against the token axis when it has the full token length there, else whole.
-    mutating func knownOperand(_ v: ValueID, of node: Node, _ t: Int, _ state: inout TokenState) throws -> ValueID {
-        let full = try materialize(v)
+    /// A known operand of a token-wise node on tokens r: sliced along the axis that lines up
+    /// with the tokens when it has their full length there, else whole (broadcast).
+    mutating func knownOperand(_ v: ValueID, of node: Node, _ r: Range<Int>, _ state: inout TokenState) throws -> ValueID {
         let type = forward.type(of: v), out = forward.type(of: node.results[0])
         if type.batched {
-            // per token when it runs along the output's tokens, else broadcast whole
-            return type.dims.count == out.dims.count && state.decoder.tokenAxis(v) != nil ? try slice(v, t, &state, .conditional) : full
+            // per token when it runs along the output's tokens, else whole
+            return type.dims.count == out.dims.count && state.decoder.tokenAxis(v) != nil ? try knownSlice(v, r, &state, .conditional) : try materialize(v)
         }
+        let full = try materialize(v)
         // right-aligned broadcasting: the output's token axis is per-sample axis 0
         let axis = type.dims.count - out.dims.count
-        guard state.decoder.tokenAxis(node.results[0]) != nil, axis >= 0, type.dims[axis] == state.decoder.tokens, DependencyAnalysis.elementwise.contains(node.op) else { return full }
-        return try g.apply("slice", [full], ["axis": .int(axis), "start": .int(t), "end": .int(t + 1)], at: node.location)
+        guard state.decoder.tokenAxis(node.results[0]) != nil, axis >= 0, type.dims[axis] == state.decoder.tokens,
+              DependencyAnalysis.elementwise.contains(node.op) else { return full }
+        return try g.apply("slice", [full], ["axis": .int(axis), "start": .int(r.lowerBound), "end": .int(r.upperBound)], at: node.location)
     }
 }

@@ -27,6 +27,19 @@ final class CompiledTarFlowTests: XCTestCase {
         XCTAssertTrue(c.passes, "round trip: \(c)")
     }
 
+    /// Jacobi iteration on chunks of 4 tokens compiled (a `fixed_point` loop per chunk, earlier
+    /// chunks from the cache) reproduces the fixture's samples (1e-4 + 1e-4·|b|).
+    func testChunkedJacobiCompiled() throws {
+        let f = try ReferenceFixture("g_tarflow")
+        var model = try f.model()
+        model.causalInverse = .jacobi(tolerance: 1e-7, chunk: 4)
+        let path = NSTemporaryDirectory() + "flowc-tarflow-jacobi-\(getpid()).so"
+        try ArtifactCompiler.compile(model, output: path)
+        let x = try CompiledModel(path: path).sample(noise: try f.tensor("noise").values.map { Float($0) })
+        let c = Closeness.compare(x.map(Double.init), try f.tensor("sample").values, atol: 1e-4, rtol: 1e-4)
+        XCTAssertTrue(c.passes, "\(c)")
+    }
+
     /// (an average-velocity field: velocity fields also compile log_prob, which needs a JVP rule)
     func testNonCausalAttentionField() throws {
         let spec = """

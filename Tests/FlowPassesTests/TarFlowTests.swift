@@ -95,6 +95,18 @@ final class TarFlowTests: XCTestCase {
             XCTAssertEqual(statistics.sweeps.count, blocks)
             XCTAssertTrue(statistics.sweeps.allSatisfy { $0 < latent.dims[0] }, "sweeps \(statistics.sweeps) of \(latent.dims[0]) tokens")
             print("TarFlow \(channels) channels, \(blocks) blocks: Jacobi sweeps per block \(statistics.sweeps) of \(latent.dims[0]) tokens")
+            // Jacobi on chunks of 4 tokens with the earlier chunks from the key/value cache
+            // (STARFlow-V): at most 4 sweeps per chunk, the same samples
+            model.causalInverse = .jacobi(tolerance: 1e-7, chunk: 4)
+            var chunked = try Interpreter(graph: try EntryPoints.graph(.inverse, of: model), weights: store, precision: .f32)
+            let chunkStatistics = RunStatistics()
+            chunked.statistics = chunkStatistics
+            let c = try chunked.run([z])
+            assertClose(c[0], a[0], atol: 1e-5, rtol: 1e-5, "\(channels) channels, chunks of 4: x")
+            assertClose(c[1], a[1], atol: 1e-4, rtol: 1e-5, "\(channels) channels, chunks of 4: logdet")
+            XCTAssertEqual(chunkStatistics.sweeps.count, blocks * latent.dims[0] / 4)
+            XCTAssertTrue(chunkStatistics.sweeps.allSatisfy { $0 <= 4 })
+            print("TarFlow \(channels) channels: Jacobi sweeps per chunk of 4 tokens \(chunkStatistics.sweeps)")
         }
     }
 }

@@ -162,17 +162,25 @@ public struct Elaborator {
         graph.bodies = try elaborateBodies(modelDecl.bodies)
         var causalInverse = CausalInverseMode.sequential
         if let (mode, args, at) = modelDecl.inverse {
-            switch (mode, args.map(\.0)) {
-            case ("sequential", []): causalInverse = .sequential
-            case ("jacobi", []): causalInverse = .jacobi(tolerance: 1e-6)
-            case ("jacobi", ["tolerance"]):
+            let keys = args.map(\.0)
+            switch mode {
+            case "sequential" where keys.isEmpty: causalInverse = .sequential
+            case "jacobi" where Set(keys).isSubset(of: ["tolerance", "chunk"]) && Set(keys).count == keys.count:
                 var scope = globals
-                guard let t = try evaluate(args[0].1, &scope).number, t > 0, t.isFinite else {
-                    throw FlowError("jacobi's tolerance must be a positive number", at: at)
+                var tolerance = 1e-6, chunk: Int?
+                for (key, expr) in args {
+                    let v = try evaluate(expr, &scope).number
+                    if key == "tolerance" {
+                        guard let t = v, t > 0, t.isFinite else { throw FlowError("jacobi's tolerance must be a positive number", at: at) }
+                        tolerance = t
+                    } else {
+                        guard let c = v, c == c.rounded(), c >= 1, c <= 1_000_000 else { throw FlowError("jacobi's chunk must be a positive integer (tokens per chunk)", at: at) }
+                        chunk = Int(c)
+                    }
                 }
-                causalInverse = .jacobi(tolerance: t)
+                causalInverse = .jacobi(tolerance: tolerance, chunk: chunk)
             default:
-                throw FlowError("unknown inverse mode '\(mode)'\(args.isEmpty ? "" : " with these arguments"); expected 'sequential' or 'jacobi(tolerance=T)'", at: at)
+                throw FlowError("unknown inverse mode '\(mode)'\(args.isEmpty ? "" : " with these arguments"); expected 'sequential' or 'jacobi(tolerance=T[, chunk=B])'", at: at)
             }
         }
         var model = Model(name: modelDecl.name, base: base, weightsPath: options.weightsPath, flow: graph)

@@ -150,7 +150,10 @@ public enum CausalInverseMode: Sendable, Hashable {
     case sequential
     /// The same iteration as a loop that stops when no value moves by more than
     /// tolerance·(1 + |value|), at most as many sweeps as the sequential one.
-    case jacobi(tolerance: Double)
+    /// With `chunk` B (a token-decodable block, TarFlow): the iteration runs on chunks of B tokens
+    /// in turn (STARFlow-V), each at most B sweeps (then exact), earlier chunks served from the
+    /// key/value cache.
+    case jacobi(tolerance: Double, chunk: Int? = nil)
 }
 
 /// A whole model: its inputs, base density, where its weights live, and the flow x → z.

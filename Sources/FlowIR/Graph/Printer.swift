@@ -17,7 +17,9 @@ public enum Printer {
         case .diagonalNormal(let loc, let scale): out += "  base normal(loc=\(Attribute.string(loc.name)), scale=\(Attribute.string(scale.name)))\n"
         }
         if let w = model.declaredWeights { out += "  weights \(Attribute.string(w))\n" }
-        if case .jacobi(let tolerance) = model.causalInverse { out += "  inverse jacobi(tolerance=\(Attribute.format(tolerance)))\n" }
+        if case .jacobi(let tolerance, let chunk) = model.causalInverse {
+            out += "  inverse jacobi(tolerance=\(Attribute.format(tolerance))\(chunk.map { ", chunk=\($0)" } ?? ""))\n"
+        }
         out += "  flow {\n"
         out += body(g, indent: "    ")
         out += "  }\n"
