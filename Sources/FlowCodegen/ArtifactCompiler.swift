@@ -59,7 +59,7 @@ public enum ArtifactCompiler {
         var sizes: [(Int32, Int, Int)] = []
         var kernelListing = ""
         var timer = PhaseTimer()
-        let available = EntryPoints.entries(of: model).filter { $0 != .score || options.score }
+        var available = EntryPoints.entries(of: model).filter { $0 != .score || options.score }
         for (entry, symbol, id) in entries {
             let outputs = [.logProb, .field, .score].contains(entry) ? 1 : 2
             guard available.contains(entry) else {
@@ -72,6 +72,12 @@ public enum ArtifactCompiler {
                                                 denoise: entry == .sample ? options.denoise : nil)
             } catch let e as FlowError where entry == .score {
                 throw FlowError("the score (--score) needs a gradient rule for every op: \(e.message)", in: e.location)
+            } catch let e as FlowError where entry == .logProb && model.kind != .flow && e.message.hasPrefix("no JVP rule") {
+                // a velocity field with an op that has no forward-mode rule samples, but has no likelihood
+                available.removeAll { $0 == .logProb }
+                emitMissingEntry(b, symbol: symbol, outputs: outputs)
+                timer.lap("no \(symbol): \(e.message)")
+                continue
             }
             // several inputs (x and a class label) become packed rows
             let graph = try EntryPoints.packed(derived)

@@ -40,8 +40,20 @@ final class CompiledTarFlowTests: XCTestCase {
         XCTAssertTrue(c.passes, "\(c)")
     }
 
-    /// (an average-velocity field: velocity fields also compile log_prob, which needs a JVP rule)
+    /// (an average-velocity field here; a velocity field with attention, whose likelihood would
+    /// need a JVP rule for it, compiles without log_prob)
     func testNonCausalAttentionField() throws {
+        let velocity = try Elaborator.elaborate(text: """
+        model attend_v {
+          input x: f32[B, 6, 4]
+          input t: f32[B, 1]
+          kind velocity(noise_at=0)
+          flow { return attention(x, x, x, heads=2, causal=0) }
+        }
+        """, path: Repository.path("Tests/attend_v.flow"))
+        let velocityPath = NSTemporaryDirectory() + "flowc-attend-v-\(getpid()).so"
+        try ArtifactCompiler.compile(velocity, output: velocityPath)
+        XCTAssertEqual(try CompiledModel(path: velocityPath).metadata.entries, ["sample", "field"])
         let spec = """
         model attend {
           input x: f32[B, 6, 4]
