@@ -20,6 +20,8 @@ let package = Package(
         .target(name: "FlowIR", dependencies: ["FlowRandom"]),
         // ODE samplers over any vector field (compiled or interpreted): fixed-step, dopri5, guidance.
         .target(name: "FlowSolvers"),
+        // PNG pictures of samples (density plots, image grids), no library.
+        .target(name: "FlowPictures"),
         // LLVM 19's C API (headers symlinked from /usr/lib/llvm-19/include); only FlowCodegen imports it.
         .target(name: "CLLVM", linkerSettings: [.linkedLibrary("LLVM-19")]),
         .target(name: "FlowCodegen", dependencies: ["FlowIR", "FlowPasses", "FlowInterpreter", "FlowRuntime", "CLLVM", "CFlowcABI"]),
@@ -28,7 +30,7 @@ let package = Package(
         // Loads compiled models; no LLVM, no other Flowc module: embeddable with one dependency line.
         .target(name: "CFlowcABI"),
         .target(name: "FlowRuntime", dependencies: ["CFlowcABI", "FlowRandom", "FlowSolvers"]),
-        .executableTarget(name: "flowc", dependencies: ["FlowIR", "FlowPasses", "FlowInterpreter", "FlowCodegen", "FlowRuntime", "FlowSolvers"]),
+        .executableTarget(name: "flowc", dependencies: ["FlowIR", "FlowPasses", "FlowInterpreter", "FlowCodegen", "FlowRuntime", "FlowSolvers", "FlowPictures"]),
         // Compiled vs interpreted timings (release only: `make bench`).
         .executableTarget(name: "flowc-bench", dependencies: ["CBLAS", "FlowIR", "FlowRandom", "FlowPasses", "FlowInterpreter", "FlowCodegen", "FlowRuntime"], path: "Benchmarks"),
         .target(name: "FlowTestSupport", dependencies: ["FlowIR", "FlowPasses", "FlowInterpreter"]),
@@ -36,6 +38,6 @@ let package = Package(
         .testTarget(name: "FlowPassesTests", dependencies: ["FlowIR", "FlowRandom", "FlowPasses", "FlowInterpreter", "FlowSolvers", "FlowTestSupport"]),
         .testTarget(name: "FlowCodegenTests", dependencies: ["FlowIR", "FlowRandom", "FlowPasses", "FlowInterpreter", "FlowCodegen", "FlowRuntime", "FlowSolvers", "FlowTestSupport"]),
         .testTarget(name: "FlowInterpreterTests", dependencies: ["FlowIR", "FlowPasses", "FlowInterpreter", "FlowTestSupport"]),
-        .testTarget(name: "FlowcCLITests", dependencies: ["FlowTestSupport"]),
+        .testTarget(name: "FlowcCLITests", dependencies: ["FlowTestSupport", "FlowPictures"]),
     ]
 )

@@ -1,4 +1,5 @@
 import FlowIR
+import FlowPictures
 import FlowInterpreter
 import FlowPasses
 import FlowSolvers
@@ -38,11 +39,12 @@ enum Commands {
                 \(SamplerOptions.usage)
                 \(FlowGuidanceOptions.usage)
                   --output FILE       where to write the result (.npy, f32; f64 with --f64)
+                  --png FILE          sample: also draw the samples (density of 2-D points, grid of images)
                   --logdet FILE       forward / inverse: where to write the log-determinant, shape (N,)
                   --f64               interpret in double precision (the f64 oracle)
                   --print             also print the result rows
                 """,
-                valued: Set(["--weights", "--param", "--input", "--output", "--entry", "--logdet", "-n", "--seed", "--temperature"]).union(SamplerOptions.valued).union(FlowGuidanceOptions.valued),
+                valued: Set(["--weights", "--param", "--input", "--output", "--entry", "--logdet", "-n", "--seed", "--temperature", "--png"]).union(SamplerOptions.valued).union(FlowGuidanceOptions.valued),
                 switches: Set(["--f64", "--print"]).union(FlowGuidanceOptions.switches), run: run),
         Command(name: "inspect", summary: "print the derived graphs (forward, log-det, inverse, log_prob) in the IR text form",
                 usage: """
@@ -158,6 +160,12 @@ enum Commands {
             try NpyArray(shape: outputs[1].shape, values: outputs[1].values, isF64: precision == .f64).write(path: logdetPath)
         }
         print("\(model.name) \(entryName): \(input.shape) → \(outputs[0].shape) (\(precision.rawValue), interpreted) → \(outputPath)")
+        if let png = args.value("--png") {
+            guard sampling else { throw UsageError(message: "--png needs --entry sample") }
+            do { print("wrote \(png): \(try SamplePlot.write(outputs[0].values.map { Float($0) }, shape: outputs[0].shape, to: png))") } catch let e as SamplePlot.PictureError {
+                throw FlowError(e.message, in: "")
+            }
+        }
         if args.flag("--print") {
             let width = outputs[0].shape.dropFirst().reduce(1, *)
             for row in 0..<outputs[0].shape[0] {

@@ -1,5 +1,6 @@
 import FlowCodegen
 import FlowIR
+import FlowPictures
 import FlowPasses
 import FlowRuntime
 import FlowSolvers
@@ -46,10 +47,11 @@ enum CompiledCommands {
                 valued: ["--input", "-o", "--logdet", "--threads", "--weights", "--class"], switches: [], run: inverse),
         Command(name: "sample", summary: "draw samples with a compiled model",
                 usage: """
-                flowc sample MODEL.so -n N --seed S [--temperature T] -o OUT.npy [--threads N] [sampler options]
+                flowc sample MODEL.so -n N --seed S [--temperature T] -o OUT.npy [--png PICTURE.png] [--threads N] [sampler options]
+                  --png FILE          also draw the samples: a density plot of 2-D points, a grid of images
                 \(SamplerOptions.usage)
                 """,
-                valued: Set(["-n", "--seed", "--temperature", "-o", "--threads", "--weights"]).union(SamplerOptions.valued), switches: [], run: sample),
+                valued: Set(["-n", "--seed", "--temperature", "-o", "--threads", "--weights", "--png"]).union(SamplerOptions.valued), switches: [], run: sample),
     ]
 
     static func compile(_ args: Arguments) throws {
@@ -197,7 +199,8 @@ enum CompiledCommands {
             }
             let x = try run { try m.sample(count: n, seed: seed, temperature: Float(temperature), labels: try flowLabels(args, m, n)) }
             print(String(format: "%@: %d samples (seed %llu, temperature %g) in %.3f s", m.metadata.name, n, seed, temperature, Date().timeIntervalSince(start)))
-            return try write(x, shape: [n] + m.metadata.inputShape, to: output)
+            try write(x, shape: [n] + m.metadata.inputShape, to: output)
+            return try picture(args, x, [n] + m.metadata.inputShape)
         }
         let settings = try SamplerOptions.settings(args, layout: layout, base: compiled)
         let labels = try SamplerOptions.labels(args, count: n, classes: layout.classes)
@@ -209,5 +212,12 @@ enum CompiledCommands {
             FileHandle.standardError.write(Data("warning: \(report.unfinished.count) samples hit the step budget of \(settings.maxSteps) before the data end; their last states are returned (raise --max-steps or loosen --rtol)\n".utf8))
         }
         try write(x, shape: [n] + m.metadata.inputShape, to: output)
+        try picture(args, x, [n] + m.metadata.inputShape)
+    }
+
+    /// `--png FILE`: the samples drawn (`SamplePlot`).
+    static func picture(_ args: Arguments, _ values: [Float], _ shape: [Int]) throws {
+        guard let path = args.value("--png") else { return }
+        do { print("wrote \(path): \(try SamplePlot.write(values, shape: shape, to: path))") } catch let e as SamplePlot.PictureError { throw FlowError(e.message, in: "") }
     }
 }
