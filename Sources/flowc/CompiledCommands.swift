@@ -151,7 +151,9 @@ enum CompiledCommands {
         let output = try args.required("-o")
         let (x, rows) = try input(args, width: m.inputElements, shape: m.metadata.inputShape)
         let labels = try flowLabels(args, m, rows)
-        try write(try run { try m.logProb(x, labels: labels) }, shape: [rows], to: output)
+        let logp = try run { try m.logProb(x, labels: labels) }
+        try write(logp, shape: [rows], to: output)
+        print(String(format: "mean log p(x) = %.6f nats over %d rows", logp.map(Double.init).reduce(0, +) / Double(rows), rows))
     }
 
     static func score(_ args: Arguments) throws {
