@@ -32,6 +32,8 @@ public enum ArtifactCompiler {
         /// For flows: also compile `flowc_score` (∇ₓ log p(x); off by default, as it about doubles
         /// the code and the compile time).
         public var score = false
+        /// Told each phase as it starts ("derive flowc_sample", "optimise and emit").
+        public var progress: (@Sendable (String) -> Void)?
         public init(optimization: Int = 3, cpu: String? = nil, externalWeights: Bool = false, sampler: SamplerSettings? = nil) {
             self.optimization = optimization
             self.cpu = cpu
@@ -66,6 +68,7 @@ public enum ArtifactCompiler {
                 emitMissingEntry(b, symbol: symbol, outputs: outputs)
                 continue
             }
+            options.progress?("derive and lower \(symbol)")
             let derived: Graph
             do {
                 derived = try EntryPoints.graph(entry, of: model, sampler: options.sampler, guidance: entry == .sample ? options.guidance : nil,
@@ -91,6 +94,7 @@ public enum ArtifactCompiler {
         }
         emitWorkspaceSize(b, sizes)
         try emitMetadata(b, model, entries: available, options: options, external: globals.externalWeights, file: weights?.file.path)
+        options.progress?("optimise (LLVM O\(options.optimization)), emit and link \(kernels.count) kernels")
         let text = try TargetEmitter(options: options).emit(b, output: output, listing: listing == .kernels ? nil : listing)
         return listing == .kernels ? kernelListing + "\n\(kernels.count) distinct kernel functions in the module\n" : text
     }

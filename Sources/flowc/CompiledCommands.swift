@@ -1,6 +1,7 @@
 import FlowCodegen
 import FlowIR
 import FlowPictures
+import FlowRandom
 import FlowPasses
 import FlowRuntime
 import FlowSolvers
@@ -77,6 +78,9 @@ enum CompiledCommands {
             options.denoise = sigma
         }
         options.score = args.flag("--score")
+        let progress = Progress()
+        options.progress = { phase in progress.update("compiling \(model.name): \(phase)") }
+        defer { progress.finish() }
         let text = try ArtifactCompiler.compile(model, options: options, output: output, listing: listing)
         if let text, let path = args.value("--emit-llvm") ?? args.value("--emit-asm") ?? args.value("--emit-kernels") {
             do { try text.write(toFile: path, atomically: true, encoding: .utf8) } catch { throw FlowError("cannot write: \(error.localizedDescription)", in: path) }
@@ -206,7 +210,19 @@ enum CompiledCommands {
         }
         let settings = try SamplerOptions.settings(args, layout: layout, base: compiled)
         let labels = try SamplerOptions.labels(args, count: n, classes: layout.classes)
-        let (x, report) = try run { try m.sample(count: n, seed: seed, temperature: Float(temperature), settings: settings, labels: labels) }
+        // in parts of 4096 samples, showing progress on a terminal (the noise of row r is the same either way)
+        let progress = Progress()
+        var x: [Float] = []
+        var report = SolveReport(samples: 0)
+        for first in stride(from: 0, to: n, by: 4096) {
+            let rows = min(4096, n - first)
+            if n > 4096 { progress.update("sampling: \(first) of \(n) (\(settings.method.rawValue))") }
+            let noise = Philox.normals(seed: seed, firstRow: first, rows: rows, perRow: m.latentElements).map { Float($0) * Float(temperature) }
+            let (part, partReport) = try run { try m.sample(noise: noise, settings: settings, labels: labels.map { Array($0[first..<(first + rows)]) }) }
+            x += part
+            report.append(partReport, offset: first)
+        }
+        progress.finish()
         let how = settings == compiled && labels == nil && settings.guidance == 0 ? "compiled loop" : "solver over the compiled network"
         print(String(format: "%@: %d samples (seed %llu, %@, %@) in %.3f s; %@", m.metadata.name, n, seed, settings.method.rawValue, how,
                      Date().timeIntervalSince(start), report.summary))

@@ -175,6 +175,7 @@ final class CompiledCLITests: XCTestCase {
         let dopri = try flowc(["sample", so, "-n", "300", "--seed", "3", "--method", "dopri5", "-o", "\(dir)/d.npy"])
         XCTAssertEqual(dopri.status, 0, dopri.stderr)
         XCTAssertTrue(dopri.stdout.contains("dopri5, solver over the compiled network") && dopri.stdout.contains("steps per sample: min"), dopri.stdout)
+        XCTAssertEqual(dopri.stderr, "", "no progress output when stderr is not a terminal")
         let rk4 = try flowc(["sample", so, "-n", "300", "--seed", "3", "--method", "rk4", "--steps", "200", "-o", "\(dir)/h.npy"])
         XCTAssertEqual(rk4.status, 0, rk4.stderr)
         // two solvers of the same ODE from the same noise agree: classic RK4 with 200 steps (error
