@@ -36,4 +36,15 @@ final class TrainedExampleTests: XCTestCase {
         let c = Closeness.compare(samples.map(Double.init), try NpyArray.read(path: "\(folder)/meanflow_samples.npy").values, atol: 1e-4, rtol: 1e-4)
         XCTAssertTrue(c.passes, "\(c)")
     }
+
+    /// The digits TarFlow: held-out log-likelihood of the compiled model against PyTorch's.
+    func testDigitsTarFlowHeldOutLikelihood() throws {
+        let folder = Repository.path("examples/digits")
+        let reference = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(folder)/reference.json"))) as? [String: Double])
+        let model = try Elaborator.elaborate(path: "\(folder)/tarflow.flow", options: .init())
+        let path = NSTemporaryDirectory() + "flowc-digits-\(getpid()).so"
+        try ArtifactCompiler.compile(model, output: path)
+        let logp = try CompiledModel(path: path).logProb(try NpyArray.read(path: "\(folder)/heldout.npy").values.map { Float($0) })
+        XCTAssertEqual(logp.map(Double.init).reduce(0, +) / Double(logp.count), try XCTUnwrap(reference["tarflow"]), accuracy: 1e-3)
+    }
 }
