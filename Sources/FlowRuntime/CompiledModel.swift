@@ -93,7 +93,8 @@ public final class CompiledModel: @unchecked Sendable {
     public init(path: String, weights: String? = nil, threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws {
         guard FileManager.default.fileExists(atPath: path) else { throw RuntimeError(message: "\(path): no such file") }
         try ELFCheck.validate(path)
-        guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else {
+        // dlopen searches the library path for a name without a slash: give it the file's full path
+        guard let handle = dlopen(URL(fileURLWithPath: path).standardizedFileURL.path, RTLD_NOW | RTLD_LOCAL) else {
             let reason = dlerror().map { String(cString: $0) } ?? "unknown reason"
             throw RuntimeError(message: "\(path): cannot load the shared object (\(reason))")
         }
