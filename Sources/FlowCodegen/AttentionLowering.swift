@@ -25,7 +25,11 @@ extension OpLowering {
                 let dot = b.variable("dot")
                 LLVMBuildStore(b.builder, b.f32(0), dot)
                 try b.loop(b.i64(d)) { j in
-                    LLVMBuildStore(b.builder, b.fadd(LLVMBuildLoad2(b.builder, b.f32, dot, "")!, b.fmul(b.load(q, b.add(row, j)), b.load(k, b.add(key, j)))), dot)
+                    // reassociation lets LLVM vectorise the dot product
+                    let product = b.fmul(b.load(q, b.add(row, j)), b.load(k, b.add(key, j)))
+                    let sum = b.fadd(LLVMBuildLoad2(b.builder, b.f32, dot, "")!, product)
+                    b.reassociable(product, sum)
+                    LLVMBuildStore(b.builder, sum, dot)
                 }
                 return b.fmul(LLVMBuildLoad2(b.builder, b.f32, dot, "")!, scale)
             }

@@ -162,6 +162,11 @@ final class IRBuilder {
     // MARK: float arithmetic
 
     func fadd(_ a: Value, _ b: Value) -> Value { LLVMBuildFAdd(builder, a, b, "") }
+
+    /// Lets LLVM reassociate and contract these float ops (to vectorise a reduction, as BLAS does).
+    func reassociable(_ values: Value...) {
+        for v in values { LLVMSetFastMathFlags(v, LLVMFastMathFlags(LLVMFastMathAllowReassoc | LLVMFastMathAllowContract)) }
+    }
     func fsub(_ a: Value, _ b: Value) -> Value { LLVMBuildFSub(builder, a, b, "") }
     func fmul(_ a: Value, _ b: Value) -> Value { LLVMBuildFMul(builder, a, b, "") }
     func fdiv(_ a: Value, _ b: Value) -> Value { LLVMBuildFDiv(builder, a, b, "") }

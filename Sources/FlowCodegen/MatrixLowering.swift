@@ -70,9 +70,7 @@ extension OpLowering {
                     // reassociation lets LLVM vectorise the dot product (as BLAS kernels do)
                     let product = b.fmul(b.load(xs, b.add(b.mul(r, b.i64(k)), t)), b.load(ws, b.add(b.mul(j, b.i64(k)), t)))
                     let sum = b.fadd(b.read(acc), product)
-                    let flags = LLVMFastMathFlags(LLVMFastMathAllowReassoc | LLVMFastMathAllowContract)
-                    LLVMSetFastMathFlags(product, flags)
-                    LLVMSetFastMathFlags(sum, flags)
+                    b.reassociable(product, sum)
                     b.write(sum, acc)
                 }
                 b.store(finish(b.read(acc), r, j), y, b.add(b.mul(r, b.i64(n)), j))

@@ -90,12 +90,16 @@ extension OpLowering {
             LLVMBuildStore(b.builder, b.f32(0), sum)
             LLVMBuildStore(b.builder, b.f32(0), squares)
             try b.loop(b.i64(n)) { j in
-                LLVMBuildStore(b.builder, b.fadd(LLVMBuildLoad2(b.builder, b.f32, sum, "")!, b.load(src, b.add(base, j))), sum)
+                let total = b.fadd(LLVMBuildLoad2(b.builder, b.f32, sum, "")!, b.load(src, b.add(base, j)))
+                b.reassociable(total)
+                LLVMBuildStore(b.builder, total, sum)
             }
             let mean = b.fdiv(LLVMBuildLoad2(b.builder, b.f32, sum, "")!, b.f32(Double(n)))
             try b.loop(b.i64(n)) { j in
                 let d = b.fsub(b.load(src, b.add(base, j)), mean)
-                LLVMBuildStore(b.builder, b.fadd(LLVMBuildLoad2(b.builder, b.f32, squares, "")!, b.fmul(d, d)), squares)
+                let square = b.fmul(d, d), total = b.fadd(LLVMBuildLoad2(b.builder, b.f32, squares, "")!, square)
+                b.reassociable(square, total)
+                LLVMBuildStore(b.builder, total, squares)
             }
             let variance = b.fdiv(LLVMBuildLoad2(b.builder, b.f32, squares, "")!, b.f32(Double(n)))
             let scale = b.fdiv(b.f32(1), b.intrinsic("llvm.sqrt", [b.fadd(variance, b.f32(eps))]))
