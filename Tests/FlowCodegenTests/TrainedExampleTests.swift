@@ -37,14 +37,16 @@ final class TrainedExampleTests: XCTestCase {
         XCTAssertTrue(c.passes, "\(c)")
     }
 
-    /// The digits TarFlow: held-out log-likelihood of the compiled model against PyTorch's.
-    func testDigitsTarFlowHeldOutLikelihood() throws {
+    /// The digits TarFlow and Glow: held-out log-likelihood of the compiled models against PyTorch's.
+    func testDigitsHeldOutLikelihood() throws {
         let folder = Repository.path("examples/digits")
         let reference = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(folder)/reference.json"))) as? [String: Double])
-        let model = try Elaborator.elaborate(path: "\(folder)/tarflow.flow", options: .init())
-        let path = NSTemporaryDirectory() + "flowc-digits-\(getpid()).so"
-        try ArtifactCompiler.compile(model, output: path)
-        let logp = try CompiledModel(path: path).logProb(try NpyArray.read(path: "\(folder)/heldout.npy").values.map { Float($0) })
-        XCTAssertEqual(logp.map(Double.init).reduce(0, +) / Double(logp.count), try XCTUnwrap(reference["tarflow"]), accuracy: 1e-3)
+        for (name, heldout) in [("tarflow", "heldout.npy"), ("glow", "heldout_glow.npy")] {
+            let model = try Elaborator.elaborate(path: "\(folder)/\(name).flow", options: .init())
+            let path = NSTemporaryDirectory() + "flowc-digits-\(getpid())-\(name).so"
+            try ArtifactCompiler.compile(model, output: path)
+            let logp = try CompiledModel(path: path).logProb(try NpyArray.read(path: "\(folder)/\(heldout)").values.map { Float($0) })
+            XCTAssertEqual(logp.map(Double.init).reduce(0, +) / Double(logp.count), try XCTUnwrap(reference[name]), accuracy: 1e-3, name)
+        }
     }
 }
