@@ -6,7 +6,8 @@ import XCTest
 /// examples/two_moons/README.md and examples/digits/README.md must exit with status 0. The
 /// README's placeholders are real files in the working folder: `model.flow` is the README's own
 /// six-line RealNVP spec, `model.safetensors` the two-moons RealNVP's weights (a zuko RealNVP, as
-/// that spec reads), `x.npy` the two-moons held-out set; `examples` links to the repository's.
+/// that spec reads), `x.npy` the two-moons held-out set; `examples` and `Sources` link to the
+/// repository's. The C example's compile-and-run line runs too.
 final class ReadmeTests: XCTestCase {
     /// Lines of the fenced code blocks of a Markdown file (indented blocks included).
     static func codeLines(_ path: String) throws -> [[String]] {
@@ -38,15 +39,20 @@ final class ReadmeTests: XCTestCase {
         try spec.joined(separator: "\n").write(toFile: "\(dir)/model.flow", atomically: true, encoding: .utf8)
         try FileManager.default.copyItem(atPath: Repository.path("examples/two_moons/realnvp.safetensors"), toPath: "\(dir)/model.safetensors")
         try FileManager.default.copyItem(atPath: Repository.path("examples/two_moons/heldout.npy"), toPath: "\(dir)/x.npy")
-        try FileManager.default.createSymbolicLink(atPath: "\(dir)/examples", withDestinationPath: Repository.path("examples"))
+        for folder in ["examples", "Sources"] {
+            try FileManager.default.createSymbolicLink(atPath: "\(dir)/\(folder)", withDestinationPath: Repository.path(folder))
+        }
         var commands: [String] = []
         for file in ["README.md", "examples/two_moons/README.md", "examples/digits/README.md"] {
-            commands += try Self.codeLines(Repository.path(file)).flatMap { $0 }.filter { $0.hasPrefix("flowc ") }
+            commands += try Self.codeLines(Repository.path(file)).flatMap { $0 }.filter { $0.hasPrefix("flowc ") || $0.hasPrefix("cc ") }
         }
-        XCTAssertGreaterThanOrEqual(commands.count, 14, "\(commands)")
+        XCTAssertGreaterThanOrEqual(commands.count, 16, "\(commands)")
         for command in commands {
-            let r = try ProcessResult.run(Repository.flowc, Array(Self.words(command).dropFirst()), in: dir)
+            // flowc lines run the built tool; the C compiler line runs in a shell (it chains the program)
+            let r = command.hasPrefix("flowc ") ? try ProcessResult.run(Repository.flowc, Array(Self.words(command).dropFirst()), in: dir)
+                : try ProcessResult.run("/bin/sh", ["-c", command], in: dir)
             XCTAssertEqual(r.status, 0, "\(command)\n\(r.stderr)")
+            if command.hasPrefix("cc ") { XCTAssertTrue(r.stdout.contains("log p(x) = "), r.stdout) }
         }
     }
 }
