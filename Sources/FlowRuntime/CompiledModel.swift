@@ -117,6 +117,11 @@ public final class CompiledModel: @unchecked Sendable {
             dlclose(handle)
             throw RuntimeError(message: "\(path): the model's metadata is not valid JSON")
         }
+        // The runtime parallelises over chunks of the batch itself: OpenBLAS threads inside each
+        // chunk's sgemm would oversubscribe the cores (2.5x slower RealNVP log_prob at batch 256
+        // on 2 cores), so the model's OpenBLAS runs single-threaded.
+        typealias SetThreads = @convention(c) (Int32) -> Void
+        if let set = dlsym(handle, "openblas_set_num_threads") { unsafeBitCast(set, to: SetThreads.self)(1) }
         self.path = path
         self.handle = handle
         self.metadata = decoded
