@@ -30,7 +30,7 @@ let package = Package(
         // Loads compiled models; no LLVM, no other Flowc module: embeddable with one dependency line.
         .target(name: "CFlowcABI"),
         .target(name: "FlowRuntime", dependencies: ["CFlowcABI", "FlowRandom", "FlowSolvers"]),
-        .executableTarget(name: "flowc", dependencies: ["FlowIR", "FlowPasses", "FlowInterpreter", "FlowCodegen", "FlowRuntime", "FlowSolvers", "FlowPictures", "FlowRandom"]),
+        .executableTarget(name: "flowc", dependencies: ["FlowIR", "FlowPasses", "FlowInterpreter", "FlowCodegen", "FlowRuntime", "FlowSolvers", "FlowPictures"]),
         // Compiled vs interpreted timings (release only: `make bench`).
         .executableTarget(name: "flowc-bench", dependencies: ["CBLAS", "FlowIR", "FlowRandom", "FlowPasses", "FlowInterpreter", "FlowCodegen", "FlowRuntime"], path: "Benchmarks"),
         .target(name: "FlowTestSupport", dependencies: ["FlowIR", "FlowPasses", "FlowInterpreter"]),

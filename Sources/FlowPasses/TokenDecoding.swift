@@ -155,6 +155,18 @@ extension InverseBuilder {
         var slices: [Branch: [ValueID: [Range<Int>: ValueID]]] = [:]
         var outer: [Branch: [ValueID: [Range<Int>: ValueID]]] = [:]
         var current = 0
+
+        /// Whether v is computed token by token on this branch: u and the block's values, and on
+        /// the unconditional branch also the values of the label alone.
+        func recomputed(_ v: ValueID, _ branch: Branch) -> Bool {
+            decoder.block.values.contains(v) || v == decoder.block.source || (branch == .unconditional && decoder.contextDependent.contains(v))
+        }
+
+        /// Where v's pieces are kept: values shared by both branches (u itself among them) live on
+        /// the conditional one.
+        func home(_ v: ValueID, _ branch: Branch) -> Branch {
+            branch == .unconditional && (decoder.block.values.contains(v) || decoder.contextDependent.contains(v)) ? .unconditional : .conditional
+        }
     }
 
     /// Value v on the token range `r` ([B, |r|, …]) on a branch: assembled from computed pieces,
@@ -162,10 +174,7 @@ extension InverseBuilder {
     /// branch the values of the label alone) or sliced from the known full value.
     mutating func slice(_ v: ValueID, _ r: Range<Int>, _ state: inout TokenState, _ branch: Branch) throws -> ValueID {
         let decoder = state.decoder
-        let recomputed = decoder.block.values.contains(v) || v == decoder.block.source
-            || (branch == .unconditional && decoder.contextDependent.contains(v))
-        // values shared by both branches (u itself among them) live on the conditional one
-        let home: Branch = branch == .unconditional && (decoder.block.values.contains(v) || decoder.contextDependent.contains(v)) ? .unconditional : .conditional
+        let (recomputed, home) = (state.recomputed(v, branch), state.home(v, branch))
         if let s = state.slices[home]?[v]?[r] { return s }
         guard recomputed else { return try knownSlice(v, r, &state, branch) }
         if decoder.tokenAxis(v) == nil && v != decoder.block.source {
@@ -236,11 +245,10 @@ extension InverseBuilder {
             guard tokenAxis, case .int(let a)? = node.attributes["axis"] else { return false }
             return (a < 0 ? a + rank : a) == 1
         }
-        func own(_ operand: ValueID) -> Bool {
-            decoder.block.values.contains(operand) || operand == decoder.block.source || (branch == .unconditional && decoder.contextDependent.contains(operand))
+        /// operand on tokens r' (computed on this branch, or known)
+        func operand(_ o: ValueID, _ r2: Range<Int>) throws -> ValueID {
+            state.recomputed(o, branch) ? try slice(o, r2, &state, branch) : try knownOperand(o, of: node, r2, &state)
         }
-        /// operand on tokens r' (own or known)
-        func operand(_ o: ValueID, _ r2: Range<Int>) throws -> ValueID { own(o) ? try slice(o, r2, &state, branch) : try knownOperand(o, of: node, r2, &state) }
         /// a batch-shaped constant of n tokens
         func filler(_ n: Int, _ value: Double) throws -> ValueID {
             var type = forward.type(of: v)
@@ -307,7 +315,7 @@ extension InverseBuilder {
         default:
             results = try g.append(node.op, try node.operands.map { try operand($0, r) }, node.attributes, at: node.location)
         }
-        let home: Branch = branch == .unconditional && (decoder.block.values.contains(v) || decoder.contextDependent.contains(v)) ? .unconditional : .conditional
+        let home = state.home(v, branch)
         for (result, value) in zip(node.results, results) where decoder.tokenAxis(result) != nil {
             state.slices[home, default: [:]][result, default: [:]][r] = value
         }

@@ -186,10 +186,15 @@ public final class CompiledModel: @unchecked Sendable {
     /// `count` samples from counter-based noise: row r uses Philox stream entries of row r, so
     /// the same seed gives the same samples whatever the batch split.
     public func sample(count: Int, seed: UInt64, temperature: Float = 1, labels: [Int]? = nil) throws -> [Float] {
-        guard count >= 1 else { throw RuntimeError(message: "sample count must be at least 1, got \(count)") }
+        try sample(noise: noise(seed: seed, firstRow: 0, rows: count, temperature: temperature), labels: labels)
+    }
+
+    /// The base noise of rows firstRow ..< firstRow + rows of the seed's counter-based stream,
+    /// times the temperature (what `sample(count:seed:)` feeds the model).
+    public func noise(seed: UInt64, firstRow: Int, rows: Int, temperature: Float = 1) throws -> [Float] {
+        guard rows >= 1 else { throw RuntimeError(message: "sample count must be at least 1, got \(rows)") }
         guard temperature.isFinite, temperature >= 0 else { throw RuntimeError(message: "temperature must be finite and ≥ 0, got \(temperature)") }
-        let noise = Philox.normals(seed: seed, firstRow: 0, rows: count, perRow: latentElements).map { Float($0) * temperature }
-        return try sample(noise: noise, labels: labels)
+        return Philox.normals(seed: seed, firstRow: firstRow, rows: rows, perRow: latentElements).map { Float($0) * temperature }
     }
 
     /// ∇ₓ log p(x) per row (input-shaped rows), for flows whose ops all have gradient rules.
@@ -199,7 +204,8 @@ public final class CompiledModel: @unchecked Sendable {
         var out = [Float](repeating: 0, count: batch * inputElements)
         try input.withUnsafeBufferPointer { i in
             try out.withUnsafeMutableBufferPointer { o in
-                nonisolated(unsafe) let (i, o, weights, n) = (i, o, table, inputElements)
+                nonisolated(unsafe) let (i, o, weights) = (i, o, table)
+                let n = inputElements
                 try parallel(batch: batch, entry: FLOWC_ENTRY_SCORE) { first, count, workspace in
                     scoreEntry(i.baseAddress! + first * width, o.baseAddress! + first * n, Int64(count), workspace, weights)
                 }

@@ -1,6 +1,5 @@
 import CFlowcABI
 import Dispatch
-import FlowRandom
 import FlowSolvers
 
 /// Sampling velocity, mean-velocity and flow-map models with any sampler chosen at sample time.
@@ -23,26 +22,26 @@ extension CompiledModel {
     /// its own thread. `labels`: one class per sample of a class-conditional model (nil: the
     /// null label, i.e. unconditional).
     public func sample(noise: [Float], settings: SamplerSettings, labels: [Int]? = nil) throws -> (samples: [Float], report: SolveReport) {
-        guard let layout = fieldLayout else {
-            throw RuntimeError(message: "\(metadata.name) is a normalizing flow: it samples through its inverse, with no ODE sampler to choose")
-        }
-        let rows = noise.count / max(1, latentElements)
-        guard rows >= 1, noise.count == rows * latentElements else {
-            throw RuntimeError(message: "expected a batch of rows of \(latentElements) values, got \(noise.count) values")
-        }
-        if let labels, labels.count != rows { throw RuntimeError(message: "\(labels.count) class labels for \(rows) samples") }
+        let (layout, rows) = try samplingBatch(noise, labels)
         if labels == nil, settings.guidance == 0, settings == compiledSampler {
             var report = SolveReport(samples: rows)
             report.acceptedSteps = Array(repeating: settings.steps, count: rows)
             report.evaluatedRows = rows * settings.steps * settings.method.evaluationsPerStep
             return (try sample(noise: noise), report)
         }
-        return try solve(noise: noise, settings: settings, labels: labels)
+        return try solve(noise: noise, rows: rows, layout: layout, settings: settings, labels: labels)
     }
 
     /// Samples with `settings` through the solver over the compiled network (`flowc_field`),
     /// always — also for the compiled fixed-step sampler (to compare the two).
     public func solve(noise: [Float], settings: SamplerSettings, labels: [Int]? = nil) throws -> (samples: [Float], report: SolveReport) {
+        let (layout, rows) = try samplingBatch(noise, labels)
+        return try solve(noise: noise, rows: rows, layout: layout, settings: settings, labels: labels)
+    }
+
+    /// The field's layout and the number of samples, checking that the model is integrated and
+    /// that noise and labels fill whole rows.
+    private func samplingBatch(_ noise: [Float], _ labels: [Int]?) throws -> (FieldLayout, Int) {
         guard let layout = fieldLayout else {
             throw RuntimeError(message: "\(metadata.name) is a normalizing flow: it samples through its inverse, with no ODE sampler to choose")
         }
@@ -51,6 +50,10 @@ extension CompiledModel {
             throw RuntimeError(message: "expected a batch of rows of \(latentElements) values, got \(noise.count) values")
         }
         if let labels, labels.count != rows { throw RuntimeError(message: "\(labels.count) class labels for \(rows) samples") }
+        return (layout, rows)
+    }
+
+    private func solve(noise: [Float], rows: Int, layout: FieldLayout, settings: SamplerSettings, labels: [Int]?) throws -> (samples: [Float], report: SolveReport) {
         try requireEntry(FLOWC_ENTRY_FIELD)
         do { try settings.validate(for: layout) } catch let e as SolverError { throw RuntimeError(message: e.message) }
         let chunks = (rows + CompiledModel.chunkRows - 1) / CompiledModel.chunkRows
@@ -87,10 +90,6 @@ extension CompiledModel {
 
     /// `count` samples from counter-based noise (as `sample(count:seed:temperature:)`) with `settings`.
     public func sample(count: Int, seed: UInt64, temperature: Float = 1, settings: SamplerSettings, labels: [Int]? = nil) throws -> (samples: [Float], report: SolveReport) {
-        guard count >= 1 else { throw RuntimeError(message: "sample count must be at least 1, got \(count)") }
-        guard temperature.isFinite, temperature >= 0 else { throw RuntimeError(message: "temperature must be finite and ≥ 0, got \(temperature)") }
-        if let labels, labels.count != count { throw RuntimeError(message: "\(labels.count) class labels for \(count) samples") }
-        let noise = Philox.normals(seed: seed, firstRow: 0, rows: count, perRow: latentElements).map { Float($0) * temperature }
-        return try sample(noise: noise, settings: settings, labels: labels)
+        try sample(noise: noise(seed: seed, firstRow: 0, rows: count, temperature: temperature), settings: settings, labels: labels)
     }
 }

@@ -1,6 +1,21 @@
 import FlowIR
 import Foundation
 
+/// Uniform numbers in [−bound, bound] from a 64-bit LCG (Knuth's MMIX constants): reproducible
+/// random weights for the test models.
+struct SeededUniform {
+    var state: UInt64
+
+    init(seed: UInt64) { state = seed }
+
+    mutating func next(_ n: Int, _ bound: Double) -> [Double] {
+        (0..<n).map { _ in
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return (Double(state >> 11) / Double(1 << 53) * 2 - 1) * bound
+        }
+    }
+}
+
 /// Models with generated weights that exercise IR/std beyond the reference fixtures, shared by
 /// the derivation, interpreter and codegen tests.
 public enum TestModels {
@@ -32,13 +47,8 @@ public enum TestModels {
         /// some random splines get slopes near nflows' minimum 1e-3 and the map's condition number
         /// reaches 1e4, which no f32 round trip survives to 1e-4.
             public static func weights(seed: UInt64) -> [(name: String, shape: [Int], values: [Double])] {
-            var state = seed
-            func uniform(_ n: Int, bound: Double) -> [Double] {
-                (0..<n).map { _ in
-                    state = state &* 6364136223846793005 &+ 1442695040888963407
-                    return (Double(state >> 11) / Double(1 << 53) * 2 - 1) * bound
-                }
-            }
+            var random = SeededUniform(seed: seed)
+            func uniform(_ n: Int, bound: Double) -> [Double] { random.next(n, bound) }
             let h = 8
             let layers: [(String, Int, Int)] = [("add.0", 3, h), ("add.2", h, 3), ("aff.0", 3, h), ("aff.2", h, 6), ("spl.0", 3, h), ("spl.2", h, 33)]
             return layers.flatMap { name, fanIn, fanOut in
@@ -78,13 +88,8 @@ public enum TestModels {
         """
 
         public static func weights(seed: UInt64) -> [(name: String, shape: [Int], values: [Double])] {
-            var state = seed
-            func uniform(_ n: Int, _ bound: Double) -> [Double] {
-                (0..<n).map { _ in
-                    state = state &* 6364136223846793005 &+ 1442695040888963407
-                    return (Double(state >> 11) / Double(1 << 53) * 2 - 1) * bound
-                }
-            }
+            var random = SeededUniform(seed: seed)
+            func uniform(_ n: Int, _ bound: Double) -> [Double] { random.next(n, bound) }
             var out: [(name: String, shape: [Int], values: [Double])] = []
             func add(_ name: String, _ shape: [Int], _ values: [Double]) { out.append((name, shape, values)) }
             for (level, c) in [(0, 4), (1, 8)] {
@@ -142,13 +147,8 @@ public enum TestModels {
         """
 
         public static func weights(seed: UInt64) -> [(name: String, shape: [Int], values: [Double])] {
-            var state = seed
-            func uniform(_ n: Int, _ bound: Double) -> [Double] {
-                (0..<n).map { _ in
-                    state = state &* 6364136223846793005 &+ 1442695040888963407
-                    return (Double(state >> 11) / Double(1 << 53) * 2 - 1) * bound
-                }
-            }
+            var random = SeededUniform(seed: seed)
+            func uniform(_ n: Int, _ bound: Double) -> [Double] { random.next(n, bound) }
             return [("label.weight", [4, 4], uniform(16, 1)),
                     ("net.0.weight", [32, 7], uniform(224, 0.4)), ("net.0.bias", [32], uniform(32, 0.1)),
                     ("net.2.weight", [32, 32], uniform(1024, 0.2)), ("net.2.bias", [32], uniform(32, 0.1)),
@@ -166,13 +166,8 @@ public enum TestModels {
     /// ~ ±0.05 so that the flow is far from the identity), for `examples/reference/g_tarflow.flow`.
     public enum RandomTarFlow {
         public static func weights(channels: Int, blocks: Int, layers: Int, tokens: Int, values: Int, seed: UInt64) -> [(name: String, shape: [Int], values: [Double])] {
-            var state = seed
-            func uniform(_ n: Int, _ bound: Double) -> [Double] {
-                (0..<n).map { _ in
-                    state = state &* 6364136223846793005 &+ 1442695040888963407
-                    return (Double(state >> 11) / Double(1 << 53) * 2 - 1) * bound
-                }
-            }
+            var random = SeededUniform(seed: seed)
+            func uniform(_ n: Int, _ bound: Double) -> [Double] { random.next(n, bound) }
             var out: [(name: String, shape: [Int], values: [Double])] = []
             func linear(_ name: String, _ outputs: Int, _ inputs: Int, _ bound: Double? = nil) {
                 out.append(("\(name).weight", [outputs, inputs], uniform(outputs * inputs, bound ?? 1 / Double(inputs).squareRoot())))

@@ -188,7 +188,7 @@ enum Commands {
         let shape = model.flow.type(of: model.flow.inputs[0]).shape(batch: n)
         try NpyArray(shape: shape, values: samples.map(Double.init)).write(path: output)
         print("\(model.name) sample (\(settings.method.rawValue), interpreted): \(report.summary) → \(output)")
-        if !report.unfinished.isEmpty { FileHandle.standardError.write(Data("warning: \(report.unfinished.count) samples hit the step budget of \(settings.maxSteps) before the data end; their last states are returned (raise --max-steps or loosen --rtol)\n".utf8)) }
+        SamplerOptions.warnIfUnfinished(report, settings)
     }
 
     /// `-n`, `--seed` and `--temperature` of a sampling command.

@@ -1,7 +1,6 @@
 import FlowCodegen
 import FlowIR
 import FlowPictures
-import FlowRandom
 import FlowPasses
 import FlowRuntime
 import FlowSolvers
@@ -217,8 +216,9 @@ enum CompiledCommands {
         for first in stride(from: 0, to: n, by: 4096) {
             let rows = min(4096, n - first)
             if n > 4096 { progress.update("sampling: \(first) of \(n) (\(settings.method.rawValue))") }
-            let noise = Philox.normals(seed: seed, firstRow: first, rows: rows, perRow: m.latentElements).map { Float($0) * Float(temperature) }
-            let (part, partReport) = try run { try m.sample(noise: noise, settings: settings, labels: labels.map { Array($0[first..<(first + rows)]) }) }
+            let (part, partReport) = try run {
+                try m.sample(noise: try m.noise(seed: seed, firstRow: first, rows: rows, temperature: Float(temperature)), settings: settings, labels: labels.map { Array($0[first..<(first + rows)]) })
+            }
             x += part
             report.append(partReport, offset: first)
         }
@@ -226,9 +226,7 @@ enum CompiledCommands {
         let how = settings == compiled && labels == nil && settings.guidance == 0 ? "compiled loop" : "solver over the compiled network"
         print(String(format: "%@: %d samples (seed %llu, %@, %@) in %.3f s; %@", m.metadata.name, n, seed, settings.method.rawValue, how,
                      Date().timeIntervalSince(start), report.summary))
-        if !report.unfinished.isEmpty {
-            FileHandle.standardError.write(Data("warning: \(report.unfinished.count) samples hit the step budget of \(settings.maxSteps) before the data end; their last states are returned (raise --max-steps or loosen --rtol)\n".utf8))
-        }
+        SamplerOptions.warnIfUnfinished(report, settings)
         try write(x, shape: [n] + m.metadata.inputShape, to: output)
         try picture(args, x, [n] + m.metadata.inputShape)
     }

@@ -1,4 +1,5 @@
 import FlowSolvers
+import Foundation
 
 /// The sampler options shared by `flowc compile`, `flowc run --entry sample` and `flowc sample`.
 enum SamplerOptions {
@@ -58,6 +59,12 @@ enum SamplerOptions {
         }
         do { try s.validate(for: layout) } catch let e as SolverError { throw UsageError(message: e.message) }
         return s
+    }
+
+    /// The warning for samples that hit the dopri5 step budget (nothing when none did).
+    static func warnIfUnfinished(_ report: SolveReport, _ settings: SamplerSettings) {
+        guard !report.unfinished.isEmpty else { return }
+        FileHandle.standardError.write(Data("warning: \(report.unfinished.count) samples hit the step budget of \(settings.maxSteps) before the data end; their last states are returned (raise --max-steps or loosen --rtol)\n".utf8))
     }
 
     /// `--class C` or `--class C0,C1,...` cycled over `count` samples (nil: not given).
