@@ -36,7 +36,9 @@ struct Kernel {
         switch body {
         case .single: return "\(out) = \(chain)"
         case .fused(let ns): return "\(out) = fused \(ns.count) elementwise ops in one loop: \(chain)"
-        case .gemm(_, let epilogue): return "\(out) = sgemm / small-matmul loops, epilogue of \(epilogue.count) ops: \(chain)"
+        case .gemm(let n, let epilogue):
+            let product = n.op == WeightPacking.op ? "GEMM microkernel (6×32 register tiles, packed Wᵀ)" : "sgemm / small-matmul loops"
+            return "\(out) = \(product), epilogue of \(epilogue.count) ops: \(chain)"
         }
     }
 }
@@ -78,7 +80,7 @@ enum KernelPlanner {
                 continue
             }
             flush()
-            if node.op == "linear" {
+            if node.op == "linear" || node.op == WeightPacking.op {
                 head = node
             } else if elementwise.contains(node.op) {
                 current = [node]

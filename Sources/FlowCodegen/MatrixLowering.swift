@@ -18,10 +18,13 @@ extension OpLowering {
     /// BLAS call overhead for batch-1 calls); larger ones call cblas_sgemm.
     static let smallRows = 8, smallWidth = 64
 
-    /// y = x·Wᵀ + b, then the epilogue chain applied in place, row by row.
+    /// y = x·Wᵀ + b, then the epilogue chain applied in place, row by row. `linear_packed` runs the
+    /// generated microkernel; `linear` small products generated dot-product loops, larger sgemm.
     func gemm(_ node: Node, epilogue: [Node], output: ValueID) throws {
         let x = node.operands[0], w = node.operands[1]
-        let (n, k) = (g.type(of: w).dims[0], g.type(of: w).dims[1])
+        let packed = node.op == WeightPacking.op   // w is then the packed Wᵀ [K, N16]
+        let wdims = g.type(of: w).dims
+        let (n, k) = packed ? (g.type(of: node.results[0]).dims.last!, wdims[0]) : (wdims[0], wdims[1])
         let rowsPerSample = g.type(of: x).elementsPerSample / k
         let rows = g.type(of: x).batched ? b.mul(f.batch, b.i64(rowsPerSample)) : b.i64(rowsPerSample)
         let y = f.address(output), xs = f.address(x), ws = f.address(w)
@@ -57,6 +60,21 @@ extension OpLowering {
             for e in epilogue { values[e.results[0]] = OpLowering.scalar(e, b, e.operands.map { values[$0]! }) }
             return values[epilogue.last?.results[0] ?? linearResult]!
         }
+        /// y = finish(y) element by element, after a product that wrote y.
+        func epilogueInPlace() throws {
+            guard bias != nil || !epilogue.isEmpty else { return }
+            try b.loop(rows) { r in
+                try b.loop(b.i64(n)) { j in
+                    let at = b.add(b.mul(r, b.i64(n)), j)
+                    b.store(finish(b.load(y, at), r, j), y, at)
+                }
+            }
+        }
+        if packed {
+            try packedProduct(x: xs, packed: ws, y: y, rows: rows, n: n, k: k, paddedWidth: wdims[1])
+            try epilogueInPlace()
+            return
+        }
         let small = b.block("small"), large = b.block("large"), done = b.block("done")
         let fits = n <= OpLowering.smallWidth && k <= OpLowering.smallWidth
         b.condBranch(fits ? LLVMBuildICmp(b.builder, LLVMIntSLE, rows, b.i64(OpLowering.smallRows), "")! : LLVMConstInt(b.i1, 0, 0), small, large)
@@ -80,14 +98,7 @@ extension OpLowering {
         // large: sgemm, then the epilogue in place
         b.position(at: large)
         sgemm(xs, ws, y, m: rows, n: n, k: k, transposeB: true)
-        if bias != nil || !epilogue.isEmpty {
-            try b.loop(rows) { r in
-                try b.loop(b.i64(n)) { j in
-                    let at = b.add(b.mul(r, b.i64(n)), j)
-                    b.store(finish(b.load(y, at), r, j), y, at)
-                }
-            }
-        }
+        try epilogueInPlace()
         b.branch(done)
         b.position(at: done)
     }

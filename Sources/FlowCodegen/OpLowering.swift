@@ -126,7 +126,7 @@ struct OpLowering {
             try elementwise(external: [x], output: out) { _, loaded in loaded[x]! }
         case "reshape":
             break   // an alias of its operand (MemoryPlan)
-        case "linear": try gemm(node, epilogue: [], output: out)
+        case "linear", WeightPacking.op: try gemm(node, epilogue: [], output: out)
         case "matmul": try matmul(node)
         case "transpose":
             guard case .ints(let perm)? = node.attributes["perm"] else { fatalError("perm verified") }

@@ -166,8 +166,14 @@ final class ExternalWeightsTests: XCTestCase {
         let external = try CompiledModel(path: "\(dir)/external.so")    // finds the weights next to it
         XCTAssertEqual(external.metadata.externalWeightFile, "c_realnvp64.safetensors")
         let x = try ReferenceFixture("c_realnvp64").tensor("x").values.map { Float($0) }
-        XCTAssertEqual(try external.logProb(x), try embedded.logProb(x))
-        XCTAssertEqual(try external.sample(count: 5, seed: 3), try embedded.sample(count: 5, seed: 3))
+        // Not bit-identical: the embedded model's products run the packed-weight microkernel, the
+        // external one calls sgemm on the mmapped weights; the two sum the K = 128 products of each
+        // hidden unit in different orders (f32 rounding ≈ K·2⁻²⁴ ≈ 1e-5 relative on a hidden unit;
+        // log_prob sums 64 such terms of size ~10, hence 1e-4 absolute and relative).
+        let logProbs = Closeness.compare(try external.logProb(x).map(Double.init), try embedded.logProb(x).map(Double.init), atol: 1e-4, rtol: 1e-4)
+        XCTAssertTrue(logProbs.passes, "log_prob: \(logProbs)")
+        let samples = Closeness.compare(try external.sample(count: 5, seed: 3).map(Double.init), try embedded.sample(count: 5, seed: 3).map(Double.init), atol: 1e-4, rtol: 1e-4)
+        XCTAssertTrue(samples.passes, "sample: \(samples)")
         // another model's weights, a modified copy, a missing file
         let modified = "\(dir)/modified.safetensors"
         var bytes = try Data(contentsOf: URL(fileURLWithPath: weights))

@@ -1,0 +1,108 @@
+import CLLVM
+import FlowIR
+
+/// The GEMM microkernel for `linear_packed` (see WeightPacking): y[R, N] = x[R, K] · P[K, N16]
+/// with P the compile-time packed Wᵀ. Register tiles of `tileRows` rows × two 16-lane vectors of
+/// columns: per k, two vector loads of P, one broadcast of x per row, 2·tileRows FMAs into
+/// accumulators that stay in registers for the whole K loop (12 of the 32 zmm registers). The
+/// column panels of 32 run in a loop, the last one or two vectors (with the ragged end of N) are
+/// a panel of their own; rows left over after whole tiles run one at a time. No BLAS call, no
+/// allocation; the bias and epilogue run afterwards over y (OpLowering.gemm).
+extension OpLowering {
+    static let tileRows = 6, lanes = 16
+
+    func packedProduct(x: IRBuilder.Value, packed p: IRBuilder.Value, y: IRBuilder.Value, rows: IRBuilder.Value, n: Int, k: Int, paddedWidth: Int) throws {
+        preferWideVectors()
+        let fullVectors = n / OpLowering.lanes, allVectors = paddedWidth / OpLowering.lanes
+        let pairs = fullVectors / 2
+        let tiles = LLVMBuildUDiv(b.builder, rows, b.i64(OpLowering.tileRows), "")!
+        let tailStart = b.mul(tiles, b.i64(OpLowering.tileRows))
+        /// All row tiles, then the leftover rows, for the panel starting at vector `firstVector`.
+        func panel(_ firstVector: IRBuilder.Value, vectors: Int, lastLanes: Int) throws {
+            try b.loop(tiles) { t in
+                try tile(firstRow: b.mul(t, b.i64(OpLowering.tileRows)), rows: OpLowering.tileRows, firstVector: firstVector, vectors: vectors, lastLanes: lastLanes)
+            }
+            try b.loop(b.sub(rows, tailStart)) { r in
+                try tile(firstRow: b.add(tailStart, r), rows: 1, firstVector: firstVector, vectors: vectors, lastLanes: lastLanes)
+            }
+        }
+        /// One register tile: `rows` × `vectors` accumulators over the whole K; the last vector
+        /// stores only `lastLanes` lanes (16 when N fills it).
+        func tile(firstRow: IRBuilder.Value, rows: Int, firstVector: IRBuilder.Value, vectors: Int, lastLanes: Int) throws {
+            let vector = LLVMVectorType(b.f32, UInt32(OpLowering.lanes))!
+            let column = b.mul(firstVector, b.i64(OpLowering.lanes))
+            var accumulators: [[IRBuilder.Value]] = []
+            for _ in 0..<rows {
+                accumulators.append((0..<vectors).map { _ in
+                    let slot = b.variable("acc", type: vector)
+                    LLVMBuildStore(b.builder, LLVMConstNull(vector), slot)
+                    return slot
+                })
+            }
+            try b.loop(b.i64(k)) { kk in
+                let weights = (0..<vectors).map { v in
+                    vectorLoad(p, b.add(b.mul(kk, b.i64(paddedWidth)), b.add(column, b.i64(v * OpLowering.lanes))), vector)
+                }
+                for r in 0..<rows {
+                    let xs = splat(b.load(x, b.add(b.mul(b.add(firstRow, b.i64(r)), b.i64(k)), kk)), vector)
+                    for v in 0..<vectors {
+                        let sum = fma(xs, weights[v], LLVMBuildLoad2(b.builder, vector, accumulators[r][v], "")!, vector)
+                        LLVMBuildStore(b.builder, sum, accumulators[r][v])
+                    }
+                }
+            }
+            for r in 0..<rows {
+                let rowStart = b.add(b.mul(b.add(firstRow, b.i64(r)), b.i64(n)), column)
+                for v in 0..<vectors {
+                    let value = LLVMBuildLoad2(b.builder, vector, accumulators[r][v], "")!
+                    let at = b.add(rowStart, b.i64(v * OpLowering.lanes))
+                    if v < vectors - 1 || lastLanes == OpLowering.lanes {
+                        LLVMSetAlignment(LLVMBuildStore(b.builder, value, b.element(y, at)), 4)
+                    } else {
+                        for lane in 0..<lastLanes {
+                            b.store(LLVMBuildExtractElement(b.builder, value, b.i32(lane), "")!, y, b.add(at, b.i64(lane)))
+                        }
+                    }
+                }
+            }
+        }
+        if pairs > 0 {
+            try b.loop(b.i64(pairs)) { pair in try panel(b.mul(pair, b.i64(2)), vectors: 2, lastLanes: OpLowering.lanes) }
+        }
+        let rest = allVectors - 2 * pairs
+        if rest > 0 {
+            let ragged = n % OpLowering.lanes
+            try panel(b.i64(2 * pairs), vectors: rest, lastLanes: ragged == 0 ? OpLowering.lanes : ragged)
+        }
+    }
+
+    /// 16 floats from base[index], no alignment assumed.
+    private func vectorLoad(_ base: IRBuilder.Value, _ index: IRBuilder.Value, _ vector: LLVMTypeRef) -> IRBuilder.Value {
+        let load = LLVMBuildLoad2(b.builder, vector, b.element(base, index), "")!
+        LLVMSetAlignment(load, 4)
+        return load
+    }
+
+    private func splat(_ scalar: IRBuilder.Value, _ vector: LLVMTypeRef) -> IRBuilder.Value {
+        let inserted = LLVMBuildInsertElement(b.builder, LLVMGetPoison(vector), scalar, b.i32(0), "")!
+        let mask = LLVMConstNull(LLVMVectorType(b.i32, UInt32(OpLowering.lanes)))
+        return LLVMBuildShuffleVector(b.builder, inserted, LLVMGetPoison(vector), mask, "")!
+    }
+
+    /// a·b + c, one rounding (llvm.fma on 16 lanes).
+    private func fma(_ a: IRBuilder.Value, _ x: IRBuilder.Value, _ c: IRBuilder.Value, _ vector: LLVMTypeRef) -> IRBuilder.Value {
+        let name = "llvm.fma"
+        let id = LLVMLookupIntrinsicID(name, name.utf8.count)
+        var overloads: [LLVMTypeRef?] = [vector]
+        let f = overloads.withUnsafeMutableBufferPointer { LLVMGetIntrinsicDeclaration(b.module, id, $0.baseAddress, 1) }!
+        return b.call(f, b.functionType(vector, [vector, vector, vector]), [a, x, c])
+    }
+
+    /// Lets the backend keep 512-bit vectors in this function (the host tuning may prefer 256).
+    private func preferWideVectors() {
+        for (key, value) in [("prefer-vector-width", "512"), ("min-legal-vector-width", "512")] {
+            let attribute = LLVMCreateStringAttribute(b.context, key, UInt32(key.utf8.count), value, UInt32(value.utf8.count))
+            LLVMAddAttributeAtIndex(b.function!, UInt32(bitPattern: Int32(LLVMAttributeFunctionIndex)), attribute)
+        }
+    }
+}
