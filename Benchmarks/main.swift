@@ -8,14 +8,18 @@ import FlowRuntime
 import FlowSolvers
 import Foundation
 
-/// Compiled vs interpreted, in one run: log_prob and sample of every reference model at batch 1
-/// and 256; the median of repeated timed calls after a warm-up. Run in release: `make bench`.
+/// Compiled vs interpreted vs PyTorch eager, in one run: log_prob and sample of every reference
+/// model at batch 1 and 256 (the median of repeated timed calls after a warm-up), next to the best
+/// peer of issue 8's table; then the machine's FMA peak and the GEMM rows' GFLOP/s, compile times,
+/// and heap allocations inside the entry points. Run in release: `make bench`.
 struct Row {
     var model: String
     var pass: String
     var batch: Int
     var interpreted: Double
     var compiled: Double
+    /// the key of PyTorch's and the peers' timings: "model pass batch"
+    var peerKey: String { "\(model) \(pass.hasPrefix("sample") ? "sample" : pass) \(batch)" }
 }
 
 func median(_ seconds: [Double]) -> Double { seconds.sorted()[seconds.count / 2] }
@@ -47,18 +51,32 @@ let samplers: [String: SamplerSettings] = ["e_fm": SamplerSettings(method: .eule
 /// adaptive dopri5 (rtol = atol = 1e-5), and the 8-step Euler again to show the solver's overhead
 /// next to the compiled whole loop.
 let solverRuns: [String: [SamplerSettings]] = ["e_fm": [SamplerSettings(method: .dopri5, steps: 1), SamplerSettings(method: .euler, steps: 8)]]
-print("OpenBLAS core: \(String(cString: openblas_get_corename())), threads: \(ProcessInfo.processInfo.activeProcessorCount)")
+print("OpenBLAS core: \(String(cString: openblas_get_corename())) (sgemm runs only for products without a packed weight), threads: \(ProcessInfo.processInfo.activeProcessorCount)")
+let fixtures = root.appendingPathComponent("Tests/Fixtures")
 var rows: [Row] = []
+var compileSeconds: [(String, Double)] = []
+var artifacts: [(String, String)] = []
+var weightFiles: [(String, String)] = []
+/// f32 flops per sample of the dense products (2·N·K per linear weight, times the network
+/// evaluations per call), for the GEMM-bound rows.
+var denseFlops: [String: Double] = [:]
 for key in keys {
     let (file, mode) = variants[key] ?? (key, nil)
-    let weights = root.appendingPathComponent("Tests/Fixtures/\(file).safetensors").path
+    let weights = try BenchmarkWeights.path(for: file, fixtures: fixtures)
+    if mode == nil { weightFiles.append((key, weights)) }
     var model = try Elaborator.elaborate(path: root.appendingPathComponent("examples/reference/\(file).flow").path, options: .init(weightsPath: weights))
     if let mode { model.causalInverse = mode }
     let store = try WeightStore(path: weights)
     let so = NSTemporaryDirectory() + "flowc-bench-\(key).so"
     let compileStart = Date()
     try ArtifactCompiler.compile(model, options: .init(sampler: samplers[key]), output: so)
-    print(String(format: "%@: compiled in %.2f s", key, Date().timeIntervalSince(compileStart)))
+    compileSeconds.append((key, Date().timeIntervalSince(compileStart)))
+    artifacts.append((key, so))
+    if key == "c_realnvp64" || key == "e_fm" {
+        let file = try SafetensorsFile(path: weights)
+        let perEvaluation = file.names.filter { $0.hasSuffix(".weight") && file.tensors[$0]!.shape.count == 2 }.map { 2.0 * Double(file.tensors[$0]!.shape.reduce(1, *)) }.reduce(0, +)
+        denseFlops[key] = perEvaluation * Double(samplers[key]?.steps ?? 1)
+    }
     let compiled = try CompiledModel(path: so)
     let hasLogProb = EntryPoints.entries(of: model).contains(.logProb)
     let logProb = hasLogProb ? try Interpreter(graph: try EntryPoints.graph(.logProb, of: model), weights: store, precision: .f32) : nil
@@ -94,7 +112,40 @@ for key in keys {
         }
     }
 }
-print("\n| model | pass | batch | interpreted µs | compiled µs | speed-up |\n|---|---|---|---|---|---|")
+let eager = ExternalTools.pytorchEager(weightFiles, batches: [1, 256])
+if eager == nil { print("PyTorch eager: skipped (python3 with torch, zuko and safetensors not found)") }
+func ratio(_ a: Double?, _ b: Double) -> String { a.map { String(format: "%.1fx", $0 / b) } ?? "-" }
+func micros(_ a: Double?) -> String { a.map { String(format: "%.1f", $0) } ?? "-" }
+print("\n| model | pass | batch | interpreted µs | compiled µs | vs interpreted | PyTorch eager µs | vs eager | best peer µs (who) | vs best peer |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for r in rows {
-    print(String(format: "| %@ | %@ | %d | %.1f | %.1f | %.1fx |", r.model, r.pass, r.batch, r.interpreted * 1e6, r.compiled * 1e6, r.interpreted / r.compiled))
+    let compiled = r.compiled * 1e6
+    let comparable = !r.pass.contains("solver") && !r.pass.contains("dopri")   // the peers ran the compiled-loop samplers
+    let e = comparable ? eager?[r.peerKey] : nil, peer = comparable ? PeerTimings.best[r.peerKey] : nil
+    print("| \(r.model) | \(r.pass) | \(r.batch) | \(micros(r.interpreted * 1e6)) | \(micros(compiled)) | \(ratio(r.interpreted * 1e6, compiled)) | "
+          + "\(micros(e)) | \(ratio(e, compiled)) | \(peer.map { "\(micros($0.micros)) (\($0.who))" } ?? "-") | \(ratio(peer?.micros, compiled)) |")
+}
+print("\nPeers: ../shared/baselines/results-peers.md (another run, same machine type); eager: Benchmarks/pytorch_eager.py in this run, 1 or 2 threads, the faster.")
+
+let peak = ExternalTools.fmaPeak()
+print("\nf32 FMA peak (Benchmarks/fma_peak.c): " + (peak.map { String(format: "%.0f GFLOP/s on 1 thread, %.0f on 2", $0.one, $0.two) } ?? "not measured (no AVX-512 or no C compiler)"))
+for r in rows where r.batch == 256 && !r.pass.contains("solver") && !r.pass.contains("dopri") {
+    guard let flops = denseFlops[r.model], r.pass != "log_prob" || r.model != "e_fm" else { continue }
+    let rate = flops * 256 / r.compiled / 1e9
+    print(String(format: "  %@ %@, batch 256: dense products %.0f MFLOP, %.0f GFLOP/s", r.model, r.pass, flops * 256 / 1e6, rate)
+          + (peak.map { String(format: " = %.0f%% of the 2-thread peak", 100 * rate / $0.two) } ?? ""))
+}
+
+print("\nCompile times (flowc compile, in-process, release build of the compiler):")
+for (key, seconds) in compileSeconds { print(String(format: "  %@: %.2f s", key, seconds)) }
+
+if let tool = ExternalTools.compileC("entry_allocations.c", flags: ["-O1"]) {
+    print("\nHeap allocations inside the entry points (Benchmarks/entry_allocations.c: malloc family counted; first call, then 20 more):")
+    for (key, so) in artifacts {
+        for batch in [1, 256] {
+            for line in ExternalTools.allocations(tool: tool, model: so, batch: batch, calls: 20) { print("  \(key) batch \(batch): \(line)") }
+        }
+    }
+} else {
+    print("\nHeap allocations: not measured (no C compiler)")
 }

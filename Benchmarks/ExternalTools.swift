@@ -1,0 +1,57 @@
+import Foundation
+
+/// The parts of the benchmark that run other programs: PyTorch eager (Benchmarks/pytorch_eager.py),
+/// the FMA peak (fma_peak.c) and the entry-point allocation counter (entry_allocations.c), each
+/// skipped with a note when its tool (python3 with torch, a C compiler) is missing.
+enum ExternalTools {
+    static let benchmarks = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+
+    /// stdout of a program, nil when it cannot run or fails.
+    static func output(_ executable: String, _ arguments: [String]) -> String? {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [executable] + arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return nil }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return process.terminationStatus == 0 ? String(decoding: data, as: UTF8.self) : nil
+    }
+
+    /// Compiles one of the C files here with `cc`; the executable's path, nil without a compiler.
+    static func compileC(_ file: String, flags: [String]) -> String? {
+        let executable = NSTemporaryDirectory() + "flowc-bench-" + file.replacingOccurrences(of: ".c", with: "")
+        return output("cc", flags + ["-o", executable, benchmarks.appendingPathComponent(file).path, "-ldl", "-lm"]) != nil ? executable : nil
+    }
+
+    /// PyTorch eager µs by "model pass batch", for models given as (key, weights file).
+    static func pytorchEager(_ models: [(String, String)], batches: [Int]) -> [String: Double]? {
+        guard output("python3", ["-c", "import torch, zuko, safetensors"]) != nil else { return nil }
+        let script = benchmarks.appendingPathComponent("pytorch_eager.py").path
+        guard let text = output("python3", [script, "--batches=" + batches.map(String.init).joined(separator: ",")] + models.map { "\($0.0)=\($0.1)" }) else { return nil }
+        var result: [String: Double] = [:]
+        for line in text.split(separator: "\n") {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let model = object["model"] as? String, let pass = object["pass"] as? String,
+                  let batch = object["batch"] as? Int, let micros = object["us"] as? Double else { continue }
+            result["\(model) \(pass) \(batch)"] = micros
+            if let check = object["check"] as? Double, check > 1e-4 { print("warning: the PyTorch port of \(model) \(pass) is \(check) away from the fixture") }
+        }
+        return result
+    }
+
+    /// GFLOP/s of the FMA peak on 1 and 2 threads (AVX-512 machines only).
+    static func fmaPeak() -> (one: Double, two: Double)? {
+        guard (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.contains("avx512f") == true,
+              let tool = compileC("fma_peak.c", flags: ["-O2", "-mavx512f", "-pthread"]), let text = output(tool, []) else { return nil }
+        let values = text.split(separator: "\n").compactMap { line in line.split(separator: " ").dropFirst(2).first.flatMap { Double($0) } }
+        return values.count == 2 ? (values[0], values[1]) : nil
+    }
+
+    /// "entry first=N steady=M code=C" lines of entry_allocations for a model at a batch size.
+    static func allocations(tool: String, model: String, batch: Int, calls: Int) -> [String] {
+        (output(tool, [model, String(batch), String(calls)]) ?? "failed to run\n").split(separator: "\n").map(String.init)
+    }
+}
