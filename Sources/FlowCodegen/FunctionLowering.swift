@@ -59,6 +59,10 @@ struct FunctionLowering {
         var inputs: [ValueID: Int] = [:]
         for (i, v) in graph.inputs.enumerated() { inputs[v] = i }
         self.plan = MemoryPlan(graph: graph, kernels: plannedKernels, constants: Set(constants.keys), outputParameters: outputs, inputParameters: inputs)
+        // convolutions stage one sample's patches in the scratch (loops size theirs in lowerBodies)
+        for node in graph.nodes where node.op == "conv2d" && dependsOnInput.contains(node.operands[0]) {
+            scratch.fixed = max(scratch.fixed, OpLowering.im2colFloats(node, graph))
+        }
     }
 
     /// Workspace floats of one call: planned buffers plus loop scratch.

@@ -124,7 +124,11 @@ extension OpLowering {
         }
     }
 
-    /// NCHW cross-correlation with zero padding, by direct loops.
+    /// NCHW cross-correlation with zero padding, per sample as a product: the sample's patches
+    /// (im2col) P[(c, u, v), (i, j)] = x[c, i·s + u − p, j·s + v − p] (0 outside) go to the kernel's
+    /// scratch, rows padded to 16 columns; then y[o, (i, j)] = W[o, (c, u, v)] · P by the GEMM
+    /// microkernel (W [O, C·kh·kw] is already the left matrix; pixels are the vector lanes);
+    /// then the bias.
     func conv2d(_ node: Node) throws {
         let x = node.operands[0], w = node.operands[1], out = node.results[0]
         let (c, h, wd) = (g.type(of: x).size(ofAxis: 1)!, g.type(of: x).size(ofAxis: 2)!, g.type(of: x).size(ofAxis: 3)!)
@@ -135,26 +139,39 @@ extension OpLowering {
         let src = f.address(x), weights = f.address(w), dst = f.address(out)
         let bias = node.operands.count > 2 ? f.address(node.operands[2]) : nil
         let samples: IRBuilder.Value = g.type(of: x).batched ? f.batch! : b.i64(1)
-        try b.loops([samples, b.i64(o), b.i64(oh), b.i64(ow)]) { index in
-            let (n, oc, i, j) = (index[0], index[1], index[2], index[3])
-            let acc = b.variable("acc")
-            LLVMBuildStore(b.builder, bias.map { b.load($0, oc) } ?? b.f32(0), acc)
-            try b.loops([b.i64(c), b.i64(kh), b.i64(kw)]) { k in
-                let y = b.sub(b.add(b.mul(i, b.i64(stride)), k[1]), b.i64(padding))
-                let xc = b.sub(b.add(b.mul(j, b.i64(stride)), k[2]), b.i64(padding))
+        let pixels = oh * ow, rowWidth = OpLowering.im2colRowWidth(pixels), depth = c * kh * kw
+        guard let patches = f.kernelScratch else { throw FlowError("internal: conv2d lowered without scratch", at: node.location) }
+        try b.loop(samples) { n in
+            try b.loops([b.i64(c), b.i64(kh), b.i64(kw), b.i64(oh), b.i64(ow)]) { index in
+                let (channel, u, v, i, j) = (index[0], index[1], index[2], index[3], index[4])
+                let y = b.sub(b.add(b.mul(i, b.i64(stride)), u), b.i64(padding))
+                let xc = b.sub(b.add(b.mul(j, b.i64(stride)), v), b.i64(padding))
                 let inside = LLVMBuildAnd(b.builder,
                     LLVMBuildAnd(b.builder, LLVMBuildICmp(b.builder, LLVMIntSGE, y, b.i64(0), ""), LLVMBuildICmp(b.builder, LLVMIntSLT, y, b.i64(h), ""), ""),
                     LLVMBuildAnd(b.builder, LLVMBuildICmp(b.builder, LLVMIntSGE, xc, b.i64(0), ""), LLVMBuildICmp(b.builder, LLVMIntSLT, xc, b.i64(wd), ""), ""), "")!
-                let yes = b.block("in"), done = b.block("next")
-                b.condBranch(inside, yes, done)
-                b.position(at: yes)
-                let wv = b.load(weights, b.offset([oc, k[0], k[1], k[2]], [c * kh * kw, kh * kw, kw, 1]))
-                let xv = b.load(src, b.offset([n, k[0], y, xc], [c * h * wd, h * wd, wd, 1]))
-                LLVMBuildStore(b.builder, b.fadd(LLVMBuildLoad2(b.builder, b.f32, acc, "")!, b.fmul(wv, xv)), acc)
-                b.branch(done)
-                b.position(at: done)
+                // clamped so the load stays inside the image; the select discards it outside
+                let yy = b.select(inside, y, b.i64(0)), xx = b.select(inside, xc, b.i64(0))
+                let value = b.load(src, b.offset([n, channel, yy, xx], [c * h * wd, h * wd, wd, 1]))
+                let row = b.offset([channel, u, v], [kh * kw, kw, 1])
+                b.store(b.select(inside, value, b.f32(0)), patches, b.add(b.mul(row, b.i64(rowWidth)), b.add(b.mul(i, b.i64(ow)), j)))
             }
-            b.store(LLVMBuildLoad2(b.builder, b.f32, acc, "")!, dst, b.offset([n, oc, i, j], [o * oh * ow, oh * ow, ow, 1]))
+            let y = b.element(dst, b.mul(n, b.i64(o * pixels)))
+            try packedProduct(x: weights, packed: patches, y: y, rows: b.i64(o), n: pixels, k: depth, paddedWidth: rowWidth)
+            if let bias {
+                try b.loops([b.i64(o), b.i64(pixels)]) { index in
+                    let at = b.add(b.mul(index[0], b.i64(pixels)), index[1])
+                    b.store(b.fadd(b.load(y, at), b.load(bias, index[0])), y, at)
+                }
+            }
         }
+    }
+
+    /// Columns of one im2col row: the output pixels rounded up to whole vectors.
+    static func im2colRowWidth(_ pixels: Int) -> Int { (pixels + lanes - 1) / lanes * lanes }
+
+    /// Scratch floats a conv2d needs for one sample's patches.
+    static func im2colFloats(_ node: Node, _ g: Graph) -> Int {
+        let w = g.type(of: node.operands[1]).dims, out = g.type(of: node.results[0])
+        return w[1] * w[2] * w[3] * im2colRowWidth(out.size(ofAxis: 2)! * out.size(ofAxis: 3)!)
     }
 }
