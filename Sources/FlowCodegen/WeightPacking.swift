@@ -8,9 +8,6 @@ import FlowIR
 /// `linear_packed` exists only between this rewrite and code generation.
 enum WeightPacking {
     static let op = "linear_packed"
-    /// Products narrower than this keep `linear` (dot products along K: a single vector of
-    /// mostly padding would waste the microkernel).
-    static let minimumWidth = 16
 
     /// The rewritten graph. With external weights, a `linear` reading a weight straight from
     /// the file keeps it (that weight stays mmapped rather than embedded).
@@ -28,7 +25,9 @@ enum WeightPacking {
             }
             let w = node.operands[1]
             let n = g.type(of: w).dims[0]
-            if n < minimumWidth || (keepExternal && producers[w].map { graph.nodes[$0].op == "weight" } == true) {
+            // narrow outputs too (TarFlow's proj_out N = 8, a velocity's N = 2): one partly used
+            // vector per row beats a BLAS call (which also allocates) and stays allocation-free
+            if keepExternal && producers[w].map({ graph.nodes[$0].op == "weight" }) == true {
                 rewritten.append(node)
                 continue
             }
