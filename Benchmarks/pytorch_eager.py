@@ -247,7 +247,8 @@ def main():
                 checks["log_prob"] = (log_prob(tensors["x"]) - tensors["log_prob"]).abs().max().item()
             reference = FIXTURE_SAMPLE.get(key, "sample")
             if "noise" in tensors and reference in tensors:
-                checks["sample"] = (sample(tensors["noise"]) - tensors[reference].reshape(-1, *sample(tensors["noise"]).shape[1:])).abs().max().item()
+                drawn = sample(tensors["noise"])
+                checks["sample"] = (drawn - tensors[reference].reshape(drawn.shape)).abs().max().item()
             shape = tuple(tensors["x"].shape[1:]) if "x" in tensors else None
             noise_shape = tuple(tensors["noise"].shape[1:])
             for batch in batches:

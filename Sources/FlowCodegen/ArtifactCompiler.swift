@@ -190,8 +190,7 @@ final class ConstantGlobals {
 
     /// Values not depending on the input that an input-dependent node (or an output) reads.
     func fold(_ g: Graph, weights: WeightStore?) throws -> [ValueID: Constant] {
-        var dependsOnInput = Set(g.inputs)
-        for node in g.nodes where node.operands.contains(where: dependsOnInput.contains) { dependsOnInput.formUnion(node.results) }
+        let dependsOnInput = g.valuesDependingOnInputs()
         var needed = Set<ValueID>()
         for node in g.nodes where node.operands.contains(where: dependsOnInput.contains) {
             needed.formUnion(node.operands.filter { !dependsOnInput.contains($0) })

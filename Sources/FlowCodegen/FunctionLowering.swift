@@ -47,8 +47,7 @@ struct FunctionLowering {
         self.fold = fold
         self.kernels = kernels
         self.graph = graph
-        var dependsOnInput = Set(graph.inputs)
-        for node in graph.nodes where node.operands.contains(where: dependsOnInput.contains) { dependsOnInput.formUnion(node.results) }
+        let dependsOnInput = graph.valuesDependingOnInputs()
         self.plannedKernels = KernelPlanner.plan(graph, dependsOnInput: dependsOnInput)
         self.b = builder
         self.constants = constants

@@ -175,11 +175,13 @@ final class IRBuilder {
     func select(_ c: Value, _ a: Value, _ b: Value) -> Value { LLVMBuildSelect(builder, c, a, b, "") }
     func boolToFloat(_ c: Value) -> Value { LLVMBuildUIToFP(builder, c, f32, "") }
 
-    /// An LLVM intrinsic on f32 (`llvm.fabs`, `llvm.maxnum`, ...).
-    func intrinsic(_ name: String, _ args: [Value]) -> Value {
-        let type = functionType(f32, args.map { _ in f32 })
+    /// An LLVM intrinsic whose operands and result all have one type: f32 (`llvm.fabs`,
+    /// `llvm.maxnum`, ...) or a vector of f32 (`llvm.fma` on 16 lanes).
+    func intrinsic(_ name: String, _ args: [Value], type element: LLVMTypeRef? = nil) -> Value {
+        let element = element ?? f32
+        let type = functionType(element, args.map { _ in element })
         let id = LLVMLookupIntrinsicID(name, name.utf8.count)
-        var overloads: [LLVMTypeRef?] = [f32]
+        var overloads: [LLVMTypeRef?] = [element]
         let f = overloads.withUnsafeMutableBufferPointer { LLVMGetIntrinsicDeclaration(module, id, $0.baseAddress, 1) }!
         return call(f, type, args)
     }

@@ -91,11 +91,7 @@ extension OpLowering {
 
     /// a·b + c, one rounding (llvm.fma on 16 lanes).
     private func fma(_ a: IRBuilder.Value, _ x: IRBuilder.Value, _ c: IRBuilder.Value, _ vector: LLVMTypeRef) -> IRBuilder.Value {
-        let name = "llvm.fma"
-        let id = LLVMLookupIntrinsicID(name, name.utf8.count)
-        var overloads: [LLVMTypeRef?] = [vector]
-        let f = overloads.withUnsafeMutableBufferPointer { LLVMGetIntrinsicDeclaration(b.module, id, $0.baseAddress, 1) }!
-        return b.call(f, b.functionType(vector, [vector, vector, vector]), [a, x, c])
+        b.intrinsic("llvm.fma", [a, x, c], type: vector)
     }
 
     /// Lets the backend keep 512-bit vectors in this function (the host tuning may prefer 256).

@@ -13,8 +13,7 @@ enum WeightPacking {
     /// the file keeps it (that weight stays mmapped rather than embedded).
     static func pack(_ graph: Graph, keepExternal: Bool) throws -> Graph {
         var g = graph
-        var dependsOnInput = Set(g.inputs)
-        for node in g.nodes where node.operands.contains(where: dependsOnInput.contains) { dependsOnInput.formUnion(node.results) }
+        let dependsOnInput = g.valuesDependingOnInputs()
         let producers = g.producers()
         var rewritten: [Node] = []
         var cache: [ValueID: ValueID] = [:]   // W → its packed form (a weight shared by several linears is packed once)

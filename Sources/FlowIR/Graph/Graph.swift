@@ -90,6 +90,13 @@ public struct Graph: Sendable {
     /// Number of values ever created (ids are 0..<valueCount).
     public var valueCount: Int { types.count }
 
+    /// The inputs and every value computed from them (the rest is compile-time constant).
+    public func valuesDependingOnInputs() -> Set<ValueID> {
+        var result = Set(inputs)
+        for node in nodes where node.operands.contains(where: result.contains) { result.formUnion(node.results) }
+        return result
+    }
+
     /// The node producing each value (nil for inputs).
     public func producers() -> [Int?] {
         var result = [Int?](repeating: nil, count: types.count)
