@@ -38,7 +38,7 @@ func time(_ body: () throws -> Void) rethrows -> Double {
 }
 
 let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-let keys = CommandLine.arguments.count > 1 ? Array(CommandLine.arguments.dropFirst())
+let keys = CommandLine.arguments.count > 1 && CommandLine.arguments[1] != "--compiled" ? Array(CommandLine.arguments.dropFirst())
     : ["c_realnvp2", "c_realnvp64", "b_maf", "a_nsf", "d_glow", "e_fm", "f_meanflow", "g_tarflow", "g_tarflow_jacobi", "g_tarflow_jacobi4"]
 /// Variants of a reference model: the same spec and weights with another inverse mode (TarFlow:
 /// the KV-cached sequential decoding of the spec vs Jacobi iteration over the whole sequence).
@@ -51,6 +51,10 @@ let samplers: [String: SamplerSettings] = ["e_fm": SamplerSettings(method: .eule
 /// adaptive dopri5 (rtol = atol = 1e-5), and the 8-step Euler again to show the solver's overhead
 /// next to the compiled whole loop.
 let solverRuns: [String: [SamplerSettings]] = ["e_fm": [SamplerSettings(method: .dopri5, steps: 1), SamplerSettings(method: .euler, steps: 8)]]
+if CommandLine.arguments.dropFirst().first == "--compiled" {
+    try CompiledOnly.run(keys: Array(CommandLine.arguments.dropFirst(2)), root: root, samplers: samplers, time: time)
+    exit(0)
+}
 print("OpenBLAS core: \(String(cString: openblas_get_corename())) (sgemm runs only for products without a packed weight), threads: \(ProcessInfo.processInfo.activeProcessorCount)")
 let fixtures = root.appendingPathComponent("Tests/Fixtures")
 var rows: [Row] = []

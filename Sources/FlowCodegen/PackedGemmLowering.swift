@@ -6,26 +6,47 @@ import FlowIR
 /// columns: per k, two vector loads of P, one broadcast of x per row, 2·tileRows FMAs into
 /// accumulators that stay in registers for the whole K loop (12 of the 32 zmm registers). The
 /// column panels of 32 run in a loop, the last one or two vectors (with the ragged end of N) are
-/// a panel of their own; rows left over after whole tiles run one at a time. No BLAS call, no
+/// a panel of their own; the 1–5 rows left after whole tiles are one tile of their own height. No BLAS call, no
 /// allocation; the bias and epilogue run afterwards over y (OpLowering.gemm).
 extension OpLowering {
     static let tileRows = 6, lanes = 16
 
     func packedProduct(x: IRBuilder.Value, packed p: IRBuilder.Value, y: IRBuilder.Value, rows: IRBuilder.Value, n: Int, k: Int, paddedWidth: Int) throws {
         preferWideVectors()
-        let fullVectors = n / OpLowering.lanes, allVectors = paddedWidth / OpLowering.lanes
-        let pairs = fullVectors / 2
+        let allVectors = paddedWidth / OpLowering.lanes, ragged = n % OpLowering.lanes
         let tiles = LLVMBuildUDiv(b.builder, rows, b.i64(OpLowering.tileRows), "")!
         let tailStart = b.mul(tiles, b.i64(OpLowering.tileRows))
-        /// All row tiles, then the leftover rows, for the panel starting at vector `firstVector`.
-        func panel(_ firstVector: IRBuilder.Value, vectors: Int, lastLanes: Int) throws {
-            try b.loop(tiles) { t in
-                try tile(firstRow: b.mul(t, b.i64(OpLowering.tileRows)), rows: OpLowering.tileRows, firstVector: firstVector, vectors: vectors, lastLanes: lastLanes)
+        /// Every column panel of `rowCount` rows from `firstRow`: panels of `width` vectors in a
+        /// loop, then one narrower panel with the rest (and the ragged end of N).
+        func panels(firstRow: IRBuilder.Value, rowCount: Int, width: Int) throws {
+            let whole = (n / OpLowering.lanes) / width
+            if whole > 0 {
+                try b.loop(b.i64(whole)) { panel in
+                    try tile(firstRow: firstRow, rows: rowCount, firstVector: b.mul(panel, b.i64(width)), vectors: width, lastLanes: OpLowering.lanes)
+                }
             }
-            try b.loop(b.sub(rows, tailStart)) { r in
-                try tile(firstRow: b.add(tailStart, r), rows: 1, firstVector: firstVector, vectors: vectors, lastLanes: lastLanes)
+            let rest = allVectors - whole * width
+            if rest > 0 {
+                try tile(firstRow: firstRow, rows: rowCount, firstVector: b.i64(whole * width), vectors: rest, lastLanes: ragged == 0 ? OpLowering.lanes : ragged)
             }
         }
+        // whole tiles of 6 rows × 2 vectors (12 accumulators)
+        try b.loop(tiles) { t in try panels(firstRow: b.mul(t, b.i64(OpLowering.tileRows)), rowCount: OpLowering.tileRows, width: 2) }
+        // the 1–5 rows left: one tile of that height. Each accumulator is a chain of dependent
+        // FMAs (latency 4 cycles), so a single row takes 4 vectors per panel to keep the FMA
+        // unit busy; 2–5 rows have ≥ 4 chains with 2 vectors.
+        let done = b.block("rows_done")
+        let remainder = b.sub(rows, tailStart)
+        let dispatch = LLVMBuildSwitch(b.builder, remainder, done, UInt32(OpLowering.tileRows - 1))!
+        for count in 1..<OpLowering.tileRows {
+            let block = b.block("rows_\(count)")
+            LLVMAddCase(dispatch, b.i64(count), block)
+            b.position(at: block)
+            try panels(firstRow: tailStart, rowCount: count, width: count == 1 ? 16 : 2)
+            b.branch(done)
+        }
+        b.position(at: done)
+
         /// One register tile: `rows` × `vectors` accumulators over the whole K; the last vector
         /// stores only `lastLanes` lanes (16 when N fills it).
         func tile(firstRow: IRBuilder.Value, rows: Int, firstVector: IRBuilder.Value, vectors: Int, lastLanes: Int) throws {
@@ -39,7 +60,7 @@ extension OpLowering {
                     return slot
                 })
             }
-            try b.loop(b.i64(k)) { kk in
+            b.loop(b.i64(k)) { kk in
                 let weights = (0..<vectors).map { v in
                     vectorLoad(p, b.add(b.mul(kk, b.i64(paddedWidth)), b.add(column, b.i64(v * OpLowering.lanes))), vector)
                 }
@@ -65,14 +86,6 @@ extension OpLowering {
                     }
                 }
             }
-        }
-        if pairs > 0 {
-            try b.loop(b.i64(pairs)) { pair in try panel(b.mul(pair, b.i64(2)), vectors: 2, lastLanes: OpLowering.lanes) }
-        }
-        let rest = allVectors - 2 * pairs
-        if rest > 0 {
-            let ragged = n % OpLowering.lanes
-            try panel(b.i64(2 * pairs), vectors: rest, lastLanes: ragged == 0 ? OpLowering.lanes : ragged)
         }
     }
 

@@ -86,6 +86,8 @@ public final class CompiledModel: @unchecked Sendable {
     /// The external weights' table (nil when the weights are embedded).
     private let external: ExternalWeights?
     var table: Table { external.map { UnsafePointer($0.table) } }
+    /// Workspaces reused across calls (no allocation per call once warm).
+    let workspaces = WorkspacePool()
 
     /// Loads a compiled model, checking that it is a Flowc artifact of this ABI version. A model
     /// compiled with --external-weights reads `weights` (default: the recorded file name next to
@@ -323,9 +325,9 @@ public final class CompiledModel: @unchecked Sendable {
         defer { codes.deallocate() }
         codes.initialize(repeating: 0)
         nonisolated(unsafe) let call = call
-        DispatchQueue.concurrentPerform(iterations: workers) { worker in
-            let workspace = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 64), alignment: 64)
-            defer { workspace.deallocate() }
+        WorkerPool.shared.run(participants: workers) { worker in
+            let (workspace, capacity) = workspaces.take(bytes: bytes)
+            defer { workspaces.giveBack(workspace, bytes: capacity) }
             var chunk = worker
             while chunk < chunks {
                 let first = chunk * CompiledModel.chunkRows

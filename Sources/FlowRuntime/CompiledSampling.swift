@@ -63,7 +63,7 @@ extension CompiledModel {
         defer { results.deallocate() }
         results.initialize(repeating: nil)
         let rowsPerCall = settings.guidance == 0 ? CompiledModel.chunkRows : 2 * CompiledModel.chunkRows
-        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+        WorkerPool.shared.run(participants: workers) { worker in
             let field = CompiledField(model: self, layout: layout, rows: rowsPerCall)
             var chunk = worker
             while chunk < chunks {

@@ -1,0 +1,35 @@
+import FlowCodegen
+import FlowIR
+import FlowPasses
+import FlowRandom
+import FlowRuntime
+import FlowSolvers
+import Foundation
+
+/// `flowc-bench --compiled MODEL...`: compiled code only (no interpreter, no PyTorch), log_prob
+/// and sample at batch 1 and 256 on 1 and 2 threads: the quick loop for profiling a change.
+enum CompiledOnly {
+    static func run(keys: [String], root: URL, samplers: [String: SamplerSettings], time: (() throws -> Void) throws -> Double) throws {
+        let fixtures = root.appendingPathComponent("Tests/Fixtures")
+        print("| model | pass | batch | 1 thread µs | 2 threads µs |")
+        print("|---|---|---:|---:|---:|")
+        for key in keys {
+            let weights = try BenchmarkWeights.path(for: key, fixtures: fixtures)
+            let model = try Elaborator.elaborate(path: root.appendingPathComponent("examples/reference/\(key).flow").path, options: .init(weightsPath: weights))
+            let so = NSTemporaryDirectory() + "flowc-bench-\(key).so"
+            try ArtifactCompiler.compile(model, options: .init(sampler: samplers[key]), output: so)
+            let single = try CompiledModel(path: so, threads: 1), double = try CompiledModel(path: so, threads: 2)
+            let width = model.flow.type(of: model.flow.inputs[0]).elementsPerSample
+            let hasLogProb = EntryPoints.entries(of: model).contains(.logProb)
+            for batch in [1, 256] {
+                let x = Philox.normals(seed: 1, firstRow: 0, rows: batch, perRow: width).map { Float($0) }
+                if hasLogProb {
+                    let one = try time { _ = try single.logProb(x) }, two = try time { _ = try double.logProb(x) }
+                    print(String(format: "| %@ | log_prob | %d | %.1f | %.1f |", key, batch, one * 1e6, two * 1e6))
+                }
+                let one = try time { _ = try single.sample(count: batch, seed: 2) }, two = try time { _ = try double.sample(count: batch, seed: 2) }
+                print(String(format: "| %@ | sample | %d | %.1f | %.1f |", key, batch, one * 1e6, two * 1e6))
+            }
+        }
+    }
+}
