@@ -8,8 +8,8 @@ struct Kernel {
         /// A chain of elementwise ops, each consuming the previous result: one loop, the
         /// intermediate values stay in registers.
         case fused([Node])
-        /// x·Wᵀ (sgemm, or generated loops for small products) with the bias and a chain of
-        /// elementwise ops applied in the epilogue, in place.
+        /// x·Wᵀ (the microkernel, sgemm, or generated loops for small products) or a convolution,
+        /// with the bias and a chain of elementwise ops applied in the epilogue.
         case gemm(Node, epilogue: [Node])
     }
 
@@ -37,15 +37,16 @@ struct Kernel {
         case .single: return "\(out) = \(chain)"
         case .fused(let ns): return "\(out) = fused \(ns.count) elementwise ops in one loop: \(chain)"
         case .gemm(let n, let epilogue):
-            let product = n.op == WeightPacking.op ? "GEMM microkernel (6×32 register tiles, packed Wᵀ)" : "sgemm / small-matmul loops"
+            let product = n.op == WeightPacking.op ? "GEMM microkernel (6×32 register tiles, packed Wᵀ)"
+                : n.op == "conv2d" ? "im2col over groups of samples + GEMM microkernel" : "sgemm / small-matmul loops"
             return "\(out) = \(product), epilogue of \(epilogue.count) ops: \(chain)"
         }
     }
 }
 
 /// Groups the input-dependent nodes of a graph into kernels: a chain of elementwise ops whose
-/// intermediate results have no other use becomes one loop, and such a chain after a `linear`
-/// becomes its epilogue. Values inside a kernel are never stored.
+/// intermediate results have no other use becomes one loop, and such a chain after a `linear` or
+/// `conv2d` becomes its epilogue. Values inside a kernel are never stored.
 enum KernelPlanner {
     static let elementwise: Set<String> = Set(ScalarMath.unary.keys).union(ScalarMath.binary.keys).union(["leaky_relu", "select"])
 
@@ -80,7 +81,7 @@ enum KernelPlanner {
                 continue
             }
             flush()
-            if node.op == "linear" || node.op == WeightPacking.op {
+            if node.op == "linear" || node.op == WeightPacking.op || node.op == "conv2d" {
                 head = node
             } else if elementwise.contains(node.op) {
                 current = [node]

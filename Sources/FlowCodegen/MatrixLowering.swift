@@ -29,36 +29,10 @@ extension OpLowering {
         let rows = g.type(of: x).batched ? b.mul(f.batch, b.i64(rowsPerSample)) : b.i64(rowsPerSample)
         let y = f.address(output), xs = f.address(x), ws = f.address(w)
         let bias = node.operands.count == 3 ? f.address(node.operands[2]) : nil
-        let linearResult = node.results[0]
-        // epilogue operands other than the product, broadcast over y's shape
-        let produced = Set(([node] + epilogue).flatMap(\.results))
-        var external: [ValueID] = []
-        for e in epilogue { for v in e.operands where !produced.contains(v) && !external.contains(v) { external.append(v) } }
-        let externalStrides = external.map { broadcastStrides($0, to: output) }
-        let externalAddresses = external.map { f.address($0) }
-        /// the epilogue on one element: row r (flat over the leading axes), column j
+        let epilogueAt = try epilogueFunction(node, epilogue: epilogue, output: output)
+        /// the bias and epilogue on one element: row r (flat over the leading axes), column j
         func finish(_ value: IRBuilder.Value, _ r: IRBuilder.Value, _ j: IRBuilder.Value) -> IRBuilder.Value {
-            var values: [ValueID: IRBuilder.Value] = [linearResult: bias.map { b.fadd(value, b.load($0, j)) } ?? value]
-            if !external.isEmpty {
-                // leading index of row r in y's full shape: y is [lead..., n] in C order
-                let flat = b.add(b.mul(r, b.i64(n)), j)
-                let extents = g.type(of: output).shape(batch: 1)
-                for (v, (a, s)) in zip(external, zip(externalAddresses, externalStrides)) {
-                    if g.type(of: v) == g.type(of: output) { values[v] = b.load(a, flat); continue }
-                    // unflatten `flat` over y's shape to apply v's broadcast strides
-                    var offset = b.i64(0)
-                    var rest = flat
-                    for axis in stride(from: extents.count - 1, through: 0, by: -1) {
-                        let size = axis == 0 && g.type(of: output).batched ? nil : extents[axis]
-                        let index = size.map { LLVMBuildSRem(b.builder, rest, b.i64($0), "")! } ?? rest
-                        if s[axis] != 0 { offset = b.add(offset, b.mul(index, b.i64(s[axis]))) }
-                        if let size { rest = LLVMBuildSDiv(b.builder, rest, b.i64(size), "")! }
-                    }
-                    values[v] = b.load(a, offset)
-                }
-            }
-            for e in epilogue { values[e.results[0]] = OpLowering.scalar(e, b, e.operands.map { values[$0]! }) }
-            return values[epilogue.last?.results[0] ?? linearResult]!
+            epilogueAt(value, b.add(b.mul(r, b.i64(n)), j), j)
         }
         /// y = finish(y) element by element, after a product that wrote y.
         func epilogueInPlace() throws {
@@ -71,8 +45,14 @@ extension OpLowering {
             }
         }
         if packed {
-            try packedProduct(x: xs, packed: ws, y: y, rows: rows, n: n, k: k, paddedWidth: wdims[1])
-            try epilogueInPlace()
+            let hasEpilogue = bias != nil || !epilogue.isEmpty
+            try packedProduct(x: xs, packed: ws, y: y, rows: rows, n: n, k: k, paddedWidth: wdims[1], finishTile: hasEpilogue ? { firstRow, tileRows, firstColumn, columns in
+                b.loops([b.i64(tileRows), b.i64(columns)]) { index in
+                    let (r, j) = (b.add(firstRow, index[0]), b.add(firstColumn, index[1]))
+                    let at = b.add(b.mul(r, b.i64(n)), j)
+                    b.store(finish(b.load(y, at), r, j), y, at)
+                }
+            } : nil)
             return
         }
         let small = b.block("small"), large = b.block("large"), done = b.block("done")
@@ -103,6 +83,39 @@ extension OpLowering {
         b.position(at: done)
     }
 
+    /// The bias and the epilogue chain of a product node, as code for one element:
+    /// (the product's value, its flat index in `output`, its bias index) → the chain's value.
+    /// The chain's other operands are loaded with their broadcast over `output`'s shape.
+    func epilogueFunction(_ node: Node, epilogue: [Node], output: ValueID) throws -> (IRBuilder.Value, IRBuilder.Value, IRBuilder.Value) -> IRBuilder.Value {
+        let bias = node.operands.count > 2 ? f.address(node.operands[2]) : nil   // linear's and conv2d's third operand
+        let product = node.results[0]
+        let produced = Set(([node] + epilogue).flatMap(\.results))
+        var external: [ValueID] = []
+        for e in epilogue { for v in e.operands where !produced.contains(v) && !external.contains(v) { external.append(v) } }
+        let externalStrides = external.map { broadcastStrides($0, to: output) }
+        let externalAddresses = external.map { f.address($0) }
+        let outputType = g.type(of: output)
+        return { [b, g] value, flat, biasIndex in
+            var values: [ValueID: IRBuilder.Value] = [product: bias.map { b.fadd(value, b.load($0, biasIndex)) } ?? value]
+            let extents = outputType.shape(batch: 1)
+            for (v, (a, s)) in zip(external, zip(externalAddresses, externalStrides)) {
+                if g.type(of: v) == outputType { values[v] = b.load(a, flat); continue }
+                // unflatten `flat` over the output's shape to apply v's broadcast strides
+                var offset = b.i64(0)
+                var rest = flat
+                for axis in stride(from: extents.count - 1, through: 0, by: -1) {
+                    let size = axis == 0 && outputType.batched ? nil : extents[axis]
+                    let index = size.map { LLVMBuildSRem(b.builder, rest, b.i64($0), "")! } ?? rest
+                    if s[axis] != 0 { offset = b.add(offset, b.mul(index, b.i64(s[axis]))) }
+                    if let size { rest = LLVMBuildSDiv(b.builder, rest, b.i64(size), "")! }
+                }
+                values[v] = b.load(a, offset)
+            }
+            for e in epilogue { values[e.results[0]] = OpLowering.scalar(e, b, e.operands.map { values[$0]! }) }
+            return values[epilogue.last?.results[0] ?? product]!
+        }
+    }
+
     /// [..., M, K] × [..., K, N]: one sgemm per leading index (a batched [B, K] is one M = B product).
     func matmul(_ node: Node) throws {
         let a = node.operands[0], bm = node.operands[1], out = node.results[0]
@@ -124,54 +137,98 @@ extension OpLowering {
         }
     }
 
-    /// NCHW cross-correlation with zero padding, per sample as a product: the sample's patches
-    /// (im2col) P[(c, u, v), (i, j)] = x[c, i·s + u − p, j·s + v − p] (0 outside) go to the kernel's
-    /// scratch, rows padded to 16 columns; then y[o, (i, j)] = W[o, (c, u, v)] · P by the GEMM
-    /// microkernel (W [O, C·kh·kw] is already the left matrix; pixels are the vector lanes);
-    /// then the bias.
-    func conv2d(_ node: Node) throws {
+    /// NCHW cross-correlation with zero padding, as products over groups of samples: the group's
+    /// patches (im2col) P[(c, u, v), (s, i, j)] = x[s, c, i·stride + u − p, j·stride + v − p]
+    /// (0 outside) go to the kernel's scratch; y[o, (s, i, j)] = W[o, (c, u, v)] · P by the GEMM
+    /// microkernel (W [O, C·kh·kw] is already the left matrix; sample-pixels are the vector
+    /// lanes), into scratch; then the bias and the epilogue chain on the way out to NCHW. Small
+    /// images share one product across `ConvolutionGroup.samples` samples (a 4×4 image alone
+    /// fills one vector of columns); the samples left over after whole groups run one by one.
+    func conv2d(_ node: Node, epilogue: [Node], output: ValueID) throws {
         let x = node.operands[0], w = node.operands[1], out = node.results[0]
         let (c, h, wd) = (g.type(of: x).size(ofAxis: 1)!, g.type(of: x).size(ofAxis: 2)!, g.type(of: x).size(ofAxis: 3)!)
         let wdims = g.type(of: w).dims
         let (o, kh, kw) = (wdims[0], wdims[2], wdims[3])
         let (oh, ow) = (g.type(of: out).size(ofAxis: 2)!, g.type(of: out).size(ofAxis: 3)!)
         let stride = int(node, "stride"), padding = int(node, "padding")
-        let src = f.address(x), weights = f.address(w), dst = f.address(out)
-        let bias = node.operands.count > 2 ? f.address(node.operands[2]) : nil
+        let src = f.address(x), weights = f.address(w), dst = f.address(output)
         let samples: IRBuilder.Value = g.type(of: x).batched ? f.batch! : b.i64(1)
-        let pixels = oh * ow, rowWidth = OpLowering.im2colRowWidth(pixels), depth = c * kh * kw
-        guard let patches = f.kernelScratch else { throw FlowError("internal: conv2d lowered without scratch", at: node.location) }
-        try b.loop(samples) { n in
-            try b.loops([b.i64(c), b.i64(kh), b.i64(kw), b.i64(oh), b.i64(ow)]) { index in
-                let (channel, u, v, i, j) = (index[0], index[1], index[2], index[3], index[4])
-                let y = b.sub(b.add(b.mul(i, b.i64(stride)), u), b.i64(padding))
-                let xc = b.sub(b.add(b.mul(j, b.i64(stride)), v), b.i64(padding))
-                let inside = LLVMBuildAnd(b.builder,
-                    LLVMBuildAnd(b.builder, LLVMBuildICmp(b.builder, LLVMIntSGE, y, b.i64(0), ""), LLVMBuildICmp(b.builder, LLVMIntSLT, y, b.i64(h), ""), ""),
-                    LLVMBuildAnd(b.builder, LLVMBuildICmp(b.builder, LLVMIntSGE, xc, b.i64(0), ""), LLVMBuildICmp(b.builder, LLVMIntSLT, xc, b.i64(wd), ""), ""), "")!
-                // clamped so the load stays inside the image; the select discards it outside
-                let yy = b.select(inside, y, b.i64(0)), xx = b.select(inside, xc, b.i64(0))
-                let value = b.load(src, b.offset([n, channel, yy, xx], [c * h * wd, h * wd, wd, 1]))
-                let row = b.offset([channel, u, v], [kh * kw, kw, 1])
-                b.store(b.select(inside, value, b.f32(0)), patches, b.add(b.mul(row, b.i64(rowWidth)), b.add(b.mul(i, b.i64(ow)), j)))
-            }
-            let y = b.element(dst, b.mul(n, b.i64(o * pixels)))
-            try packedProduct(x: weights, packed: patches, y: y, rows: b.i64(o), n: pixels, k: depth, paddedWidth: rowWidth)
-            if let bias {
-                try b.loops([b.i64(o), b.i64(pixels)]) { index in
-                    let at = b.add(b.mul(index[0], b.i64(pixels)), index[1])
-                    b.store(b.fadd(b.load(y, at), b.load(bias, index[0])), y, at)
+        let pixels = oh * ow, depth = c * kh * kw
+        guard let scratch = f.kernelScratch else { throw FlowError("internal: conv2d lowered without scratch", at: node.location) }
+        let finish = try epilogueFunction(node, epilogue: epilogue, output: output)
+        /// Samples first ..< first + count (count fixed at compile time) as one product.
+        func group(first: IRBuilder.Value, count: Int) throws {
+            let columns = count * pixels, rowWidth = OpLowering.im2colRowWidth(columns)
+            let patches = scratch, product = b.element(scratch, b.i64(depth * rowWidth))
+            try b.loops([b.i64(count), b.i64(c)]) { index in
+                let (sample, channel) = (index[0], index[1])
+                let image = b.element(src, b.offset([b.add(first, sample), channel], [c * h * wd, h * wd]))
+                // one patch row per tap (u, v), unrolled: the output rows i and columns j whose
+                // tap falls inside the image are compile-time ranges, so the copy has no test
+                // per element and the padding is written as runs of zeros
+                for u in 0..<kh {
+                    for v in 0..<kw {
+                        let (rowsInside, columnsInside) = (OpLowering.inside(tap: u, stride: stride, padding: padding, input: h, output: oh),
+                                                           OpLowering.inside(tap: v, stride: stride, padding: padding, input: wd, output: ow))
+                        let row = b.add(b.mul(channel, b.i64(kh * kw)), b.i64(u * kw + v))
+                        let patchRow = b.element(patches, b.add(b.mul(row, b.i64(rowWidth)), b.mul(sample, b.i64(pixels))))
+                        func zeros(_ from: Int, _ to: Int, rowAt i: IRBuilder.Value) {
+                            guard to > from else { return }
+                            b.loop(b.i64(to - from)) { j in b.store(b.f32(0), patchRow, b.add(b.mul(i, b.i64(ow)), b.add(j, b.i64(from)))) }
+                        }
+                        for range in [0..<rowsInside.lowerBound, rowsInside.upperBound..<oh] where !range.isEmpty {
+                            b.loop(b.i64(range.count)) { i in zeros(0, ow, rowAt: b.add(i, b.i64(range.lowerBound))) }
+                        }
+                        guard !rowsInside.isEmpty else { continue }
+                        b.loop(b.i64(rowsInside.count)) { di in
+                            let i = b.add(di, b.i64(rowsInside.lowerBound))
+                            zeros(0, columnsInside.lowerBound, rowAt: i)
+                            zeros(columnsInside.upperBound, ow, rowAt: i)
+                            guard !columnsInside.isEmpty else { return }
+                            let sourceRow = b.element(image, b.mul(b.sub(b.add(b.mul(i, b.i64(stride)), b.i64(u)), b.i64(padding)), b.i64(wd)))
+                            b.loop(b.i64(columnsInside.count)) { dj in
+                                let j = b.add(dj, b.i64(columnsInside.lowerBound))
+                                let value = b.load(sourceRow, b.sub(b.add(b.mul(j, b.i64(stride)), b.i64(v)), b.i64(padding)))
+                                b.store(value, patchRow, b.add(b.mul(i, b.i64(ow)), j))
+                            }
+                        }
+                    }
                 }
             }
+            try packedProduct(x: weights, packed: patches, y: product, rows: b.i64(o), n: columns, k: depth, paddedWidth: rowWidth)
+            b.loops([b.i64(count), b.i64(o), b.i64(pixels)]) { index in
+                let (s, channel, pixel) = (index[0], index[1], index[2])
+                let at = b.offset([b.add(first, s), channel, pixel], [o * pixels, pixels, 1])
+                b.store(finish(b.load(product, b.offset([channel, s, pixel], [columns, pixels, 1])), at, channel), dst, at)
+            }
         }
+        let size = OpLowering.convolutionGroup(pixels: pixels)
+        let groups = LLVMBuildUDiv(b.builder, samples, b.i64(size), "")!
+        if size > 1 { try b.loop(groups) { n in try group(first: b.mul(n, b.i64(size)), count: size) } }
+        let rest = size > 1 ? b.mul(groups, b.i64(size)) : b.i64(0)
+        try b.loop(b.sub(samples, rest)) { n in try group(first: b.add(rest, n), count: 1) }
     }
+
+    /// The output positions i (0 ..< output) whose tap i·stride + tap − padding lies inside
+    /// 0 ..< input.
+    static func inside(tap: Int, stride: Int, padding: Int, input: Int, output: Int) -> Range<Int> {
+        let first = max(0, (padding - tap + stride - 1) / stride)   // smallest i with i·stride ≥ padding − tap
+        let last = min(output - 1, (input - 1 + padding - tap) >= 0 ? (input - 1 + padding - tap) / stride : -1)
+        return first <= last ? first..<(last + 1) : 0..<0
+    }
+
+    /// Samples per convolution product: enough to give ~256 columns (8 panels of the
+    /// microkernel) when the image is small; 1 for images of 256 pixels or more.
+    static func convolutionGroup(pixels: Int) -> Int { max(1, 256 / pixels) }
 
     /// Columns of one im2col row: the output pixels rounded up to whole vectors.
     static func im2colRowWidth(_ pixels: Int) -> Int { (pixels + lanes - 1) / lanes * lanes }
 
-    /// Scratch floats a conv2d needs for one sample's patches.
+    /// Scratch floats a conv2d needs: one group's patches and its product.
     static func im2colFloats(_ node: Node, _ g: Graph) -> Int {
         let w = g.type(of: node.operands[1]).dims, out = g.type(of: node.results[0])
-        return w[1] * w[2] * w[3] * im2colRowWidth(out.size(ofAxis: 2)! * out.size(ofAxis: 3)!)
+        let pixels = out.size(ofAxis: 2)! * out.size(ofAxis: 3)!
+        let rowWidth = im2colRowWidth(convolutionGroup(pixels: pixels) * pixels)
+        return (w[1] * w[2] * w[3] + w[0]) * rowWidth
     }
 }

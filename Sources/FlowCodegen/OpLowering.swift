@@ -63,6 +63,7 @@ struct OpLowering {
         switch kernel.body {
         case .single(let node): try emit(node)
         case .fused(let nodes): try fused(nodes, output: kernel.outputs[0])
+        case .gemm(let node, let epilogue) where node.op == "conv2d": try conv2d(node, epilogue: epilogue, output: kernel.outputs[0])
         case .gemm(let node, let epilogue): try gemm(node, epilogue: epilogue, output: kernel.outputs[0])
         }
     }
@@ -173,7 +174,7 @@ struct OpLowering {
         case "softmax", "cumsum": try alongAxis(node)
         case "layernorm": try layernorm(node)
         case "attention": try attention(node)
-        case "conv2d": try conv2d(node)
+        case "conv2d": try conv2d(node, epilogue: [], output: out)
         case "fixed_point": try fixedPoint(node)
         case "rq_spline", "rq_spline_inverse", "rq_spline_logderiv": try SplineLowering(ops: self).emit(node)
         default:

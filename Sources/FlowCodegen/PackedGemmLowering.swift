@@ -11,7 +11,10 @@ import FlowIR
 extension OpLowering {
     static let tileRows = 6, lanes = 16
 
-    func packedProduct(x: IRBuilder.Value, packed p: IRBuilder.Value, y: IRBuilder.Value, rows: IRBuilder.Value, n: Int, k: Int, paddedWidth: Int) throws {
+    /// `finishTile(firstRow, rows, firstColumn, columns)`, when given, runs right after each
+    /// tile is stored, on that tile (still in L1): the bias and epilogue.
+    func packedProduct(x: IRBuilder.Value, packed p: IRBuilder.Value, y: IRBuilder.Value, rows: IRBuilder.Value, n: Int, k: Int, paddedWidth: Int,
+                       finishTile: ((IRBuilder.Value, Int, IRBuilder.Value, Int) throws -> Void)? = nil) throws {
         preferWideVectors()
         let allVectors = paddedWidth / OpLowering.lanes, ragged = n % OpLowering.lanes
         let tiles = LLVMBuildUDiv(b.builder, rows, b.i64(OpLowering.tileRows), "")!
@@ -86,6 +89,7 @@ extension OpLowering {
                     }
                 }
             }
+            try finishTile?(firstRow, rows, column, (vectors - 1) * OpLowering.lanes + lastLanes)
         }
     }
 

@@ -85,4 +85,23 @@ enum PolynomialMath {
         let magnitude = b.select(b.fcmp(LLVMRealOLT, a, b.f32(0.5)), small, large)
         return b.intrinsic("llvm.copysign", [magnitude, x])
     }
+
+    /// erf x: for |x| ≤ 1 the Maclaurin series (2/√π)·Σ (−1)ⁿ x²ⁿ⁺¹/(n!(2n + 1)) to n = 10
+    /// (truncation below 2e-9 relative); above, Abramowitz & Stegun 7.1.26:
+    /// 1 − (a₁t + a₂t² + a₃t³ + a₄t⁴ + a₅t⁵)·e^(−x²), t = 1/(1 + p|x|), absolute error ≤ 1.5e-7
+    /// (erf ≥ 0.84 there, so a few ulps), with the sign copied back. Straight-line code, so the
+    /// GELU epilogues of transformer MLPs vectorise instead of calling libm's erff per element.
+    static func erf(_ b: IRBuilder, _ x: IRBuilder.Value) -> IRBuilder.Value {
+        let a = b.intrinsic("llvm.fabs", [x])
+        let series: [Double] = (0...10).reversed().map { (n: Int) -> Double in
+            let factorial = (1...max(n, 1)).reduce(1.0) { $0 * Double($1) }
+            let sign: Double = n % 2 == 0 ? 1 : -1
+            return sign * 2 / Double.pi.squareRoot() / (factorial * Double(2 * n + 1))
+        }
+        let small = b.fmul(x, horner(b, b.fmul(x, x), series))
+        let t = b.fdiv(b.f32(1), b.fadd(b.f32(1), b.fmul(b.f32(0.3275911), a)))
+        let tail = b.fmul(b.fmul(t, horner(b, t, [1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592])), exp(b, b.fneg(b.fmul(a, a))))
+        let large = b.intrinsic("llvm.copysign", [b.fsub(b.f32(1), tail), x])
+        return b.select(b.fcmp(LLVMRealOLE, a, b.f32(1)), small, large)
+    }
 }

@@ -1,9 +1,9 @@
 import CLLVM
 
 /// Scalar f32 semantics of the elementwise ops as LLVM IR, matching the interpreter's formulas
-/// (IR/OPS.md). exp, log, log1p, tanh, sigmoid and softplus are polynomial code that vectorises
-/// (`PolynomialMath`); expm1, atanh, erf and pow call the C math library (not on hot paths of
-/// the reference models).
+/// (IR/OPS.md). exp, log, log1p, tanh, sigmoid, softplus, erf and gelu are polynomial code that
+/// vectorises (`PolynomialMath`); expm1, atanh and pow call the C math library (not on hot paths
+/// of the reference models).
 enum ScalarMath {
     typealias Unary = @Sendable (IRBuilder, IRBuilder.Value) -> IRBuilder.Value
     typealias Binary = @Sendable (IRBuilder, IRBuilder.Value, IRBuilder.Value) -> IRBuilder.Value
@@ -18,11 +18,12 @@ enum ScalarMath {
     static func log1p(_ b: IRBuilder, _ x: IRBuilder.Value) -> IRBuilder.Value { PolynomialMath.log1p(b, x) }
     static func abs(_ b: IRBuilder, _ x: IRBuilder.Value) -> IRBuilder.Value { b.intrinsic("llvm.fabs", [x]) }
 
-    /// 1/(1 + e^-x) for x ≥ 0, e^x/(1 + e^x) otherwise: never overflows.
+    /// 1/(1 + e^-x) for x ≥ 0, e^x/(1 + e^x) otherwise: never overflows. One division
+    /// (e = e^-|x|, r = 1/(1 + e); r or e·r): divisions are the slow part of SiLU epilogues.
     static func sigmoid(_ b: IRBuilder, _ x: IRBuilder.Value) -> IRBuilder.Value {
         let e = exp(b, b.fneg(abs(b, x)))
-        let positive = b.fdiv(b.f32(1), b.fadd(b.f32(1), e))
-        return b.select(b.fcmp(LLVMRealOGE, x, b.f32(0)), positive, b.fdiv(e, b.fadd(b.f32(1), e)))
+        let r = b.fdiv(b.f32(1), b.fadd(b.f32(1), e))
+        return b.select(b.fcmp(LLVMRealOGE, x, b.f32(0)), r, b.fmul(e, r))
     }
 
     /// max(x, 0) + log1p(e^-|x|)
@@ -46,9 +47,9 @@ enum ScalarMath {
         "logit": { b, x in b.fsub(log(b, x), log1p(b, b.fneg(x))) },
         "softplus": softplus,
         "relu": { b, x in b.intrinsic("llvm.maxnum", [x, b.f32(0)]) },
-        "gelu": { b, x in b.fmul(b.fmul(b.f32(0.5), x), b.fadd(b.f32(1), libm(b, "erff", [b.fmul(x, b.f32(0.5.squareRoot()))]))) },
+        "gelu": { b, x in b.fmul(b.fmul(b.f32(0.5), x), b.fadd(b.f32(1), PolynomialMath.erf(b, b.fmul(x, b.f32(0.5.squareRoot()))))) },
         "silu": { b, x in b.fmul(x, sigmoid(b, x)) },
-        "erf": { b, x in libm(b, "erff", [x]) },
+        "erf": { b, x in PolynomialMath.erf(b, x) },
         "sin": { b, x in b.intrinsic("llvm.sin", [x]) },
         "cos": { b, x in b.intrinsic("llvm.cos", [x]) },
     ]
