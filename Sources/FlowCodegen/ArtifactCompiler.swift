@@ -83,7 +83,7 @@ public enum ArtifactCompiler {
                 continue
             }
             // several inputs (x and a class label) become packed rows
-            let graph = try WeightPacking.pack(try EntryPoints.packed(derived), keepExternal: options.externalWeights)
+            let graph = try WeightPacking.pack(try DenseConvolution.rewrite(try EntryPoints.packed(derived)), keepExternal: options.externalWeights)
             timer.lap("derive \(symbol) (\(graph.nodes.count) ops)")
             var lowering = try FunctionLowering(graph: graph, builder: b, fold: { try globals.fold($0, weights: weights) }, kernels: kernels)
             timer.lap("fold constants")

@@ -28,24 +28,22 @@ public enum Philox {
     public static func normals(seed: UInt64, firstRow: Int, rows: Int, perRow: Int) -> [Double] {
         let key = (UInt32(truncatingIfNeeded: seed), UInt32(truncatingIfNeeded: seed >> 32))
         let first = firstRow * perRow, count = rows * perRow
-        var out = [Double](repeating: 0, count: count)
-        var cachedBlock = -1
-        var outputs: [UInt32] = [0, 0, 0, 0]
-        for i in 0..<count {
-            let k = first + i
-            let b = k / 4
-            if b != cachedBlock {
-                let c = UInt64(b)
-                let r = block(counter: (UInt32(truncatingIfNeeded: c), UInt32(truncatingIfNeeded: c >> 32), 0, 0), key: key)
-                outputs = [r.0, r.1, r.2, r.3]
-                cachedBlock = b
+        return [Double](unsafeUninitializedCapacity: count) { out, initialized in
+            // one Box–Muller pair (entries 2q and 2q + 1 of the stream) at a time; the ends of
+            // the range may cut a pair or a block in half
+            var pair = first / 2
+            while 2 * pair < first + count {
+                let block = pair / 2, c = UInt64(block)
+                let r = Philox.block(counter: (UInt32(truncatingIfNeeded: c), UInt32(truncatingIfNeeded: c >> 32), 0, 0), key: key)
+                let (a, b) = pair % 2 == 0 ? (r.0, r.1) : (r.2, r.3)
+                let u1 = (Double(a) + 0.5) / 4_294_967_296.0, u2 = (Double(b) + 0.5) / 4_294_967_296.0
+                let radius = (-2 * log(u1)).squareRoot(), angle = 2 * Double.pi * u2
+                let even = 2 * pair, odd = even + 1
+                if even >= first { out[even - first] = radius * cos(angle) }
+                if odd < first + count { out[odd - first] = radius * sin(angle) }
+                pair += 1
             }
-            let lane = k % 4, pair = lane / 2
-            let u1 = (Double(outputs[2 * pair]) + 0.5) / 4_294_967_296.0
-            let u2 = (Double(outputs[2 * pair + 1]) + 0.5) / 4_294_967_296.0
-            let radius = (-2 * log(u1)).squareRoot(), angle = 2 * Double.pi * u2
-            out[i] = lane % 2 == 0 ? radius * cos(angle) : radius * sin(angle)
+            initialized = count
         }
-        return out
     }
 }

@@ -192,11 +192,27 @@ public final class CompiledModel: @unchecked Sendable {
     }
 
     /// The base noise of rows firstRow ..< firstRow + rows of the seed's counter-based stream,
-    /// times the temperature (what `sample(count:seed:)` feeds the model).
+    /// times the temperature (what `sample(count:seed:)` feeds the model). Chunks of rows are
+    /// drawn on the worker threads (Box–Muller in f64 costs about as much as a small model).
     public func noise(seed: UInt64, firstRow: Int, rows: Int, temperature: Float = 1) throws -> [Float] {
         guard rows >= 1 else { throw RuntimeError(message: "sample count must be at least 1, got \(rows)") }
         guard temperature.isFinite, temperature >= 0 else { throw RuntimeError(message: "temperature must be finite and ≥ 0, got \(temperature)") }
-        return Philox.normals(seed: seed, firstRow: firstRow, rows: rows, perRow: latentElements).map { Float($0) * temperature }
+        let width = latentElements, chunks = (rows + CompiledModel.chunkRows - 1) / CompiledModel.chunkRows
+        let workers = min(threads, chunks)
+        return [Float](unsafeUninitializedCapacity: rows * width) { buffer, initialized in
+            // each chunk writes only its own rows
+            nonisolated(unsafe) let buffer = buffer
+            WorkerPool.shared.run(participants: workers) { worker in
+                var chunk = worker
+                while chunk < chunks {
+                    let first = chunk * CompiledModel.chunkRows, count = min(CompiledModel.chunkRows, rows - first)
+                    let values = Philox.normals(seed: seed, firstRow: firstRow + first, rows: count, perRow: width)
+                    for (i, v) in values.enumerated() { buffer[first * width + i] = Float(v) * temperature }
+                    chunk += workers
+                }
+            }
+            initialized = rows * width
+        }
     }
 
     /// ∇ₓ log p(x) per row (input-shaped rows), for flows whose ops all have gradient rules.

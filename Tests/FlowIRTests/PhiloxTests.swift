@@ -29,4 +29,20 @@ final class PhiloxTests: XCTestCase {
         XCTAssertEqual(mean, 0, accuracy: 0.01)
         XCTAssertEqual(variance, 1, accuracy: 0.02)
     }
+
+    /// Entry k of the stream, computed from the definition in Philox.normals' documentation
+    /// (block k/4, Box–Muller pair of lanes 2p, 2p + 1, cos for the even lane): the generator
+    /// computes each pair once and may start or end in the middle of one (odd first entry).
+    func testNormalsFollowTheirDefinition() {
+        let (seed, firstRow, rows, perRow) = (UInt64(0x1234_5678_9abc), 1, 3, 5)
+        let drawn = Philox.normals(seed: seed, firstRow: firstRow, rows: rows, perRow: perRow)
+        for i in 0..<(rows * perRow) {
+            let k = firstRow * perRow + i
+            let r = Philox.block(counter: (UInt32(k / 4), 0, 0, 0), key: (UInt32(truncatingIfNeeded: seed), UInt32(truncatingIfNeeded: seed >> 32)))
+            let lanes = [r.0, r.1, r.2, r.3], pair = (k % 4) / 2
+            let u1 = (Double(lanes[2 * pair]) + 0.5) / 4_294_967_296.0, u2 = (Double(lanes[2 * pair + 1]) + 0.5) / 4_294_967_296.0
+            let expected = (-2 * log(u1)).squareRoot() * (k % 2 == 0 ? cos(2 * Double.pi * u2) : sin(2 * Double.pi * u2))
+            XCTAssertEqual(drawn[i], expected, "entry \(k)")
+        }
+    }
 }
