@@ -45,14 +45,8 @@ extension OpLowering {
             }
         }
         if packed {
-            let hasEpilogue = bias != nil || !epilogue.isEmpty
-            try packedProduct(x: xs, packed: ws, y: y, rows: rows, n: n, k: k, paddedWidth: wdims[1], finishTile: hasEpilogue ? { firstRow, tileRows, firstColumn, columns in
-                b.loops([b.i64(tileRows), b.i64(columns)]) { index in
-                    let (r, j) = (b.add(firstRow, index[0]), b.add(firstColumn, index[1]))
-                    let at = b.add(b.mul(r, b.i64(n)), j)
-                    b.store(finish(b.load(y, at), r, j), y, at)
-                }
-            } : nil)
+            try packedProduct(x: xs, packed: ws, y: y, rows: rows, n: n, k: k, paddedWidth: wdims[1])
+            try epilogueInPlace()
             return
         }
         let small = b.block("small"), large = b.block("large"), done = b.block("done")

@@ -11,10 +11,7 @@ import FlowIR
 extension OpLowering {
     static let tileRows = 6, lanes = 16
 
-    /// `finishTile(firstRow, rows, firstColumn, columns)`, when given, runs right after each
-    /// tile is stored, on that tile (still in L1): the bias and epilogue.
-    func packedProduct(x: IRBuilder.Value, packed p: IRBuilder.Value, y: IRBuilder.Value, rows: IRBuilder.Value, n: Int, k: Int, paddedWidth: Int,
-                       finishTile: ((IRBuilder.Value, Int, IRBuilder.Value, Int) throws -> Void)? = nil) throws {
+    func packedProduct(x: IRBuilder.Value, packed p: IRBuilder.Value, y: IRBuilder.Value, rows: IRBuilder.Value, n: Int, k: Int, paddedWidth: Int) throws {
         preferWideVectors()
         let allVectors = paddedWidth / OpLowering.lanes, ragged = n % OpLowering.lanes
         let tiles = LLVMBuildUDiv(b.builder, rows, b.i64(OpLowering.tileRows), "")!
@@ -55,25 +52,44 @@ extension OpLowering {
         func tile(firstRow: IRBuilder.Value, rows: Int, firstVector: IRBuilder.Value, vectors: Int, lastLanes: Int) throws {
             let vector = LLVMVectorType(b.f32, UInt32(OpLowering.lanes))!
             let column = b.mul(firstVector, b.i64(OpLowering.lanes))
-            var accumulators: [[IRBuilder.Value]] = []
-            for _ in 0..<rows {
-                accumulators.append((0..<vectors).map { _ in
+            // Each accumulator is a chain of dependent FMAs (4 cycles each). An output of one
+            // vector (N ≤ 16: a velocity's N = 2, TarFlow's proj_out) has a single chain per row,
+            // too few at batch 1: the k loop then keeps 4 sets of accumulators, k stepping
+            // through them, summed at the end. Decided by N alone, not by the tile's height, so
+            // every row sums in the same order and a sample's result does not depend on where
+            // it falls in the batch.
+            let copies = allVectors == 1 ? 4 : 1
+            func zeroed() -> [[IRBuilder.Value]] {
+                (0..<rows).map { _ in (0..<vectors).map { _ in
                     let slot = b.variable("acc", type: vector)
                     LLVMBuildStore(b.builder, LLVMConstNull(vector), slot)
                     return slot
-                })
+                } }
             }
-            b.loop(b.i64(k)) { kk in
+            let sets = (0..<copies).map { _ in zeroed() }
+            /// the FMAs of input column kk into accumulator set `set`
+            func step(_ kk: IRBuilder.Value, _ set: [[IRBuilder.Value]]) {
                 let weights = (0..<vectors).map { v in
                     vectorLoad(p, b.add(b.mul(kk, b.i64(paddedWidth)), b.add(column, b.i64(v * OpLowering.lanes))), vector)
                 }
                 for r in 0..<rows {
                     let xs = splat(b.load(x, b.add(b.mul(b.add(firstRow, b.i64(r)), b.i64(k)), kk)), vector)
                     for v in 0..<vectors {
-                        let sum = fma(xs, weights[v], LLVMBuildLoad2(b.builder, vector, accumulators[r][v], "")!, vector)
-                        LLVMBuildStore(b.builder, sum, accumulators[r][v])
+                        let sum = fma(xs, weights[v], LLVMBuildLoad2(b.builder, vector, set[r][v], "")!, vector)
+                        LLVMBuildStore(b.builder, sum, set[r][v])
                     }
                 }
+            }
+            b.loop(b.i64(k / copies)) { kk in
+                for (c, set) in sets.enumerated() { step(b.add(b.mul(kk, b.i64(copies)), b.i64(c)), set) }
+            }
+            for c in 0..<(k % copies) { step(b.i64(k / copies * copies + c), sets[c]) }
+            let accumulators = sets[0]
+            for set in sets.dropFirst() {
+                for r in 0..<rows { for v in 0..<vectors {
+                    let total = LLVMBuildFAdd(b.builder, LLVMBuildLoad2(b.builder, vector, accumulators[r][v], "")!, LLVMBuildLoad2(b.builder, vector, set[r][v], "")!, "")!
+                    LLVMBuildStore(b.builder, total, accumulators[r][v])
+                } }
             }
             for r in 0..<rows {
                 let rowStart = b.add(b.mul(b.add(firstRow, b.i64(r)), b.i64(n)), column)
@@ -89,7 +105,6 @@ extension OpLowering {
                     }
                 }
             }
-            try finishTile?(firstRow, rows, column, (vectors - 1) * OpLowering.lanes + lastLanes)
         }
     }
 

@@ -30,6 +30,23 @@ final class CompiledModelTests: XCTestCase {
         return try Interpreter(graph: try EntryPoints.graph(entry, of: model), weights: try WeightStore(path: model.weightsPath!), precision: .f32).run([input])
     }
 
+    /// A sample does not depend on its position in the batch: row 0 of a batch of 37 (inside a
+    /// 6-row register tile) and row 36 (a tile of one leftover row) equal the same noise rows
+    /// sampled alone, bit for bit — the microkernel sums every row in the same order, also for
+    /// the one-vector outputs it splits over 4 accumulator sets (e_fm's N = 2, TarFlow's N = 8).
+    func testASampleDoesNotDependOnItsPositionInTheBatch() throws {
+        for key in ["e_fm", "g_tarflow"] {
+            let model = try CompiledModel(path: try Self.artifact(key))
+            let noise = try model.noise(seed: 5, firstRow: 0, rows: 37)
+            let batch = try model.sample(noise: noise)
+            let (width, latent) = (model.inputElements, model.latentElements)
+            for row in [0, 36] {
+                let alone = try model.sample(noise: Array(noise[(row * latent)..<((row + 1) * latent)]))
+                XCTAssertEqual(alone, Array(batch[(row * width)..<((row + 1) * width)]), "\(key) row \(row)")
+            }
+        }
+    }
+
     func testEveryEntryPointMatchesTheInterpreter() throws {
         var worst: [String] = []
         for key in Self.keys {
