@@ -135,24 +135,29 @@ struct FunctionLowering {
         if checkInput { try emitInputChecks() }
         // One call per planned kernel, passing the addresses of what it reads and writes; kernels
         // with the same structure and types are one function (within and across entry points,
-        // so the sweeps of an unrolled inverse compile once).
-        for kernel in plannedKernels {
-            let values = kernel.inputs + kernel.outputs
-            let function = try kernels.kernel(for: kernel, in: graph) { function in
-                let caller = b.currentBlock
-                b.begin(function)
-                var inner = self
-                inner.batch = b.parameter(values.count)
-                inner.kernelScratch = b.parameter(values.count + 1)
-                inner.kernelWeights = b.parameter(values.count + 2)
-                for (p, v) in values.enumerated().reversed() { inner.kernelAddresses[v] = b.parameter(p) }
-                var lowering = OpLowering(function: inner)
-                try lowering.emit(kernel)
-                b.ret()
-                b.function = f
-                b.position(at: caller)
-            }
-            _ = b.call(function, kernels.type(arguments: values.count), values.map { address($0) } + [batch, scratchAddress, weightTable])
+        // so the sweeps of an unrolled inverse compile once). Thousands of calls (e_fm's
+        // exact-divergence log_prob: 4745) go into segment functions of `segmentSize` calls:
+        // in one function, register allocation over all of them took most of the compile time.
+        let segmentSize = plannedKernels.count > FunctionLowering.segmentSize ? FunctionLowering.segmentSize : plannedKernels.count
+        for (index, first) in stride(from: 0, to: plannedKernels.count, by: max(1, segmentSize)).enumerated() {
+            let segment = plannedKernels[first..<min(first + segmentSize, plannedKernels.count)]
+            guard segmentSize < plannedKernels.count else { try emitCalls(segment); break }
+            let function = b.declare("\(name)_segment_\(index)", b.functionType(b.void, Array(repeating: b.pointer, count: inputCount + outputCount) + [b.i64, b.pointer, b.pointer]))
+            LLVMSetLinkage(function, LLVMInternalLinkage)
+            LLVMAddAttributeAtIndex(function, UInt32(bitPattern: Int32(LLVMAttributeFunctionIndex)),
+                                    LLVMCreateEnumAttribute(b.context, LLVMGetEnumAttributeKindForName("noinline", 8), 0))
+            let caller = b.currentBlock, arguments = parameters + [batch!, workspace!, weightTable!]
+            b.begin(function)
+            var inner = self
+            inner.parameters = (0..<(inputCount + outputCount)).map { b.parameter($0) }
+            inner.batch = b.parameter(inputCount + outputCount)
+            inner.workspace = b.parameter(inputCount + outputCount + 1)
+            inner.weightTable = b.parameter(inputCount + outputCount + 2)
+            try inner.emitCalls(segment)
+            b.ret()
+            b.function = f
+            b.position(at: caller)
+            _ = b.call(function, LLVMGlobalGetValueType(function), arguments)
         }
         // outputs not computed in place (inputs, constants, aliases, repeats) are copied
         for (i, v) in graph.outputs.enumerated() where plan.location(v) != .parameter(inputCount + i) {
@@ -172,6 +177,32 @@ struct FunctionLowering {
         if checkInput { try emitOutputChecks() }
         b.ret(b.i32(0))
     }
+
+    /// Calls `kernels` in order from the current function, creating each kernel function the
+    /// first time its structure is seen.
+    func emitCalls(_ kernelsToCall: ArraySlice<Kernel>) throws {
+        for kernel in kernelsToCall {
+            let values = kernel.inputs + kernel.outputs
+            let function = try kernels.kernel(for: kernel, in: graph) { function in
+                let (caller, callerFunction) = (b.currentBlock, b.function)
+                b.begin(function)
+                var inner = self
+                inner.batch = b.parameter(values.count)
+                inner.kernelScratch = b.parameter(values.count + 1)
+                inner.kernelWeights = b.parameter(values.count + 2)
+                for (p, v) in values.enumerated().reversed() { inner.kernelAddresses[v] = b.parameter(p) }
+                var lowering = OpLowering(function: inner)
+                try lowering.emit(kernel)
+                b.ret()
+                b.function = callerFunction
+                b.position(at: caller)
+            }
+            _ = b.call(function, kernels.type(arguments: values.count), values.map { address($0) } + [batch, scratchAddress, weightTable])
+        }
+    }
+
+    /// Kernel calls per segment function when an entry point has more (see `emit`).
+    static let segmentSize = 400
 
     /// batch ≥ 1 (else return 2), every input value finite (else return 1).
     mutating func emitInputChecks() throws {

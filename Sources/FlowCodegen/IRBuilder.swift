@@ -45,13 +45,21 @@ final class IRBuilder {
     func i64(_ v: Int) -> Value { LLVMConstInt(i64, UInt64(bitPattern: Int64(v)), 1) }
     func i32(_ v: Int) -> Value { LLVMConstInt(i32, UInt64(bitPattern: Int64(v)), 1) }
 
+    /// A global initialised with the bytes of `values` (x86-64 is little-endian, as the
+    /// target): one byte array for LLVM instead of one uniqued constant per element, which
+    /// took most of `fold constants` for megabytes of weights. Code only takes its address.
+    private func rawConstant<T>(_ values: [T], name: String) -> Value {
+        let initializer = values.withUnsafeBytes { bytes in
+            LLVMConstStringInContext2(context, bytes.baseAddress!.assumingMemoryBound(to: CChar.self), bytes.count, 1)!
+        }
+        let global = LLVMAddGlobal(module, LLVMTypeOf(initializer), name)!
+        LLVMSetInitializer(global, initializer)
+        return global
+    }
+
     /// A private constant global array of f32 (weights, literals), 64-byte aligned.
     func constantArray(_ values: [Float], name: String) -> Value {
-        let type = LLVMArrayType2(f32, UInt64(values.count))
-        let global = LLVMAddGlobal(module, type, name)!
-        var elements: [LLVMValueRef?] = values.map { LLVMConstReal(f32, Double($0)) }
-        let initializer = elements.withUnsafeMutableBufferPointer { LLVMConstArray2(f32, $0.baseAddress, UInt64(values.count)) }
-        LLVMSetInitializer(global, initializer)
+        let global = rawConstant(values, name: name)
         LLVMSetGlobalConstant(global, 1)
         LLVMSetLinkage(global, LLVMPrivateLinkage)
         LLVMSetAlignment(global, 64)
@@ -60,11 +68,7 @@ final class IRBuilder {
 
     /// A private constant global array of i64 (gather indices).
     func constantIndexArray(_ values: [Int], name: String) -> Value {
-        let type = LLVMArrayType2(i64, UInt64(values.count))
-        let global = LLVMAddGlobal(module, type, name)!
-        var elements: [LLVMValueRef?] = values.map { i64($0) }
-        let initializer = elements.withUnsafeMutableBufferPointer { LLVMConstArray2(i64, $0.baseAddress, UInt64(values.count)) }
-        LLVMSetInitializer(global, initializer)
+        let global = rawConstant(values.map { Int64($0) }, name: name)
         LLVMSetGlobalConstant(global, 1)
         LLVMSetLinkage(global, LLVMPrivateLinkage)
         return global

@@ -3,8 +3,8 @@ import FlowIR
 import Foundation
 
 /// From an LLVM module to a shared object: target machine for the host (or a named CPU),
-/// the new pass manager's `default<On>` pipeline, an object file emitted in-process, then
-/// `cc -shared` against OpenBLAS and libm.
+/// the new pass manager's `default<On>` pipeline and object files emitted in-process (the
+/// module split over the cores by ModulePartitioner), then `cc -shared` against OpenBLAS and libm.
 struct TargetEmitter {
     let options: ArtifactCompiler.Options
 
@@ -23,36 +23,60 @@ struct TargetEmitter {
         }
         LLVMDisposeMessage(message)
         timer.lap("verify")
-        let triple = LLVMGetDefaultTargetTriple()!
-        defer { LLVMDisposeMessage(triple) }
-        var target: LLVMTargetRef?
-        guard LLVMGetTargetFromTriple(triple, &target, &message) == 0, let target else {
-            throw FlowError("no LLVM target for \(String(cString: triple))", at: location)
-        }
+        let defaultTriple = LLVMGetDefaultTargetTriple()!
+        let triple = String(cString: defaultTriple)
+        LLVMDisposeMessage(defaultTriple)
         let hostCPU = LLVMGetHostCPUName()!, hostFeatures = LLVMGetHostCPUFeatures()!
         defer { LLVMDisposeMessage(hostCPU); LLVMDisposeMessage(hostFeatures) }
         let cpu = options.cpu ?? String(cString: hostCPU)
         let features = options.cpu == nil ? String(cString: hostFeatures) : ""
-        guard let machine = LLVMCreateTargetMachine(target, triple, cpu, features, LLVMCodeGenLevelAggressive, LLVMRelocPIC, LLVMCodeModelDefault) else {
-            throw FlowError("LLVM cannot create a target machine for CPU '\(cpu)'", at: location)
+        /// A target machine for the chosen CPU (one per thread: they are not shared).
+        let machine: @Sendable () throws -> LLVMTargetMachineRef = {
+            var target: LLVMTargetRef?, error: UnsafeMutablePointer<CChar>?
+            defer { LLVMDisposeMessage(error) }
+            guard LLVMGetTargetFromTriple(triple, &target, &error) == 0, let target else {
+                throw FlowError("no LLVM target for \(triple)", at: location)
+            }
+            guard let machine = LLVMCreateTargetMachine(target, triple, cpu, features, LLVMCodeGenLevelAggressive, LLVMRelocPIC, LLVMCodeModelDefault) else {
+                throw FlowError("LLVM cannot create a target machine for CPU '\(cpu)'", at: location)
+            }
+            return machine
         }
-        defer { LLVMDisposeTargetMachine(machine) }
+        let main = try machine()
+        defer { LLVMDisposeTargetMachine(main) }
         LLVMSetTarget(b.module, triple)
-        let layout = LLVMCreateTargetDataLayout(machine)!
+        let layout = LLVMCreateTargetDataLayout(main)!
         LLVMSetModuleDataLayout(b.module, layout)
         LLVMDisposeTargetData(layout)
-        let passOptions = LLVMCreatePassBuilderOptions()!
-        defer { LLVMDisposePassBuilderOptions(passOptions) }
-        LLVMPassBuilderOptionsSetLoopVectorization(passOptions, 1)
-        LLVMPassBuilderOptionsSetSLPVectorization(passOptions, 1)
-        // no LLVM loop unrolling: the microkernel is unrolled by construction, the vectoriser
-        // interleaves elementwise loops; unrolling the rest doubled the code to select
-        // (TarFlow compile 3.3 → 1.65 s) for no faster code
-        LLVMPassBuilderOptionsSetLoopUnrolling(passOptions, 0)
-        if let error = LLVMRunPasses(b.module, "default<O\(options.optimization)>", machine, passOptions) {
-            let text = String(cString: LLVMGetErrorMessage(error))
-            throw FlowError("LLVM optimisation failed: \(text)", at: location)
+        // A listing shows the whole optimised module: one part. Otherwise the module is split
+        // over the cores (optimisation and instruction selection dominate compile time).
+        let parts = listing == nil || listing == .kernels ? min(TargetEmitter.maximumParts, ProcessInfo.processInfo.activeProcessorCount) : 1
+        if parts > 1 {
+            let pieces = try ModulePartitioner(parts: parts).split(b.module)
+            timer.lap("split into \(parts) parts")
+            let objects = pieces.indices.map { "\(output).\($0).o" }
+            defer { for object in objects { try? FileManager.default.removeItem(atPath: object) } }
+            nonisolated(unsafe) var failures = [Error?](repeating: nil, count: parts)
+            // each part has its own context, module and target machine: nothing is shared
+            nonisolated(unsafe) let shared = (pieces, objects, self)
+            DispatchQueue.concurrentPerform(iterations: parts) { part in
+                do {
+                    let own = try machine()
+                    defer { LLVMDisposeTargetMachine(own) }
+                    try shared.2.optimise(shared.0[part].module, own)
+                    try shared.2.emitObject(shared.0[part].module, own, to: shared.1[part])
+                } catch {
+                    failures[part] = error
+                }
+            }
+            for piece in pieces { LLVMDisposeModule(piece.module); LLVMContextDispose(piece.context) }
+            if let failure = failures.compactMap({ $0 }).first { throw failure }
+            timer.lap("optimise and emit \(parts) parts in parallel")
+            try link(objects: objects, output: output)
+            timer.lap("link")
+            return nil
         }
+        try optimise(b.module, main)
         timer.lap("optimise")
         var text: String?
         switch listing {
@@ -62,26 +86,51 @@ struct TargetEmitter {
             LLVMDisposeMessage(ir)
         case .assembly:
             var buffer: LLVMMemoryBufferRef?
-            if LLVMTargetMachineEmitToMemoryBuffer(machine, b.module, LLVMAssemblyFile, &message, &buffer) == 0, let buffer {
+            if LLVMTargetMachineEmitToMemoryBuffer(main, b.module, LLVMAssemblyFile, &message, &buffer) == 0, let buffer {
                 text = String(cString: LLVMGetBufferStart(buffer))
                 LLVMDisposeMemoryBuffer(buffer)
             }
         case .kernels, nil: break
         }
         let object = output + ".o"
-        if LLVMTargetMachineEmitToFile(machine, b.module, object, LLVMObjectFile, &message) != 0 {
-            let reason = message.map { String(cString: $0) } ?? ""
-            throw FlowError("cannot write the object file: \(reason)", in: object)
-        }
-        timer.lap("emit object")
         defer { try? FileManager.default.removeItem(atPath: object) }
-        try link(object: object, output: output)
+        try emitObject(b.module, main, to: object)
+        timer.lap("emit object")
+        try link(objects: [object], output: output)
         timer.lap("link")
         return text
     }
 
+    /// Parts the module is split into at most (one per core up to this).
+    static let maximumParts = 4
+
+    /// The pass builder's `default<On>` pipeline with loop and SLP vectorisation. LLVM's loop
+    /// unroller is off: the microkernel is unrolled by construction (its register tile), the
+    /// vectoriser interleaves the elementwise loops, and unrolling the rest doubled the
+    /// instructions to select (measured: TarFlow's compile 3.3 → 1.65 s, no slower code).
+    private func optimise(_ module: LLVMModuleRef, _ machine: LLVMTargetMachineRef) throws {
+        let passOptions = LLVMCreatePassBuilderOptions()!
+        defer { LLVMDisposePassBuilderOptions(passOptions) }
+        LLVMPassBuilderOptionsSetLoopVectorization(passOptions, 1)
+        LLVMPassBuilderOptionsSetSLPVectorization(passOptions, 1)
+        LLVMPassBuilderOptionsSetLoopUnrolling(passOptions, 0)
+        if let error = LLVMRunPasses(module, "default<O\(options.optimization)>", machine, passOptions) {
+            let text = String(cString: LLVMGetErrorMessage(error))
+            throw FlowError("LLVM optimisation failed: \(text)", at: .synthetic("codegen"))
+        }
+    }
+
+    private func emitObject(_ module: LLVMModuleRef, _ machine: LLVMTargetMachineRef, to object: String) throws {
+        var message: UnsafeMutablePointer<CChar>?
+        if LLVMTargetMachineEmitToFile(machine, module, object, LLVMObjectFile, &message) != 0 {
+            let reason = message.map { String(cString: $0) } ?? ""
+            LLVMDisposeMessage(message)
+            throw FlowError("cannot write the object file: \(reason)", in: object)
+        }
+    }
+
     /// Links with the first C compiler driver on PATH: `cc`, else `clang` (Swift's toolchain has one).
-    func link(object: String, output: String) throws {
+    func link(objects: [String], output: String) throws {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
         let directories = path.split(separator: ":").map(String.init)
         guard let driver = ["cc", "clang", "gcc"].lazy.compactMap({ name in
@@ -91,7 +140,7 @@ struct TargetEmitter {
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: driver)
-        process.arguments = ["-shared", "-o", output, object, "-lopenblas", "-lm"]
+        process.arguments = ["-shared", "-o", output] + objects + ["-lopenblas", "-lm"]
         let errors = Pipe()
         process.standardError = errors
         try process.run()

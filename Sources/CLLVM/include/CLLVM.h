@@ -5,3 +5,5 @@
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
 #include <llvm-c/Support.h>
+#include <llvm-c/BitReader.h>
+#include <llvm-c/BitWriter.h>
