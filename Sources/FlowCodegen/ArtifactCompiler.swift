@@ -93,6 +93,7 @@ public enum ArtifactCompiler {
             sizes.append((id, lowering.workspaceFloats.fixed, lowering.workspaceFloats.perSample))
         }
         emitWorkspaceSize(b, sizes)
+        ColumnSplit.emitSetter(b)
         try emitMetadata(b, model, entries: available, options: options, external: globals.externalWeights, file: weights?.file.path)
         options.progress?("optimise (LLVM O\(options.optimization)), emit and link \(kernels.count) kernels")
         let text = try TargetEmitter(options: options).emit(b, output: output, listing: listing == .kernels ? nil : listing)

@@ -23,6 +23,8 @@ struct FunctionLowering {
     var kernelAddresses: [ValueID: IRBuilder.Value] = [:]
     var kernelScratch: IRBuilder.Value?
     var kernelWeights: IRBuilder.Value?
+    /// Inside a kernel: its `part` argument (ColumnSplit).
+    var kernelPart: IRBuilder.Value?
 
     let kernels: KernelCache
 
@@ -190,6 +192,7 @@ struct FunctionLowering {
                 inner.batch = b.parameter(values.count)
                 inner.kernelScratch = b.parameter(values.count + 1)
                 inner.kernelWeights = b.parameter(values.count + 2)
+                inner.kernelPart = b.parameter(values.count + 3)
                 for (p, v) in values.enumerated().reversed() { inner.kernelAddresses[v] = b.parameter(p) }
                 var lowering = OpLowering(function: inner)
                 try lowering.emit(kernel)
@@ -197,7 +200,7 @@ struct FunctionLowering {
                 b.function = callerFunction
                 b.position(at: caller)
             }
-            _ = b.call(function, kernels.type(arguments: values.count), values.map { address($0) } + [batch, scratchAddress, weightTable])
+            _ = b.call(function, kernels.type(arguments: values.count), values.map { address($0) } + [batch, scratchAddress, weightTable, b.i64(0)])
         }
     }
 

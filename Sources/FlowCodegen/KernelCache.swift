@@ -2,7 +2,7 @@ import CLLVM
 import FlowIR
 
 /// The kernel functions of a module, one per distinct (op, attributes, operand and result
-/// types): `void kernel(float *operands..., float *results..., i64 batch, float *scratch, weights)`, never inlined, so each
+/// types): `void kernel(float *operands..., float *results..., i64 batch, float *scratch, weights, i64 part)`, never inlined, so each
 /// stays small for LLVM and repeated ops (the sweeps of an unrolled inverse, the same layer in
 /// several entry points) are compiled once.
 final class KernelCache {
@@ -17,7 +17,9 @@ final class KernelCache {
 
     var count: Int { byKey.count }
 
-    func type(arguments: Int) -> LLVMTypeRef { b.functionType(b.void, Array(repeating: b.pointer, count: arguments) + [b.i64, b.pointer, b.pointer]) }
+    /// `void kernel(pointers..., i64 batch, float *scratch, weights, i64 part)`: `part` is 0
+    /// except in the halves of a product split over threads (ColumnSplit).
+    func type(arguments: Int) -> LLVMTypeRef { b.functionType(b.void, Array(repeating: b.pointer, count: arguments) + [b.i64, b.pointer, b.pointer, b.i64]) }
 
     /// The structure of a kernel: each node's op, attributes and operands (as positions among the
     /// kernel's parameters or earlier nodes), and every parameter's type.

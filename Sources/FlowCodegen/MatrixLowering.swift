@@ -34,19 +34,31 @@ extension OpLowering {
         func finish(_ value: IRBuilder.Value, _ r: IRBuilder.Value, _ j: IRBuilder.Value) -> IRBuilder.Value {
             epilogueAt(value, b.add(b.mul(r, b.i64(n)), j), j)
         }
-        /// y = finish(y) element by element, after a product that wrote y.
-        func epilogueInPlace() throws {
+        /// y = finish(y) element by element over columns first ..< last, after a product that wrote y.
+        func epilogueInPlace(columns first: IRBuilder.Value? = nil, _ last: IRBuilder.Value? = nil) {
             guard bias != nil || !epilogue.isEmpty else { return }
-            try b.loop(rows) { r in
-                try b.loop(b.i64(n)) { j in
+            b.loop(rows) { r in
+                b.loop(b.sub(last ?? b.i64(n), first ?? b.i64(0))) { c in
+                    let j = first.map { b.add($0, c) } ?? c
                     let at = b.add(b.mul(r, b.i64(n)), j)
                     b.store(finish(b.load(y, at), r, j), y, at)
                 }
             }
         }
         if packed {
-            try packedProduct(x: xs, packed: ws, y: y, rows: rows, n: n, k: k, paddedWidth: wdims[1])
-            try epilogueInPlace()
+            guard let part = f.kernelPart, let splitVector = OpLowering.splitVector(n: n), n * k >= ColumnSplit.minimumWork else {
+                try packedProduct(x: xs, packed: ws, y: y, rows: rows, n: n, k: k, paddedWidth: wdims[1])
+                epilogueInPlace()
+                return
+            }
+            // few rows: the two column halves on two threads (ColumnSplit)
+            try ColumnSplit.dispatch(b, rows: rows, part: part, kernelType: LLVMGlobalGetValueType(b.function!)) {
+                try packedProduct(x: xs, packed: ws, y: y, rows: rows, n: n, k: k, paddedWidth: wdims[1], part: part)
+                let middle = b.i64(splitVector * OpLowering.lanes)
+                let first = b.select(LLVMBuildICmp(b.builder, LLVMIntEQ, part, b.i64(2), "")!, middle, b.i64(0))
+                let last = b.select(LLVMBuildICmp(b.builder, LLVMIntEQ, part, b.i64(1), "")!, middle, b.i64(n))
+                epilogueInPlace(columns: first, last)
+            }
             return
         }
         let small = b.block("small"), large = b.block("large"), done = b.block("done")
@@ -72,7 +84,7 @@ extension OpLowering {
         // large: sgemm, then the epilogue in place
         b.position(at: large)
         sgemm(xs, ws, y, m: rows, n: n, k: k, transposeB: true)
-        try epilogueInPlace()
+        epilogueInPlace()
         b.branch(done)
         b.position(at: done)
     }

@@ -11,29 +11,58 @@ import FlowIR
 extension OpLowering {
     static let tileRows = 6, lanes = 16
 
-    func packedProduct(x: IRBuilder.Value, packed p: IRBuilder.Value, y: IRBuilder.Value, rows: IRBuilder.Value, n: Int, k: Int, paddedWidth: Int) throws {
+    /// Vectors of columns before the split point of a product run as two halves (see
+    /// `ColumnSplit`): a multiple of 8 (every panel width divides it); nil when N < 256.
+    static func splitVector(n: Int) -> Int? {
+        let full = n / lanes
+        return full >= 16 ? 8 * (full / 16) : nil
+    }
+
+    /// `part`: nil, or the kernel's part argument when the product may run as two column halves
+    /// (0: all columns, 1: the vectors before `splitVector`, 2: the rest).
+    func packedProduct(x: IRBuilder.Value, packed p: IRBuilder.Value, y: IRBuilder.Value, rows: IRBuilder.Value, n: Int, k: Int, paddedWidth: Int,
+                       part: IRBuilder.Value? = nil) throws {
         preferWideVectors()
         let allVectors = paddedWidth / OpLowering.lanes, ragged = n % OpLowering.lanes
         let tiles = LLVMBuildUDiv(b.builder, rows, b.i64(OpLowering.tileRows), "")!
         let tailStart = b.mul(tiles, b.i64(OpLowering.tileRows))
+        let split = part.flatMap { part in OpLowering.splitVector(n: n).map { (part, $0) } }
         /// Every column panel of `rowCount` rows from `firstRow`: panels of `width` vectors in a
-        /// loop, then one narrower panel with the rest (and the ragged end of N).
+        /// loop, then one narrower panel with the rest (and the ragged end of N); with a split,
+        /// only the part's panels (the split vector is a multiple of every width).
         func panels(firstRow: IRBuilder.Value, rowCount: Int, width: Int) throws {
             let whole = (n / OpLowering.lanes) / width
+            var first = b.i64(0), last = b.i64(whole)
+            if let (part, splitVector) = split {
+                let middle = b.i64(splitVector / width)
+                first = b.select(LLVMBuildICmp(b.builder, LLVMIntEQ, part, b.i64(2), "")!, middle, first)
+                last = b.select(LLVMBuildICmp(b.builder, LLVMIntEQ, part, b.i64(1), "")!, middle, last)
+            }
             if whole > 0 {
-                try b.loop(b.i64(whole)) { panel in
-                    try tile(firstRow: firstRow, rows: rowCount, firstVector: b.mul(panel, b.i64(width)), vectors: width, lastLanes: OpLowering.lanes)
+                try b.loop(b.sub(last, first)) { panel in
+                    try tile(firstRow: firstRow, rows: rowCount, firstVector: b.mul(b.add(panel, first), b.i64(width)), vectors: width, lastLanes: OpLowering.lanes)
                 }
             }
             let rest = allVectors - whole * width
             if rest > 0 {
-                try tile(firstRow: firstRow, rows: rowCount, firstVector: b.i64(whole * width), vectors: rest, lastLanes: ragged == 0 ? OpLowering.lanes : ragged)
+                let restPanel = { try tile(firstRow: firstRow, rows: rowCount, firstVector: b.i64(whole * width), vectors: rest, lastLanes: ragged == 0 ? OpLowering.lanes : ragged) }
+                if let (part, _) = split {
+                    // the rest belongs to the second half
+                    let run = b.block("rest_panel"), skip = b.block("rest_done")
+                    b.condBranch(LLVMBuildICmp(b.builder, LLVMIntNE, part, b.i64(1), "")!, run, skip)
+                    b.position(at: run)
+                    try restPanel()
+                    b.branch(skip)
+                    b.position(at: skip)
+                } else {
+                    try restPanel()
+                }
             }
         }
         // whole tiles of 6 rows × 2 vectors (12 accumulators)
         try b.loop(tiles) { t in try panels(firstRow: b.mul(t, b.i64(OpLowering.tileRows)), rowCount: OpLowering.tileRows, width: 2) }
         // the 1–5 rows left: one tile of that height. Each accumulator is a chain of dependent
-        // FMAs (latency 4 cycles), so a single row takes 4 vectors per panel to keep the FMA
+        // FMAs (latency 4 cycles), so a single row takes 8 vectors per panel to keep the FMA
         // unit busy; 2–5 rows have ≥ 4 chains with 2 vectors.
         let done = b.block("rows_done")
         let remainder = b.sub(rows, tailStart)
@@ -42,7 +71,7 @@ extension OpLowering {
             let block = b.block("rows_\(count)")
             LLVMAddCase(dispatch, b.i64(count), block)
             b.position(at: block)
-            try panels(firstRow: tailStart, rowCount: count, width: count == 1 ? 16 : 2)
+            try panels(firstRow: tailStart, rowCount: count, width: count == 1 ? 8 : 2)
             b.branch(done)
         }
         b.position(at: done)

@@ -124,6 +124,9 @@ public final class CompiledModel: @unchecked Sendable {
         // on 2 cores), so the model's OpenBLAS runs single-threaded.
         typealias SetThreads = @convention(c) (Int32) -> Void
         if let set = dlsym(handle, "openblas_set_num_threads") { unsafeBitCast(set, to: SetThreads.self)(1) }
+        // Products of small batches split over the worker pool (ColumnSplit in FlowCodegen).
+        typealias SetParallel = @convention(c) ((@convention(c) (Int64, WorkerPool.SplitTask?, UnsafeMutableRawPointer?) -> Int32)?) -> Void
+        if let set = dlsym(handle, "flowc_set_parallel") { unsafeBitCast(set, to: SetParallel.self)(WorkerPool.splitHook) }
         self.path = path
         self.handle = handle
         self.metadata = decoded
@@ -336,6 +339,14 @@ public final class CompiledModel: @unchecked Sendable {
         let chunks = (batch + CompiledModel.chunkRows - 1) / CompiledModel.chunkRows
         let bytes = Int(workspaceSize(entry, Int64(min(batch, CompiledModel.chunkRows))))
         let workers = min(threads, chunks)
+        guard threads > 1 else {
+            // one thread: also no product split inside the calls
+            return try WorkerPool.withoutSplitting { try parallelChunks(batch: batch, chunks: chunks, workers: 1, bytes: bytes, call) }
+        }
+        try parallelChunks(batch: batch, chunks: chunks, workers: workers, bytes: bytes, call)
+    }
+
+    private func parallelChunks(batch: Int, chunks: Int, workers: Int, bytes: Int, _ call: (Int, Int, UnsafeMutableRawPointer) -> Int32) throws {
         // Each chunk writes only its own rows and return code: no two threads share memory.
         nonisolated(unsafe) let codes = UnsafeMutableBufferPointer<Int32>.allocate(capacity: chunks)
         defer { codes.deallocate() }

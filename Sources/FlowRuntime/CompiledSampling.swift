@@ -63,16 +63,20 @@ extension CompiledModel {
         defer { results.deallocate() }
         results.initialize(repeating: nil)
         let rowsPerCall = settings.guidance == 0 ? CompiledModel.chunkRows : 2 * CompiledModel.chunkRows
-        WorkerPool.shared.run(participants: workers) { worker in
-            let field = CompiledField(model: self, layout: layout, rows: rowsPerCall)
-            var chunk = worker
-            while chunk < chunks {
-                let first = chunk * CompiledModel.chunkRows, count = min(CompiledModel.chunkRows, rows - first)
-                let part = Array(noise[(first * latentElements)..<((first + count) * latentElements)])
-                results[chunk] = Result { try ODESolve.sample(field, noise: part, labels: labels.map { Array($0[first..<(first + count)]) }, settings: settings) }
-                chunk += workers
+        let solveChunks = { [self] in
+            WorkerPool.shared.run(participants: workers) { worker in
+                let field = CompiledField(model: self, layout: layout, rows: rowsPerCall)
+                var chunk = worker
+                while chunk < chunks {
+                    let first = chunk * CompiledModel.chunkRows, count = min(CompiledModel.chunkRows, rows - first)
+                    let part = Array(noise[(first * latentElements)..<((first + count) * latentElements)])
+                    results[chunk] = Result { try ODESolve.sample(field, noise: part, labels: labels.map { Array($0[first..<(first + count)]) }, settings: settings) }
+                    chunk += workers
+                }
             }
         }
+        // one thread: also no product split inside the network calls
+        if threads > 1 { solveChunks() } else { WorkerPool.withoutSplitting(solveChunks) }
         var samples: [Float] = []
         samples.reserveCapacity(noise.count)
         var report = SolveReport(samples: 0)

@@ -1,31 +1,36 @@
 import Foundation
 import Synchronization
 
-/// Persistent threads that split one call's batch over the cores. `DispatchQueue.concurrentPerform`
-/// wakes parked threads on every call (~20 µs here, a tenth of a batch-256 MeanFlow call); these
-/// workers spin for `spinNanoseconds` after each job before parking on a condition variable, so
-/// back-to-back calls (a sampling loop, a benchmark) start at once. The caller is participant 0.
-/// One job at a time: a call that finds the pool busy (another thread's call in flight) runs
-/// its participants through concurrentPerform instead.
+/// Persistent threads that split one call's batch (or one product) over the cores.
+/// `DispatchQueue.concurrentPerform` wakes parked threads on every call (~20 µs here, a tenth of
+/// a batch-256 MeanFlow call); these workers spin for `spinNanoseconds` after each job before
+/// parking on a condition variable, so back-to-back calls start at once. The participants of a
+/// job are claimed, not assigned: the caller and the workers take the next unclaimed index
+/// until none is left, so a worker that is not running (the other core busy with another
+/// process) delays nothing — the caller runs its share too. One job at a time: a call that
+/// finds the pool busy (another thread's call in flight) runs its participants through
+/// concurrentPerform instead.
 final class WorkerPool: @unchecked Sendable {
     /// One worker per processor beyond the caller's.
     static let shared = WorkerPool(workers: max(0, ProcessInfo.processInfo.activeProcessorCount - 1))
     static let spinNanoseconds: UInt64 = 200_000
 
-    private let workers: Int
-    /// Bumped (release) once per job, after `job` is set: a worker that sees a new generation
-    /// (acquire) sees the job.
-    private let generation = Atomic<Int>(0)
-    /// Workers that have not finished the current job (each decrements with release after its part).
-    private let unfinished = Atomic<Int>(0)
+    let workers: Int
+    /// generation << 32 | participants << 16 | next unclaimed index. A new job stores a new
+    /// generation (release) after setting `job`; a successful claim (acquire) of an index of the
+    /// current generation is the only way to read `job`, and the caller clears `job` only after
+    /// every index has completed, so no thread ever reads a stale job.
+    private let state = Atomic<Int>(0)
+    /// Indices of the current job that have returned.
+    private let completed = Atomic<Int>(0)
     private let busy = Atomic<Bool>(false)
     private let parked = NSCondition()
-    private nonisolated(unsafe) var job: (participants: Int, body: @Sendable (Int) -> Void)?
+    private nonisolated(unsafe) var job: (@Sendable (Int) -> Void)?
 
     private init(workers: Int) {
         self.workers = workers
         for index in 0..<workers {
-            let thread = Thread { [self] in work(participant: index + 1) }
+            let thread = Thread { [self] in work() }
             thread.name = "flowc-worker-\(index + 1)"
             thread.start()
         }
@@ -33,21 +38,36 @@ final class WorkerPool: @unchecked Sendable {
 
     /// Runs body(0), …, body(participants − 1) concurrently and returns when all have returned.
     func run(participants: Int, _ body: @Sendable (Int) -> Void) {
+        run(participants: participants, whenBusy: { DispatchQueue.concurrentPerform(iterations: participants, execute: body) }, body)
+    }
+
+    /// As `run` when the pool is idle and this thread is not in `withoutSplitting`; otherwise
+    /// runs nothing and returns false (a product split inside a call that already runs on the
+    /// pool, or a single-threaded caller: the compiled kernel then computes it whole).
+    func runIfIdle(participants: Int, _ body: @Sendable (Int) -> Void) -> Bool {
+        guard pthread_getspecific(WorkerPool.noSplitting) == nil else { return false }
+        var ran = true
+        run(participants: participants, whenBusy: { ran = false }, body)
+        return ran
+    }
+
+    private func run(participants: Int, whenBusy: () -> Void, _ body: @Sendable (Int) -> Void) {
         guard participants > 1 else { body(0); return }
-        guard participants <= workers + 1, busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
-            DispatchQueue.concurrentPerform(iterations: participants, execute: body)
+        guard workers > 0, participants < 1 << 16, busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
+            whenBusy()
             return
         }
         withoutActuallyEscaping(body) { body in
-            job = (participants, body)
-            unfinished.store(workers, ordering: .relaxed)
+            job = body
+            completed.store(0, ordering: .relaxed)
+            let generation = (state.load(ordering: .relaxed) >> 32) + 1
             parked.lock()
-            generation.add(1, ordering: .releasing)
+            state.store(generation << 32 | participants << 16, ordering: .releasing)
             parked.broadcast()
             parked.unlock()
-            body(0)
+            runClaimed(generation: generation, body)
             var spins = 0
-            while unfinished.load(ordering: .acquiring) > 0 {
+            while completed.load(ordering: .acquiring) < participants {
                 spins += 1
                 if spins > 1000 { sched_yield() }
             }
@@ -56,19 +76,62 @@ final class WorkerPool: @unchecked Sendable {
         busy.store(false, ordering: .releasing)
     }
 
-    private func work(participant: Int) {
+    /// Claims and runs indices of job `generation` until none is left.
+    private func runClaimed(generation: Int, _ body: (Int) -> Void) {
+        var current = state.load(ordering: .acquiring)
+        while current >> 32 == generation, current & 0xFFFF < (current >> 16) & 0xFFFF {
+            let (claimed, found) = state.compareExchange(expected: current, desired: current + 1, ordering: .acquiringAndReleasing)
+            if claimed {
+                body(current & 0xFFFF)
+                completed.add(1, ordering: .releasing)
+                current = state.load(ordering: .acquiring)
+            } else {
+                current = found
+            }
+        }
+    }
+
+    private func work() {
         var seen = 0
         while true {
             let start = DispatchTime.now().uptimeNanoseconds
-            while generation.load(ordering: .acquiring) == seen {
+            while state.load(ordering: .acquiring) >> 32 == seen {
                 guard DispatchTime.now().uptimeNanoseconds - start > WorkerPool.spinNanoseconds else { continue }
                 parked.lock()
-                while generation.load(ordering: .acquiring) == seen { parked.wait() }
+                while state.load(ordering: .acquiring) >> 32 == seen { parked.wait() }
                 parked.unlock()
             }
-            seen = generation.load(ordering: .acquiring)
-            if let job, participant < job.participants { job.body(participant) }
-            unfinished.subtract(1, ordering: .releasing)
+            seen = state.load(ordering: .acquiring) >> 32
+            // a claimed index keeps the caller waiting, so `job` is the current one
+            runClaimed(generation: seen) { index in job!(index) }
         }
+    }
+
+    // MARK: products split inside a call (ColumnSplit in FlowCodegen)
+
+    /// Set (non-nil) on a thread inside `withoutSplitting`.
+    private static let noSplitting: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
+
+    /// Runs `body` with the products of compiled calls on this thread kept on this thread
+    /// (a model opened with threads = 1).
+    static func withoutSplitting<T>(_ body: () throws -> T) rethrows -> T {
+        let previous = pthread_getspecific(noSplitting)
+        pthread_setspecific(noSplitting, UnsafeRawPointer(bitPattern: 1))
+        defer { pthread_setspecific(noSplitting, previous) }
+        return try body()
+    }
+
+    typealias SplitTask = @convention(c) (UnsafeMutableRawPointer?, Int64) -> Void
+    /// The parallel-for a compiled model calls to split a product of few rows over the cores
+    /// (installed with its `flowc_set_parallel` when the model is opened).
+    /// Returns 1 when it ran the tasks, 0 when it declines.
+    static let splitHook: @convention(c) (Int64, SplitTask?, UnsafeMutableRawPointer?) -> Int32 = { tasks, task, context in
+        guard let task, WorkerPool.shared.workers > 0 else { return 0 }
+        nonisolated(unsafe) let context = context
+        return WorkerPool.shared.runIfIdle(participants: Int(tasks)) { i in task(context, Int64(i)) } ? 1 : 0
     }
 }

@@ -47,6 +47,44 @@ final class CompiledModelTests: XCTestCase {
         }
     }
 
+    /// Offers of the test hook below (a C function pointer cannot capture).
+    nonisolated(unsafe) static var splitOffers = 0
+
+    /// The column split (ColumnSplit): at batch 1 and 3, e_fm's 256×256 products are offered to
+    /// the host's parallel hook as two halves. The worker pool's threads, one thread (the hook
+    /// declines), and a hook that runs the halves in reverse order on the calling thread all
+    /// give the same bits — each output column is computed by one half in the same order.
+    func testProductsSplitOverThreadsGiveTheSameBits() throws {
+        let path = try Self.artifact("e_fm")
+        let model = try CompiledModel(path: path)
+        for rows in [1, 3] {
+            let noise = try model.noise(seed: 3, firstRow: 0, rows: rows)
+            model.threads = 2
+            let pooled = try model.sample(noise: noise)
+            model.threads = 1
+            XCTAssertEqual(try model.sample(noise: noise), pooled, "threads 1, batch \(rows)")
+            typealias Task = @convention(c) (UnsafeMutableRawPointer?, Int64) -> Void
+            typealias Hook = @convention(c) (Int64, Task?, UnsafeMutableRawPointer?) -> Int32
+            let reversed: Hook = { tasks, task, context in
+                CompiledModelTests.splitOffers += 1
+                for i in stride(from: tasks - 1, through: 0, by: -1) { task!(context, i) }
+                return 1
+            }
+            let handle = try XCTUnwrap(dlopen(path, RTLD_NOW | RTLD_NOLOAD))
+            defer { dlclose(handle) }
+            let set = unsafeBitCast(try XCTUnwrap(dlsym(handle, "flowc_set_parallel")), to: (@convention(c) (Hook?) -> Void).self)
+            Self.splitOffers = 0
+            set(reversed)
+            model.threads = 2
+            let halves = try model.sample(noise: noise)
+            _ = try CompiledModel(path: path)   // opening the model again restores the pool's hook
+            XCTAssertEqual(halves, pooled, "reversed halves, batch \(rows)")
+            // two 256×256 products per network evaluation; the default sampler, RK4 (3/8 rule)
+            // with 8 steps, evaluates the network 4 times a step
+            XCTAssertEqual(Self.splitOffers, 2 * 4 * 8, "offers at batch \(rows)")
+        }
+    }
+
     func testEveryEntryPointMatchesTheInterpreter() throws {
         var worst: [String] = []
         for key in Self.keys {

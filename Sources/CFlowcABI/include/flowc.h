@@ -2,7 +2,8 @@
  * flowc.h — the C ABI of a model compiled by `flowc compile`.
  *
  * A compiled model is a shared object exporting the functions below. Entry points are
- * reentrant: they keep no global mutable state; the caller supplies a workspace of
+ * reentrant: they keep no global mutable state (only the optional flowc_set_parallel hook,
+ * which the host sets); the caller supplies a workspace of
  * flowc_workspace_size(entry, batch) bytes (64-byte aligned) per concurrent call.
  * Arrays are float32, batch-first, C order; "per sample" shapes are in the metadata.
  *
@@ -62,6 +63,17 @@ int32_t flowc_sample(const float *noise, float *x, float *logdet, int64_t batch,
 /* Flows compiled with --score: the score ∇x log p(x) (reverse-mode derivative of log_prob), one
  * input-shaped row per row (FLOWC_ERROR_NO_ENTRY otherwise). */
 int32_t flowc_score(const float *x, float *score, int64_t batch, void *workspace, const float *const *weights);
+
+/* Optional threads for small batches: a product of at most 8 rows and 256 or more output
+ * columns (a batch-1 MLP layer) can run as two column halves. From inside an entry point the
+ * model calls hook(2, task, context); the hook either runs task(context, 0) and
+ * task(context, 1) — concurrently, on any threads, both finished before it returns — and
+ * returns 1, or runs nothing and returns 0 (the entry point then computes the product itself).
+ * The results are bit-identical either way. NULL (the default) keeps every call on its own
+ * thread. One setting per loaded artifact, read at each call: set it before calling. The Swift
+ * runtime (CompiledModel) installs its worker pool. */
+typedef int32_t (*flowc_parallel_hook)(int64_t tasks, void (*task)(void *context, int64_t index), void *context);
+void flowc_set_parallel(flowc_parallel_hook hook);
 
 /* One network evaluation per row, for your own solver. A row of `in` has "field_width" values:
  * the state (input_shape, flattened), then the times (velocity: t; mean_velocity: r, t;
