@@ -14,6 +14,7 @@ enum PeerTimings {
         "d_glow log_prob 1": Best(micros: 37, who: "ONNX Runtime"), "d_glow log_prob 256": Best(micros: 1669, who: "ONNX Runtime"),
         "d_glow sample 1": Best(micros: 31, who: "ONNX Runtime, W⁻¹ folded"), "d_glow sample 256": Best(micros: 1092, who: "ONNX Runtime, W⁻¹ folded"),
         "e_fm sample 1": Best(micros: 82, who: "JAX jit"), "e_fm sample 256": Best(micros: 3414, who: "ONNX Runtime"),
+        "e_fm_rk4 sample 1": Best(micros: 333, who: "JAX jit"), "e_fm_rk4 sample 256": Best(micros: 14300, who: "ONNX Runtime"),
         "f_meanflow sample 1": Best(micros: 24, who: "ONNX Runtime"), "f_meanflow sample 256": Best(micros: 490, who: "ONNX Runtime"),
         "g_tarflow log_prob 1": Best(micros: 323, who: "ONNX Runtime"), "g_tarflow log_prob 256": Best(micros: 20200, who: "torch.compile"),
         "g_tarflow sample 1": Best(micros: 1892, who: "ONNX Runtime"), "g_tarflow sample 256": Best(micros: 38800, who: "PyTorch eager"),

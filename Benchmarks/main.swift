@@ -39,14 +39,15 @@ func time(_ body: () throws -> Void) rethrows -> Double {
 
 let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
 let keys = CommandLine.arguments.count > 1 && CommandLine.arguments[1] != "--compiled" ? Array(CommandLine.arguments.dropFirst())
-    : ["c_realnvp2", "c_realnvp64", "b_maf", "a_nsf", "d_glow", "e_fm", "f_meanflow", "g_tarflow", "g_tarflow_jacobi", "g_tarflow_jacobi4"]
+    : ["c_realnvp2", "c_realnvp64", "b_maf", "a_nsf", "d_glow", "e_fm", "e_fm_rk4", "f_meanflow", "g_tarflow", "g_tarflow_jacobi", "g_tarflow_jacobi4"]
 /// Variants of a reference model: the same spec and weights with another inverse mode (TarFlow:
-/// the KV-cached sequential decoding of the spec vs Jacobi iteration over the whole sequence).
-let variants: [String: (String, CausalInverseMode)] = [
-    "g_tarflow_jacobi": ("g_tarflow", .jacobi(tolerance: 1e-6)), "g_tarflow_jacobi4": ("g_tarflow", .jacobi(tolerance: 1e-6, chunk: 4)),
-]
-/// Velocity models: the sampler each is timed with (the issue's 8-step Euler and 1-step MeanFlow).
-let samplers: [String: SamplerSettings] = ["e_fm": SamplerSettings(method: .euler, steps: 8), "f_meanflow": SamplerSettings(method: .meanflow, steps: 1)]
+/// the KV-cached sequential decoding of the spec vs Jacobi iteration over the whole sequence) or
+/// another compiled sampler.
+let variantSources = ["g_tarflow_jacobi": "g_tarflow", "g_tarflow_jacobi4": "g_tarflow", "e_fm_rk4": "e_fm"]
+let inverseModes: [String: CausalInverseMode] = ["g_tarflow_jacobi": .jacobi(tolerance: 1e-6), "g_tarflow_jacobi4": .jacobi(tolerance: 1e-6, chunk: 4)]
+/// Velocity models: the sampler each is timed with (the issue's 8-step Euler and RK4, and 1-step MeanFlow).
+let samplers: [String: SamplerSettings] = ["e_fm": SamplerSettings(method: .euler, steps: 8), "e_fm_rk4": SamplerSettings(method: .rk4ThreeEighths, steps: 8),
+                                           "f_meanflow": SamplerSettings(method: .meanflow, steps: 1)]
 /// Samplers run by the solver over the network (compiled `flowc_field` vs the interpreter's):
 /// adaptive dopri5 (rtol = atol = 1e-5), and the 8-step Euler again to show the solver's overhead
 /// next to the compiled whole loop.
@@ -65,9 +66,9 @@ var weightFiles: [(String, String)] = []
 /// evaluations per call), for the GEMM-bound rows.
 var denseFlops: [String: Double] = [:]
 for key in keys {
-    let (file, mode) = variants[key] ?? (key, nil)
+    let (file, mode) = (variantSources[key] ?? key, inverseModes[key])
     let weights = try BenchmarkWeights.path(for: file, fixtures: fixtures)
-    if mode == nil { weightFiles.append((key, weights)) }
+    if mode == nil { weightFiles.append((key, weights)) }   // PyTorch has one inverse, and a sampler per key
     var model = try Elaborator.elaborate(path: root.appendingPathComponent("examples/reference/\(file).flow").path, options: .init(weightsPath: weights))
     if let mode { model.causalInverse = mode }
     let store = try WeightStore(path: weights)
@@ -76,13 +77,14 @@ for key in keys {
     try ArtifactCompiler.compile(model, options: .init(sampler: samplers[key]), output: so)
     compileSeconds.append((key, Date().timeIntervalSince(compileStart)))
     artifacts.append((key, so))
-    if key == "c_realnvp64" || key == "e_fm" {
+    if key == "c_realnvp64" || file == "e_fm" {
         let file = try SafetensorsFile(path: weights)
         let perEvaluation = file.names.filter { $0.hasSuffix(".weight") && file.tensors[$0]!.shape.count == 2 }.map { 2.0 * Double(file.tensors[$0]!.shape.reduce(1, *)) }.reduce(0, +)
-        denseFlops[key] = perEvaluation * Double(samplers[key]?.steps ?? 1)
+        denseFlops[key] = perEvaluation * Double(samplers[key].map { $0.steps * $0.method.evaluationsPerStep } ?? 1)
     }
     let compiled = try CompiledModel(path: so)
-    let hasLogProb = EntryPoints.entries(of: model).contains(.logProb)
+    // a sampler variant has the same log_prob as its model: timed once, there
+    let hasLogProb = EntryPoints.entries(of: model).contains(.logProb) && (mode != nil || variantSources[key] == nil)
     let logProb = hasLogProb ? try Interpreter(graph: try EntryPoints.graph(.logProb, of: model), weights: store, precision: .f32) : nil
     let sample = try Interpreter(graph: try EntryPoints.graph(.sample, of: model, sampler: samplers[key]), weights: store, precision: .f32)
     let samplePass = samplers[key].map { "sample \($0.method.rawValue) \($0.steps) (compiled loop)" } ?? "sample"
@@ -134,7 +136,7 @@ print("\nPeers: ../shared/baselines/results-peers.md (another run, same machine 
 let peak = ExternalTools.fmaPeak()
 print("\nf32 FMA peak (Benchmarks/fma_peak.c): " + (peak.map { String(format: "%.0f GFLOP/s on 1 thread, %.0f on 2", $0.one, $0.two) } ?? "not measured (no AVX-512 or no C compiler)"))
 for r in rows where r.batch == 256 && !r.pass.contains("solver") && !r.pass.contains("dopri") {
-    guard let flops = denseFlops[r.model], r.pass != "log_prob" || r.model != "e_fm" else { continue }
+    guard let flops = denseFlops[r.model], r.pass != "log_prob" || !r.model.hasPrefix("e_fm") else { continue }
     let rate = flops * 256 / r.compiled / 1e9
     print(String(format: "  %@ %@, batch 256: dense products %.0f MFLOP, %.0f GFLOP/s", r.model, r.pass, flops * 256 / 1e6, rate)
           + (peak.map { String(format: " = %.0f%% of the 2-thread peak", 100 * rate / $0.two) } ?? ""))
