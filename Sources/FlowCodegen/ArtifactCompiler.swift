@@ -62,6 +62,17 @@ public enum ArtifactCompiler {
         var kernelListing = ""
         var timer = PhaseTimer()
         var available = EntryPoints.entries(of: model).filter { $0 != .score || options.score }
+        var derivedGraphs: [EntryPoints.Entry: Graph] = [:]
+        // the entry points' graphs are independent: derived on all cores at once
+        let wanted = entries.map(\.0).filter(available.contains)
+        nonisolated(unsafe) var results = [Result<Graph, Error>?](repeating: nil, count: wanted.count)
+        DispatchQueue.concurrentPerform(iterations: wanted.count) { i in
+            let entry = wanted[i]
+            results[i] = Result { try EntryPoints.graph(entry, of: model, sampler: options.sampler, guidance: entry == .sample ? options.guidance : nil,
+                                                        denoise: entry == .sample ? options.denoise : nil) }
+        }
+        let derivations = Dictionary(uniqueKeysWithValues: zip(wanted, results.map { $0! }))
+        timer.lap("derive \(wanted.count) entry points")
         for (entry, symbol, id) in entries {
             let outputs = [.logProb, .field, .score].contains(entry) ? 1 : 2
             guard available.contains(entry) else {
@@ -71,8 +82,7 @@ public enum ArtifactCompiler {
             options.progress?("derive and lower \(symbol)")
             let derived: Graph
             do {
-                derived = try EntryPoints.graph(entry, of: model, sampler: options.sampler, guidance: entry == .sample ? options.guidance : nil,
-                                                denoise: entry == .sample ? options.denoise : nil)
+                derived = try derivations[entry]!.get()
             } catch let e as FlowError where entry == .score {
                 throw FlowError("the score (--score) needs a gradient rule for every op: \(e.message)", in: e.location)
             } catch let e as FlowError where entry == .logProb && model.kind != .flow && e.message.hasPrefix("no JVP rule") {
@@ -82,9 +92,17 @@ public enum ArtifactCompiler {
                 timer.lap("no \(symbol): \(e.message)")
                 continue
             }
+            derivedGraphs[entry] = derived
+            if entry == .sample, let inverse = derivedGraphs[.inverse], inverse == derived, let size = sizes.first(where: { $0.0 == FLOWC_ENTRY_INVERSE }) {
+                // a flow with a standard normal base samples by its inverse: one function, not two
+                emitAlias(b, symbol: symbol, of: "flowc_inverse")
+                sizes.append((id, size.1, size.2))
+                timer.lap("\(symbol) = flowc_inverse")
+                continue
+            }
             // several inputs (x and a class label) become packed rows
             let graph = try WeightPacking.pack(try DenseConvolution.rewrite(try EntryPoints.packed(derived)), keepExternal: options.externalWeights)
-            timer.lap("derive \(symbol) (\(graph.nodes.count) ops)")
+            timer.lap("prepare \(symbol) (\(graph.nodes.count) ops)")
             var lowering = try FunctionLowering(graph: graph, builder: b, fold: { try globals.fold($0, weights: weights) }, kernels: kernels)
             timer.lap("fold constants")
             try lowering.emit(name: symbol)
@@ -105,6 +123,15 @@ public enum ArtifactCompiler {
         let f = b.declare(symbol, b.functionType(b.i32, Array(repeating: b.pointer, count: 1 + outputs) + [b.i64, b.pointer, b.pointer]))
         b.begin(f)
         b.ret(b.i32(Int(FLOWC_ERROR_NO_ENTRY)))
+    }
+
+    /// An entry point that calls another with the same arguments (the Forward signature).
+    static func emitAlias(_ b: IRBuilder, symbol: String, of target: String) {
+        let type = b.functionType(b.i32, [b.pointer, b.pointer, b.pointer, b.i64, b.pointer, b.pointer])
+        let callee = LLVMGetNamedFunction(b.module, target)!
+        let f = b.declare(symbol, type)
+        b.begin(f)
+        b.ret(b.call(callee, type, (0..<6).map { b.parameter($0) }))
     }
 
     /// uint64 flowc_workspace_size(int32 entry, int64 batch) = 4·(fixed + batch·perSample) + 64

@@ -26,6 +26,13 @@ enum ScalarMath {
         return b.select(b.fcmp(LLVMRealOGE, x, b.f32(0)), r, b.fmul(e, r))
     }
 
+    /// x/(1 + e^-x): one exp and one division, the whole epilogue of an MLP's SiLU layers.
+    /// e^-x overflows to +inf below x = −88.7, where x/inf = −0 (the true value is below 1e-36
+    /// in magnitude); above 88.7, e^-x flushes to 0 and the result is x.
+    static func silu(_ b: IRBuilder, _ x: IRBuilder.Value) -> IRBuilder.Value {
+        b.fdiv(x, b.fadd(b.f32(1), exp(b, b.fneg(x))))
+    }
+
     /// max(x, 0) + log1p(e^-|x|)
     static func softplus(_ b: IRBuilder, _ x: IRBuilder.Value) -> IRBuilder.Value {
         b.fadd(b.intrinsic("llvm.maxnum", [x, b.f32(0)]), log1p(b, exp(b, b.fneg(abs(b, x)))))
@@ -48,7 +55,7 @@ enum ScalarMath {
         "softplus": softplus,
         "relu": { b, x in b.intrinsic("llvm.maxnum", [x, b.f32(0)]) },
         "gelu": { b, x in b.fmul(b.fmul(b.f32(0.5), x), b.fadd(b.f32(1), PolynomialMath.erf(b, b.fmul(x, b.f32(0.5.squareRoot()))))) },
-        "silu": { b, x in b.fmul(x, sigmoid(b, x)) },
+        "silu": silu,
         "erf": { b, x in PolynomialMath.erf(b, x) },
         "sin": { b, x in b.intrinsic("llvm.sin", [x]) },
         "cos": { b, x in b.intrinsic("llvm.cos", [x]) },

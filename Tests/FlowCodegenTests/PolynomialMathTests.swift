@@ -4,7 +4,7 @@ import FlowRuntime
 import Foundation
 import XCTest
 
-/// The generated exp, log, tanh, sigmoid, softplus, erf and gelu against f64 (Foundation), in units in
+/// The generated exp, log, tanh, sigmoid, softplus, erf, gelu and silu against f64 (Foundation), in units in
 /// the last place of the f32 result: each function compiled as a one-op flow, evaluated on a
 /// dense sweep of its range (tanh up to |x| = 8: beyond, f32 tanh is exactly ±1 and the flow's
 /// log-det ln(1 - y²) is -inf, which the compiled entry point reports as an error). The bounds
@@ -74,7 +74,7 @@ final class PolynomialMathTests: XCTestCase {
     /// absolute error relative to max(1, |x|): 1 + erf cancels for x ≪ 0 in f32 in any
     /// implementation (PyTorch's too), so ulps of the tiny result are not the measure; 3e-7 is
     /// the erf bound (1.5e-7, halved by ½x, times |x|) plus the f32 roundings of the product.
-    func testErfAndGelu() throws {
+    func testErfGeluAndSilu() throws {
         let inputs = (0..<24001).map { Float(-6 + 12 * Double($0) / 24000) } + [1e-30, -1e-20, 1e-6, 0.999, 1.001]
         let erf = try conditionerValues("erf", inputs)
         var worst = 0.0
@@ -84,6 +84,17 @@ final class PolynomialMathTests: XCTestCase {
         }
         XCTAssertLessThanOrEqual(worst, 3, "erf")
         print("erf: max error \(String(format: "%.2f", worst)) ulp (bound 3)")
+        // silu = x/(1 + e^-x): the exp's error (≤ 1 ulp) and two roundings; measured 1.9
+        let siluInputs = (0..<32001).map { Float(-80 + 160 * Double($0) / 32000) }
+        let silu = try conditionerValues("silu", siluInputs)
+        var worstSilu = 0.0
+        for (x, v) in zip(siluInputs, silu) {
+            let e = Double(x) / (1 + Foundation.exp(-Double(x)))
+            if e == 0 { XCTAssertEqual(v, 0); continue }
+            worstSilu = max(worstSilu, abs(Double(v) - e) / Double(Float(e).ulp))
+        }
+        XCTAssertLessThanOrEqual(worstSilu, 2.5, "silu")
+        print("silu: max error \(String(format: "%.2f", worstSilu)) ulp (bound 2.5)")
         let gelu = try conditionerValues("gelu", inputs)
         var worstGelu = 0.0
         for (x, v) in zip(inputs, gelu) {

@@ -2,7 +2,7 @@
 public typealias ValueID = Int
 
 /// One operation: `results = op(operands; attributes)`.
-public struct Node: Sendable {
+public struct Node: Sendable, Equatable {
     public var op: String
     public var operands: [ValueID]
     public var attributes: [String: Attribute]
@@ -20,7 +20,7 @@ public struct Node: Sendable {
 
 /// A flat SSA dataflow graph: inputs, nodes in a valid execution order, outputs. Every value
 /// has a static type. Loops and functions of the surface language are gone by this point.
-public struct Graph: Sendable {
+public struct Graph: Sendable, Equatable {
     public var inputs: [ValueID] = []
     public var inputNames: [String] = []
     public var nodes: [Node] = []
