@@ -8,8 +8,8 @@ import FlowRuntime
 import FlowSolvers
 import Foundation
 
-/// Compiled vs interpreted vs PyTorch eager, in one run: log_prob and sample of every reference
-/// model at batch 1 and 256 (the median of repeated timed calls after a warm-up), next to the best
+/// Compiled vs interpreted vs PyTorch eager, in one run: log_prob and sample (from given noise)
+/// of every reference model at batch 1 and 256 (the median of repeated timed calls after a warm-up), next to the best
 /// peer of issue 8's table; then the machine's FMA peak and the GEMM rows' GFLOP/s, compile times,
 /// and heap allocations inside the entry points. Run in release: `make bench`.
 struct Row {
@@ -102,12 +102,15 @@ for key in keys {
         let xf = x.map { Float($0) }
         let xt = Tensor(shape: input.shape(batch: batch), values: x)
         let noise = Tensor(shape: latent.shape(batch: batch), values: Philox.normals(seed: 2, firstRow: 0, rows: batch, perRow: latent.elementsPerSample))
+        // samples from given noise, as PyTorch and the peers are timed (drawing it is not part
+        // of their calls either; `flowc sample` draws it with Philox on the worker threads)
+        let noiseFloats = noise.values.map { Float($0) }
         if let logProb {
             rows.append(Row(model: key, pass: "log_prob", batch: batch,
                             interpreted: try time { _ = try logProb.run([xt]) }, compiled: try time { _ = try compiled.logProb(xf) }))
         }
         rows.append(Row(model: key, pass: samplePass, batch: batch,
-                        interpreted: try time { _ = try sample.run([noise]) }, compiled: try time { _ = try compiled.sample(count: batch, seed: 2) }))
+                        interpreted: try time { _ = try sample.run([noise]) }, compiled: try time { _ = try compiled.sample(noise: noiseFloats) }))
         for settings in solverRuns[key] ?? [] {
             let noiseF = noise.values.map { Float($0) }
             var steps = ""

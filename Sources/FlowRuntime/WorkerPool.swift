@@ -24,6 +24,8 @@ final class WorkerPool: @unchecked Sendable {
     /// Indices of the current job that have returned.
     private let completed = Atomic<Int>(0)
     private let busy = Atomic<Bool>(false)
+    /// Workers waiting on `parked` (not spinning).
+    private let parkedWorkers = Atomic<Int>(0)
     private let parked = NSCondition()
     private nonisolated(unsafe) var job: (@Sendable (Int) -> Void)?
 
@@ -45,18 +47,40 @@ final class WorkerPool: @unchecked Sendable {
     /// runs nothing and returns false (a product split inside a call that already runs on the
     /// pool, or a single-threaded caller: the compiled kernel then computes it whole).
     func runIfIdle(participants: Int, _ body: @Sendable (Int) -> Void) -> Bool {
-        guard pthread_getspecific(WorkerPool.noSplitting) == nil else { return false }
+        guard pthread_getspecific(WorkerPool.noSplitting) == nil, DispatchTime.now().uptimeNanoseconds >= backoffUntil.load(ordering: .relaxed) else { return false }
         var ran = true
-        run(participants: participants, whenBusy: { ran = false }, body)
-        return ran
+        let alone = run(participants: participants, whenBusy: { ran = false }, body)
+        guard ran else { return false }
+        // The caller ran every part itself although the workers were spinning: none got to it
+        // in time — the other core is busy with another process, or a worker shares the
+        // caller's core and only slows it. After `soloLimit` such jobs in a row, splitting
+        // stops for `backoffNanoseconds` (the workers park meanwhile), then is tried again.
+        // (A parked worker takes tens of µs to wake: those jobs do not count.)
+        if alone {
+            if soloStreak.add(1, ordering: .relaxed).newValue >= WorkerPool.soloLimit {
+                soloStreak.store(0, ordering: .relaxed)
+                backoffUntil.store(DispatchTime.now().uptimeNanoseconds + WorkerPool.backoffNanoseconds, ordering: .relaxed)
+            }
+        } else {
+            soloStreak.store(0, ordering: .relaxed)
+        }
+        return true
     }
 
-    private func run(participants: Int, whenBusy: () -> Void, _ body: @Sendable (Int) -> Void) {
-        guard participants > 1 else { body(0); return }
+    static let soloLimit = 8, backoffNanoseconds: UInt64 = 20_000_000
+    private let soloStreak = Atomic<Int>(0)
+    private let backoffUntil = Atomic<UInt64>(0)
+
+    /// Returns true when the caller ran every participant itself while no worker was parked.
+    @discardableResult
+    private func run(participants: Int, whenBusy: () -> Void, _ body: @Sendable (Int) -> Void) -> Bool {
+        guard participants > 1 else { body(0); return true }
         guard workers > 0, participants < 1 << 16, busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
             whenBusy()
-            return
+            return true
         }
+        var ranByCaller = 0
+        let allAwake = parkedWorkers.load(ordering: .relaxed) == 0
         withoutActuallyEscaping(body) { body in
             job = body
             completed.store(0, ordering: .relaxed)
@@ -65,7 +89,7 @@ final class WorkerPool: @unchecked Sendable {
             state.store(generation << 32 | participants << 16, ordering: .releasing)
             parked.broadcast()
             parked.unlock()
-            runClaimed(generation: generation, body)
+            ranByCaller = runClaimed(generation: generation, body)
             var spins = 0
             while completed.load(ordering: .acquiring) < participants {
                 spins += 1
@@ -74,31 +98,42 @@ final class WorkerPool: @unchecked Sendable {
             job = nil
         }
         busy.store(false, ordering: .releasing)
+        return allAwake && ranByCaller == participants
     }
 
-    /// Claims and runs indices of job `generation` until none is left.
-    private func runClaimed(generation: Int, _ body: (Int) -> Void) {
+    /// Claims and runs indices of job `generation` until none is left; returns how many it ran.
+    @discardableResult
+    private func runClaimed(generation: Int, _ body: (Int) -> Void) -> Int {
+        var ran = 0
         var current = state.load(ordering: .acquiring)
         while current >> 32 == generation, current & 0xFFFF < (current >> 16) & 0xFFFF {
             let (claimed, found) = state.compareExchange(expected: current, desired: current + 1, ordering: .acquiringAndReleasing)
             if claimed {
                 body(current & 0xFFFF)
+                ran += 1
                 completed.add(1, ordering: .releasing)
                 current = state.load(ordering: .acquiring)
             } else {
                 current = found
             }
         }
+        return ran
     }
 
     private func work() {
         var seen = 0
         while true {
             let start = DispatchTime.now().uptimeNanoseconds
+            var spins = 0
             while state.load(ordering: .acquiring) >> 32 == seen {
+                // a worker that shares a core with the caller gives it back now and then
+                spins += 1
+                if spins % 256 == 0 { sched_yield() }
                 guard DispatchTime.now().uptimeNanoseconds - start > WorkerPool.spinNanoseconds else { continue }
                 parked.lock()
+                parkedWorkers.add(1, ordering: .relaxed)
                 while state.load(ordering: .acquiring) >> 32 == seen { parked.wait() }
+                parkedWorkers.subtract(1, ordering: .relaxed)
                 parked.unlock()
             }
             seen = state.load(ordering: .acquiring) >> 32
