@@ -24,7 +24,7 @@ extension OpLowering {
             func score(_ key: IRBuilder.Value) throws -> IRBuilder.Value {
                 let dot = b.variable("dot")
                 LLVMBuildStore(b.builder, b.f32(0), dot)
-                try b.loop(b.i64(d)) { j in
+                b.loop(b.i64(d)) { j in
                     // reassociation lets LLVM vectorise the dot product
                     let product = b.fmul(b.load(q, b.add(row, j)), b.load(k, b.add(key, j)))
                     let sum = b.fadd(LLVMBuildLoad2(b.builder, b.f32, dot, "")!, product)
@@ -38,7 +38,7 @@ extension OpLowering {
             let running = b.variable("max"), total = b.variable("total")
             LLVMBuildStore(b.builder, try score(key0), running)
             LLVMBuildStore(b.builder, b.f32(1), total)
-            try b.loop(b.i64(d)) { j in b.store(b.load(v, b.add(key0, j)), out, b.add(row, j)) }
+            b.loop(b.i64(d)) { j in b.store(b.load(v, b.add(key0, j)), out, b.add(row, j)) }
             // query t is position t + S − T: it sees keys 0 ... t + S − T (all S without the mask)
             let remaining = causal ? b.add(t, b.i64(keys - tokens)) : b.i64(keys - 1)
             try b.loop(remaining) { i in
@@ -49,13 +49,13 @@ extension OpLowering {
                 let correction = ScalarMath.exp(b, b.fsub(old, new)), weight = ScalarMath.exp(b, b.fsub(s, new))
                 LLVMBuildStore(b.builder, new, running)
                 LLVMBuildStore(b.builder, b.fadd(b.fmul(LLVMBuildLoad2(b.builder, b.f32, total, "")!, correction), weight), total)
-                try b.loop(b.i64(d)) { j in
+                b.loop(b.i64(d)) { j in
                     let o = b.add(row, j)
                     b.store(b.fadd(b.fmul(b.load(out, o), correction), b.fmul(weight, b.load(v, b.add(key, j)))), out, o)
                 }
             }
             let inverse = b.fdiv(b.f32(1), LLVMBuildLoad2(b.builder, b.f32, total, "")!)
-            try b.loop(b.i64(d)) { j in b.store(b.fmul(b.load(out, b.add(row, j)), inverse), out, b.add(row, j)) }
+            b.loop(b.i64(d)) { j in b.store(b.fmul(b.load(out, b.add(row, j)), inverse), out, b.add(row, j)) }
         }
     }
 }

@@ -7,7 +7,7 @@ extension OpLowering {
     func fill(_ v: ValueID, with value: Double) throws {
         let address = f.address(v)
         let count = b.mul(g.type(of: v).batched ? f.batch : b.i64(1), b.i64(g.type(of: v).elementsPerSample))
-        try b.loop(count) { i in b.store(b.f32(value), address, i) }
+        b.loop(count) { i in b.store(b.f32(value), address, i) }
     }
 
     /// Copies a strided view of `source` into `destination` (or into a sub-block of it shaped
@@ -21,7 +21,7 @@ extension OpLowering {
         let dstStrides = strides(destination)
         var table: IRBuilder.Value?
         if let gather { table = b.constantIndexArray(gather.indices, name: "gather") }
-        try b.loops(f.extents(iteration)) { index in
+        b.loops(f.extents(iteration)) { index in
             var s = sourceStrides
             var base = b.i64(sourceBase)
             if let gather, let table {

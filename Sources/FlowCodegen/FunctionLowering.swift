@@ -166,11 +166,11 @@ struct FunctionLowering {
             let n = b.mul(graph.type(of: v).batched ? batch : b.i64(1), b.i64(graph.type(of: v).elementsPerSample))
             let source = address(v), destination = parameters[inputCount + i]
             if graph.type(of: v).batched {
-                try b.loop(n) { j in b.store(b.load(source, j), destination, j) }
+                b.loop(n) { j in b.store(b.load(source, j), destination, j) }
             } else {
                 // an output shared by the batch (never for flows; kept total): broadcast per row
-                try b.loop(batch) { r in
-                    try b.loop(b.i64(graph.type(of: v).elementsPerSample)) { j in
+                b.loop(batch) { r in
+                    b.loop(b.i64(graph.type(of: v).elementsPerSample)) { j in
                         b.store(b.load(source, j), destination, b.add(b.mul(r, b.i64(graph.type(of: v).elementsPerSample)), j))
                     }
                 }
@@ -228,7 +228,7 @@ struct FunctionLowering {
         let all = graph.inputs + graph.outputs
         for p in parameterIndices {
             let count = b.mul(batch, b.i64(graph.type(of: all[p]).elementsPerSample))
-            try b.loop(count) { j in
+            b.loop(count) { j in
                 let v = b.load(parameters[p], j)
                 let next = b.block("finite")
                 b.condBranch(b.fcmp(LLVMRealOLT, b.intrinsic("llvm.fabs", [v]), b.f32(Double(Float.infinity))), next, nonfinite)

@@ -18,7 +18,7 @@ extension OpLowering {
         let current = f.address(u), initial = f.address(node.operands[0])
         let next = scratch
         let bodyWorkspace = b.element(scratch, b.mul(samples, b.i64(2 * MemoryPlan.rounded(type.elementsPerSample))))
-        try b.loop(count) { i in b.store(b.load(initial, i), current, i) }
+        b.loop(count) { i in b.store(b.load(initial, i), current, i) }
         let sweep = b.variable("sweep", type: b.i64), moved = b.variable("moved", type: b.i1)
         LLVMBuildStore(b.builder, b.i64(0), sweep)
         let header = b.block("sweep"), run = b.block("run"), exit = b.block("converged")
@@ -30,7 +30,7 @@ extension OpLowering {
         let captured = node.operands.dropFirst().map { f.address($0) }
         _ = b.call(body.function, body.type, [current] + captured + [next, f.batch!, bodyWorkspace, weights])
         LLVMBuildStore(b.builder, LLVMConstInt(b.i1, 0, 0), moved)
-        try b.loop(count) { i in
+        b.loop(count) { i in
             let old = b.load(current, i), new = b.load(next, i)
             let limit = b.fmul(b.f32(tolerance), b.fadd(b.f32(1), b.intrinsic("llvm.fabs", [old])))
             let far = b.fcmp(LLVMRealUGT, b.intrinsic("llvm.fabs", [b.fsub(new, old)]), limit)

@@ -66,11 +66,11 @@ extension OpLowering {
         b.condBranch(fits ? LLVMBuildICmp(b.builder, LLVMIntSLE, rows, b.i64(OpLowering.smallRows), "")! : LLVMConstInt(b.i1, 0, 0), small, large)
         // small: dot products in generated loops, epilogue fused
         b.position(at: small)
-        try b.loop(rows) { r in
-            try b.loop(b.i64(n)) { j in
+        b.loop(rows) { r in
+            b.loop(b.i64(n)) { j in
                 let acc = b.variable("dot")
                 b.write(b.f32(0), acc)
-                try b.loop(b.i64(k)) { t in
+                b.loop(b.i64(k)) { t in
                     // reassociation lets LLVM vectorise the dot product (as BLAS kernels do)
                     let product = b.fmul(b.load(xs, b.add(b.mul(r, b.i64(k)), t)), b.load(ws, b.add(b.mul(j, b.i64(k)), t)))
                     let sum = b.fadd(b.read(acc), product)
@@ -136,7 +136,7 @@ extension OpLowering {
         let outStrides = strides(out), aStrides = broadcastStrides(a, to: out), bStrides = broadcastStrides(bm, to: out)
         // leading strides of a and b: their matrices' offsets along the output's leading axes
         let aLead = Array(aStrides.dropLast(2)), bLead = Array(bStrides.dropLast(2)), oLead = Array(outStrides.dropLast(2))
-        try b.loops(lead) { index in
+        b.loops(lead) { index in
             let pa = b.element(f.address(a), b.offset(index, aLead)), pb = b.element(f.address(bm), b.offset(index, bLead))
             let pc = b.element(f.address(out), b.offset(index, oLead))
             sgemm(pa, pb, pc, m: b.i64(m), n: n, k: k, transposeB: false)
@@ -166,7 +166,7 @@ extension OpLowering {
         func group(first: IRBuilder.Value, count: Int) throws {
             let columns = count * pixels, rowWidth = OpLowering.im2colRowWidth(columns)
             let patches = scratch, product = b.element(scratch, b.i64(depth * rowWidth))
-            try b.loops([b.i64(count), b.i64(c)]) { index in
+            b.loops([b.i64(count), b.i64(c)]) { index in
                 let (sample, channel) = (index[0], index[1])
                 let image = b.element(src, b.offset([b.add(first, sample), channel], [c * h * wd, h * wd]))
                 // one patch row per tap (u, v), unrolled: the output rows i and columns j whose

@@ -102,7 +102,7 @@ struct OpLowering {
         let addresses = external.map { f.address($0) }
         if external.allSatisfy({ g.type(of: $0) == g.type(of: out) }) {
             let count = b.mul(g.type(of: out).batched ? f.batch : b.i64(1), b.i64(g.type(of: out).elementsPerSample))
-            try b.loop(count) { i in
+            b.loop(count) { i in
                 var loaded: [ValueID: IRBuilder.Value] = [:]
                 for (v, a) in zip(external, addresses) { loaded[v] = b.load(a, i) }
                 b.store(scalar(b, loaded), outAddress, i)
@@ -111,7 +111,7 @@ struct OpLowering {
         }
         let operandStrides = external.map { broadcastStrides($0, to: out) }
         let outStrides = strides(out)
-        try b.loops(f.extents(out)) { index in
+        b.loops(f.extents(out)) { index in
             var loaded: [ValueID: IRBuilder.Value] = [:]
             for (v, (a, s)) in zip(external, zip(addresses, operandStrides)) { loaded[v] = b.load(a, b.offset(index, s)) }
             b.store(scalar(b, loaded), outAddress, b.offset(index, outStrides))

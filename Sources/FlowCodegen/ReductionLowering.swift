@@ -19,7 +19,7 @@ extension OpLowering {
         // the batch axis is never reduced: out's batch stride is its per-sample size
         var outStrides = outIndexStrides
         if g.type(of: x).batched { outStrides[0] = g.type(of: out).elementsPerSample }
-        try b.loops(f.extents(x)) { index in
+        b.loops(f.extents(x)) { index in
             let o = b.offset(index, outStrides)
             let v = b.load(src, b.offset(index, xStrides))
             let acc = b.load(dst, o)
@@ -28,7 +28,7 @@ extension OpLowering {
         if node.op == "mean" {
             let n = Double(axes.map { g.type(of: x).size(ofAxis: $0)! }.reduce(1, *))
             let count = b.mul(g.type(of: out).batched ? f.batch : b.i64(1), b.i64(g.type(of: out).elementsPerSample))
-            try b.loop(count) { i in b.store(b.fdiv(b.load(dst, i), b.f32(n)), dst, i) }
+            b.loop(count) { i in b.store(b.fdiv(b.load(dst, i), b.f32(n)), dst, i) }
         }
     }
 
@@ -45,13 +45,13 @@ extension OpLowering {
         var outerStrides = s
         outerStrides.remove(at: axis)
         let step = s[axis]
-        try b.loops(outer) { index in
+        b.loops(outer) { index in
             let base = b.offset(index, outerStrides)
             func at(_ i: IRBuilder.Value) -> IRBuilder.Value { b.add(base, b.mul(i, b.i64(step))) }
             if node.op == "cumsum" {
                 let acc = b.variable("acc")
                 LLVMBuildStore(b.builder, b.f32(0), acc)
-                try b.loop(b.i64(length)) { i in
+                b.loop(b.i64(length)) { i in
                     let v = b.fadd(LLVMBuildLoad2(b.builder, b.f32, acc, "")!, b.load(src, at(i)))
                     LLVMBuildStore(b.builder, v, acc)
                     b.store(v, dst, at(i))
@@ -60,17 +60,17 @@ extension OpLowering {
                 let m = b.variable("max"), total = b.variable("total")
                 LLVMBuildStore(b.builder, b.f32(-Double.infinity), m)
                 LLVMBuildStore(b.builder, b.f32(0), total)
-                try b.loop(b.i64(length)) { i in
+                b.loop(b.i64(length)) { i in
                     LLVMBuildStore(b.builder, b.intrinsic("llvm.maxnum", [LLVMBuildLoad2(b.builder, b.f32, m, "")!, b.load(src, at(i))]), m)
                 }
                 let mx = LLVMBuildLoad2(b.builder, b.f32, m, "")!
-                try b.loop(b.i64(length)) { i in
+                b.loop(b.i64(length)) { i in
                     let e = ScalarMath.exp(b, b.fsub(b.load(src, at(i)), mx))
                     b.store(e, dst, at(i))
                     LLVMBuildStore(b.builder, b.fadd(LLVMBuildLoad2(b.builder, b.f32, total, "")!, e), total)
                 }
                 let t = LLVMBuildLoad2(b.builder, b.f32, total, "")!
-                try b.loop(b.i64(length)) { i in b.store(b.fdiv(b.load(dst, at(i)), t), dst, at(i)) }
+                b.loop(b.i64(length)) { i in b.store(b.fdiv(b.load(dst, at(i)), t), dst, at(i)) }
             }
         }
     }
@@ -84,18 +84,18 @@ extension OpLowering {
         let src = f.address(x), dst = f.address(out)
         let weight = node.operands.count > 1 ? f.address(node.operands[1]) : nil
         let bias = node.operands.count > 2 ? f.address(node.operands[2]) : nil
-        try b.loop(rows) { r in
+        b.loop(rows) { r in
             let base = b.mul(r, b.i64(n))
             let sum = b.variable("sum"), squares = b.variable("sq")
             LLVMBuildStore(b.builder, b.f32(0), sum)
             LLVMBuildStore(b.builder, b.f32(0), squares)
-            try b.loop(b.i64(n)) { j in
+            b.loop(b.i64(n)) { j in
                 let total = b.fadd(LLVMBuildLoad2(b.builder, b.f32, sum, "")!, b.load(src, b.add(base, j)))
                 b.reassociable(total)
                 LLVMBuildStore(b.builder, total, sum)
             }
             let mean = b.fdiv(LLVMBuildLoad2(b.builder, b.f32, sum, "")!, b.f32(Double(n)))
-            try b.loop(b.i64(n)) { j in
+            b.loop(b.i64(n)) { j in
                 let d = b.fsub(b.load(src, b.add(base, j)), mean)
                 let square = b.fmul(d, d), total = b.fadd(LLVMBuildLoad2(b.builder, b.f32, squares, "")!, square)
                 b.reassociable(square, total)
@@ -103,7 +103,7 @@ extension OpLowering {
             }
             let variance = b.fdiv(LLVMBuildLoad2(b.builder, b.f32, squares, "")!, b.f32(Double(n)))
             let scale = b.fdiv(b.f32(1), b.intrinsic("llvm.sqrt", [b.fadd(variance, b.f32(eps))]))
-            try b.loop(b.i64(n)) { j in
+            b.loop(b.i64(n)) { j in
                 var v = b.fmul(b.fsub(b.load(src, b.add(base, j)), mean), scale)
                 if let weight { v = b.fmul(v, b.load(weight, j)) }
                 if let bias { v = b.fadd(v, b.load(bias, j)) }

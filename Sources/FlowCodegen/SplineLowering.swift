@@ -17,7 +17,7 @@ struct SplineLowering {
         let perSample = g.type(of: x).elementsPerSample
         let (src, xk, yk, dk, dst) = (f.address(x), f.address(node.operands[1]), f.address(node.operands[2]), f.address(node.operands[3]), f.address(out))
         let inverse = node.op == "rq_spline_inverse", logDerivative = node.op == "rq_spline_logderiv"
-        try b.loop(count) { i in
+        b.loop(count) { i in
             let v = b.load(src, i)
             // element i's knots start at (i mod perSample)·knots when shared by the batch
             let row = knotsBatched ? i : LLVMBuildSRem(b.builder, i, b.i64(perSample), "")!

@@ -138,7 +138,7 @@ public struct Elaborator {
 
         guard !modelDecl.inputs.isEmpty else { throw FlowError("model '\(modelDecl.name)' declares no input", at: modelDecl.location) }
         var env = globals
-        for (index, (name, typeExpr)) in modelDecl.inputs.enumerated() {
+        for (name, typeExpr) in modelDecl.inputs {
             let type = try elaborateType(typeExpr, &env)
             guard type.batched else { throw FlowError("input '\(name)' must start with the batch dimension B", at: typeExpr.location) }
             env[name] = .tensor(graph.addInput(name: name, type: type))
