@@ -124,11 +124,7 @@ final class WorkerPool: @unchecked Sendable {
         var seen = 0
         while true {
             let start = DispatchTime.now().uptimeNanoseconds
-            var spins = 0
             while state.load(ordering: .acquiring) >> 32 == seen {
-                // a worker that shares a core with the caller gives it back now and then
-                spins += 1
-                if spins % 256 == 0 { sched_yield() }
                 guard DispatchTime.now().uptimeNanoseconds - start > WorkerPool.spinNanoseconds else { continue }
                 parked.lock()
                 parkedWorkers.add(1, ordering: .relaxed)
