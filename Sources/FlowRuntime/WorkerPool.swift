@@ -49,37 +49,42 @@ final class WorkerPool: @unchecked Sendable {
     func runIfIdle(participants: Int, _ body: @Sendable (Int) -> Void) -> Bool {
         guard pthread_getspecific(WorkerPool.noSplitting) == nil, DispatchTime.now().uptimeNanoseconds >= backoffUntil.load(ordering: .relaxed) else { return false }
         var ran = true
-        let alone = run(participants: participants, whenBusy: { ran = false }, body)
+        let outcome = run(participants: participants, whenBusy: { ran = false }, body)
         guard ran else { return false }
-        // The caller ran every part itself although the workers were spinning: none got to it
-        // in time — the other core is busy with another process, or a worker shares the
-        // caller's core and only slows it. After `soloLimit` such jobs in a row, splitting
-        // stops for `backoffNanoseconds` (the workers park meanwhile), then is tried again.
-        // (A parked worker takes tens of µs to wake: those jobs do not count.)
-        if alone {
+        // Splitting pays only when a worker runs its part alongside the caller. When the
+        // caller ran every part itself although the workers were awake (the other core is
+        // busy with another process), or waited longer for a worker's part than it took for
+        // its own (the worker shares the caller's core, or its virtual CPU is not running),
+        // the split only costs. After `soloLimit` such jobs in a row, splitting stops for
+        // `backoffNanoseconds` (the workers park meanwhile), then is tried again.
+        if outcome == .unhelpful {
             if soloStreak.add(1, ordering: .relaxed).newValue >= WorkerPool.soloLimit {
                 soloStreak.store(0, ordering: .relaxed)
                 backoffUntil.store(DispatchTime.now().uptimeNanoseconds + WorkerPool.backoffNanoseconds, ordering: .relaxed)
             }
-        } else {
+        } else if outcome == .helpful {
             soloStreak.store(0, ordering: .relaxed)
         }
         return true
     }
 
+    /// How a job went, for `runIfIdle`'s back-off: `unknown` when a worker was parked (waking
+    /// one takes tens of µs: such jobs do not count) or there was no job.
+    enum Outcome { case helpful, unhelpful, unknown }
+
     static let soloLimit = 8, backoffNanoseconds: UInt64 = 20_000_000
     private let soloStreak = Atomic<Int>(0)
     private let backoffUntil = Atomic<UInt64>(0)
 
-    /// Returns true when the caller ran every participant itself while no worker was parked.
     @discardableResult
-    private func run(participants: Int, whenBusy: () -> Void, _ body: @Sendable (Int) -> Void) -> Bool {
-        guard participants > 1 else { body(0); return true }
+    private func run(participants: Int, whenBusy: () -> Void, _ body: @Sendable (Int) -> Void) -> Outcome {
+        guard participants > 1 else { body(0); return .unknown }
         guard workers > 0, participants < 1 << 16, busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
             whenBusy()
-            return true
+            return .unknown
         }
         var ranByCaller = 0
+        var (posted, ownDone, allDone): (UInt64, UInt64, UInt64) = (0, 0, 0)
         let allAwake = parkedWorkers.load(ordering: .relaxed) == 0
         withoutActuallyEscaping(body) { body in
             job = body
@@ -89,16 +94,21 @@ final class WorkerPool: @unchecked Sendable {
             state.store(generation << 32 | participants << 16, ordering: .releasing)
             parked.broadcast()
             parked.unlock()
+            posted = DispatchTime.now().uptimeNanoseconds
             ranByCaller = runClaimed(generation: generation, body)
+            ownDone = DispatchTime.now().uptimeNanoseconds
             var spins = 0
             while completed.load(ordering: .acquiring) < participants {
                 spins += 1
                 if spins > 1000 { sched_yield() }
             }
+            allDone = DispatchTime.now().uptimeNanoseconds
             job = nil
         }
         busy.store(false, ordering: .releasing)
-        return allAwake && ranByCaller == participants
+        guard allAwake else { return .unknown }
+        let (own, waited) = (ownDone - posted, allDone - ownDone)
+        return ranByCaller == participants || (waited > own && waited > 2_000) ? .unhelpful : .helpful
     }
 
     /// Claims and runs indices of job `generation` until none is left; returns how many it ran.
