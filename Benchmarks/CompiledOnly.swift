@@ -9,13 +9,17 @@ import Foundation
 /// `flowc-bench --compiled MODEL...`: compiled code only (no interpreter, no PyTorch), log_prob
 /// and sample at batch 1 and 256 on 1 and 2 threads: the quick loop for profiling a change.
 enum CompiledOnly {
-    static func run(keys: [String], root: URL, samplers: [String: SamplerSettings], time: (() throws -> Void) throws -> Double) throws {
+    /// `sources`: the spec and weights of a variant key; `modes`: its causal inverse mode.
+    static func run(keys: [String], root: URL, samplers: [String: SamplerSettings], sources: [String: String], modes: [String: CausalInverseMode],
+                    time: (() throws -> Void) throws -> Double) throws {
         let fixtures = root.appendingPathComponent("Tests/Fixtures")
         print("| model | pass | batch | 1 thread µs | 2 threads µs |")
         print("|---|---|---:|---:|---:|")
         for key in keys {
-            let weights = try BenchmarkWeights.path(for: key, fixtures: fixtures)
-            let model = try Elaborator.elaborate(path: root.appendingPathComponent("examples/reference/\(key).flow").path, options: .init(weightsPath: weights))
+            let file = sources[key] ?? key
+            let weights = try BenchmarkWeights.path(for: file, fixtures: fixtures)
+            var model = try Elaborator.elaborate(path: root.appendingPathComponent("examples/reference/\(file).flow").path, options: .init(weightsPath: weights))
+            if let mode = modes[key] { model.causalInverse = mode }
             let so = NSTemporaryDirectory() + "flowc-bench-\(key).so"
             try ArtifactCompiler.compile(model, options: .init(sampler: samplers[key]), output: so)
             let single = try CompiledModel(path: so, threads: 1), double = try CompiledModel(path: so, threads: 2)

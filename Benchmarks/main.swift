@@ -53,7 +53,7 @@ let samplers: [String: SamplerSettings] = ["e_fm": SamplerSettings(method: .eule
 /// next to the compiled whole loop.
 let solverRuns: [String: [SamplerSettings]] = ["e_fm": [SamplerSettings(method: .dopri5, steps: 1), SamplerSettings(method: .euler, steps: 8)]]
 if CommandLine.arguments.dropFirst().first == "--compiled" {
-    try CompiledOnly.run(keys: Array(CommandLine.arguments.dropFirst(2)), root: root, samplers: samplers, time: time)
+    try CompiledOnly.run(keys: Array(CommandLine.arguments.dropFirst(2)), root: root, samplers: samplers, sources: variantSources, modes: inverseModes, time: time)
     exit(0)
 }
 print("OpenBLAS core: \(String(cString: openblas_get_corename())) (sgemm runs only for products without a packed weight), threads: \(ProcessInfo.processInfo.activeProcessorCount)")
