@@ -7,7 +7,7 @@ import CLLVM
 ///
 ///     int32_t hook(int64_t tasks, void (*task)(void *context, int64_t index), void *context)
 ///
-/// A splittable product kernel called with part 0, at most `maximumRows` rows and a hook set,
+/// A splittable product kernel called with part 0, few rows (`minimumRows`) and a hook set,
 /// packs its own arguments into a context and asks the hook to run `task(context, 0)` and
 /// `task(context, 1)` concurrently — the trampoline calls the same kernel with part 1 and
 /// part 2, each computing the columns on its side of `OpLowering.splitVector` (bias and
@@ -16,8 +16,18 @@ import CLLVM
 /// Each output is computed by one part in the same order: results do not depend on the split.
 enum ColumnSplit {
     static let hookName = "flowc.parallel", setterName = "flowc_set_parallel"
-    /// Rows (batch × rows per sample) up to which a product is split; K·N from which it pays.
-    static let maximumRows = 8, minimumWork = 32768
+    /// Rows (batch × rows per sample) up to which a product is split. A half must outlast the
+    /// hand-over to another core (~1 µs): at few rows a product's time is reading its weights
+    /// (K·N ≥ `minimumWeights`: 128 KB of f32), at more rows its multiply-adds (rows·K·N ≥
+    /// `minimumWork`). Measured: TarFlow's 64→256 MLP layer pays at 16 rows (log_prob batch 1,
+    /// 87 → 76 µs), not at 1 (token decoding: slower split).
+    static let maximumRows = 16, minimumWeights = 32768, minimumWork = 1 << 18
+
+    /// The fewest rows at which a K × N product is split (nil: never, up to `maximumRows`).
+    static func minimumRows(k: Int, n: Int) -> Int? {
+        let rows = k * n >= minimumWeights ? 1 : (minimumWork + k * n - 1) / (k * n)
+        return rows <= maximumRows ? rows : nil
+    }
 
     /// The hook's global (a pointer, null until set).
     static func hook(_ b: IRBuilder) -> IRBuilder.Value {
@@ -57,14 +67,15 @@ enum ColumnSplit {
         return task
     }
 
-    /// In a kernel: when `part` is 0, rows ≤ maximumRows and the hook is set and accepts, both
-    /// halves run through the hook; otherwise `compute` runs (it honours `part`).
-    static func dispatch(_ b: IRBuilder, rows: IRBuilder.Value, part: IRBuilder.Value, kernelType: LLVMTypeRef, compute: () throws -> Void) rethrows {
+    /// In a kernel: when `part` is 0, minimumRows ≤ rows ≤ maximumRows and the hook is set and
+    /// accepts, both halves run through the hook; otherwise `compute` runs (it honours `part`).
+    static func dispatch(_ b: IRBuilder, rows: IRBuilder.Value, minimumRows: Int, part: IRBuilder.Value, kernelType: LLVMTypeRef, compute: () throws -> Void) rethrows {
         let kernel = b.function!
         let parameters = Int(LLVMCountParams(kernel)), arguments = parameters - 4
         let installed = LLVMBuildLoad2(b.builder, b.pointer, hook(b), "")!
         let whole = LLVMBuildICmp(b.builder, LLVMIntEQ, part, b.i64(0), "")!
-        let few = LLVMBuildICmp(b.builder, LLVMIntULE, rows, b.i64(maximumRows), "")!
+        let few = LLVMBuildAnd(b.builder, LLVMBuildICmp(b.builder, LLVMIntULE, rows, b.i64(maximumRows), "")!,
+                               LLVMBuildICmp(b.builder, LLVMIntUGE, rows, b.i64(minimumRows), "")!, "")!
         let set = LLVMBuildICmp(b.builder, LLVMIntNE, LLVMBuildPtrToInt(b.builder, installed, b.i64, "")!, b.i64(0), "")!
         let split = b.block("split"), direct = b.block("compute"), done = b.block("split_done")
         b.condBranch(LLVMBuildAnd(b.builder, LLVMBuildAnd(b.builder, whole, few, "")!, set, "")!, split, direct)

@@ -64,8 +64,8 @@ int32_t flowc_sample(const float *noise, float *x, float *logdet, int64_t batch,
  * input-shaped row per row (FLOWC_ERROR_NO_ENTRY otherwise). */
 int32_t flowc_score(const float *x, float *score, int64_t batch, void *workspace, const float *const *weights);
 
-/* Optional threads for small batches: a product of at most 8 rows and 256 or more output
- * columns (a batch-1 MLP layer) can run as two column halves. From inside an entry point the
+/* Optional threads for small batches: a product of at most 16 rows, 256 or more output columns
+ * and enough work for two threads (a batch-1 MLP layer) can run as two column halves. From inside an entry point the
  * model calls hook(2, task, context); the hook either runs task(context, 0) and
  * task(context, 1) — concurrently, on any threads, both finished before it returns — and
  * returns 1, or runs nothing and returns 0 (the entry point then computes the product itself).
