@@ -62,7 +62,6 @@ public enum ArtifactCompiler {
         var kernelListing = ""
         var timer = PhaseTimer()
         var available = EntryPoints.entries(of: model).filter { $0 != .score || options.score }
-        var derivedGraphs: [EntryPoints.Entry: Graph] = [:]
         // the entry points' graphs are independent: derived on all cores at once
         let wanted = entries.map(\.0).filter(available.contains)
         nonisolated(unsafe) var results = [Result<Graph, Error>?](repeating: nil, count: wanted.count)
@@ -92,8 +91,7 @@ public enum ArtifactCompiler {
                 timer.lap("no \(symbol): \(e.message)")
                 continue
             }
-            derivedGraphs[entry] = derived
-            if entry == .sample, let inverse = derivedGraphs[.inverse], inverse == derived, let size = sizes.first(where: { $0.0 == FLOWC_ENTRY_INVERSE }) {
+            if entry == .sample, case .success(let inverse)? = derivations[.inverse], inverse == derived, let size = sizes.first(where: { $0.0 == FLOWC_ENTRY_INVERSE }) {
                 // a flow with a standard normal base samples by its inverse: one function, not two
                 emitAlias(b, symbol: symbol, of: "flowc_inverse")
                 sizes.append((id, size.1, size.2))

@@ -125,41 +125,35 @@ struct FunctionLowering {
     /// non-finite inputs (code 1).
     mutating func emit(name: String, checkInput: Bool = true) throws {
         try lowerBodies(name: name)
-        let outputCount = graph.outputs.count, inputCount = graph.inputs.count
-        let type = b.functionType(b.i32, Array(repeating: b.pointer, count: inputCount + outputCount) + [b.i64, b.pointer, b.pointer])
-        let f = b.declare(name, type)
+        let inputCount = graph.inputs.count
+        let f = b.declare(name, b.functionType(b.i32, entryParameterTypes))
         if !checkInput { LLVMSetLinkage(f, LLVMInternalLinkage) }
         b.begin(f)
-        parameters = (0..<(inputCount + outputCount)).map { b.parameter($0) }
-        batch = b.parameter(inputCount + outputCount)
-        workspace = b.parameter(inputCount + outputCount + 1)
-        weightTable = b.parameter(inputCount + outputCount + 2)
+        bindEntryParameters()
         if checkInput { try emitInputChecks() }
         // One call per planned kernel, passing the addresses of what it reads and writes; kernels
         // with the same structure and types are one function (within and across entry points,
         // so the sweeps of an unrolled inverse compile once). Thousands of calls (e_fm's
         // exact-divergence log_prob: 4745) go into segment functions of `segmentSize` calls:
         // in one function, register allocation over all of them took most of the compile time.
-        let segmentSize = plannedKernels.count > FunctionLowering.segmentSize ? FunctionLowering.segmentSize : plannedKernels.count
-        for (index, first) in stride(from: 0, to: plannedKernels.count, by: max(1, segmentSize)).enumerated() {
-            let segment = plannedKernels[first..<min(first + segmentSize, plannedKernels.count)]
-            guard segmentSize < plannedKernels.count else { try emitCalls(segment); break }
-            let function = b.declare("\(name)_segment_\(index)", b.functionType(b.void, Array(repeating: b.pointer, count: inputCount + outputCount) + [b.i64, b.pointer, b.pointer]))
-            LLVMSetLinkage(function, LLVMInternalLinkage)
-            LLVMAddAttributeAtIndex(function, UInt32(bitPattern: Int32(LLVMAttributeFunctionIndex)),
-                                    LLVMCreateEnumAttribute(b.context, LLVMGetEnumAttributeKindForName("noinline", 8), 0))
-            let caller = b.currentBlock, arguments = parameters + [batch!, workspace!, weightTable!]
-            b.begin(function)
-            var inner = self
-            inner.parameters = (0..<(inputCount + outputCount)).map { b.parameter($0) }
-            inner.batch = b.parameter(inputCount + outputCount)
-            inner.workspace = b.parameter(inputCount + outputCount + 1)
-            inner.weightTable = b.parameter(inputCount + outputCount + 2)
-            try inner.emitCalls(segment)
-            b.ret()
-            b.function = f
-            b.position(at: caller)
-            _ = b.call(function, LLVMGlobalGetValueType(function), arguments)
+        if plannedKernels.count <= FunctionLowering.segmentSize {
+            try emitCalls(plannedKernels[...])
+        } else {
+            for (index, first) in stride(from: 0, to: plannedKernels.count, by: FunctionLowering.segmentSize).enumerated() {
+                let segment = plannedKernels[first..<min(first + FunctionLowering.segmentSize, plannedKernels.count)]
+                let function = b.declare("\(name)_segment_\(index)", b.functionType(b.void, entryParameterTypes))
+                LLVMSetLinkage(function, LLVMInternalLinkage)
+                LLVMAddAttributeAtIndex(function, UInt32(bitPattern: Int32(LLVMAttributeFunctionIndex)), kernels.noinline)
+                let caller = b.currentBlock, arguments = parameters + [batch!, workspace!, weightTable!]
+                b.begin(function)
+                var inner = self
+                inner.bindEntryParameters()
+                try inner.emitCalls(segment)
+                b.ret()
+                b.function = f
+                b.position(at: caller)
+                _ = b.call(function, LLVMGlobalGetValueType(function), arguments)
+            }
         }
         // outputs not computed in place (inputs, constants, aliases, repeats) are copied
         for (i, v) in graph.outputs.enumerated() where plan.location(v) != .parameter(inputCount + i) {
@@ -178,6 +172,20 @@ struct FunctionLowering {
         }
         if checkInput { try emitOutputChecks() }
         b.ret(b.i32(0))
+    }
+
+    /// An entry point's parameters (and its segments'): inputs, outputs, batch, workspace, weights.
+    var entryParameterTypes: [LLVMTypeRef] {
+        Array(repeating: b.pointer, count: graph.inputs.count + graph.outputs.count) + [b.i64, b.pointer, b.pointer]
+    }
+
+    /// Binds the current function's parameters, laid out as `entryParameterTypes`.
+    mutating func bindEntryParameters() {
+        let count = graph.inputs.count + graph.outputs.count
+        parameters = (0..<count).map { b.parameter($0) }
+        batch = b.parameter(count)
+        workspace = b.parameter(count + 1)
+        weightTable = b.parameter(count + 2)
     }
 
     /// Calls `kernels` in order from the current function, creating each kernel function the

@@ -8,7 +8,8 @@ import FlowIR
 final class KernelCache {
     let b: IRBuilder
     private var byKey: [String: IRBuilder.Value] = [:]
-    private let noinline: LLVMAttributeRef
+    /// The `noinline` function attribute (kernels, and entry-point segments).
+    let noinline: LLVMAttributeRef
 
     init(builder: IRBuilder) {
         b = builder

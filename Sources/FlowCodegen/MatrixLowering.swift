@@ -28,7 +28,6 @@ extension OpLowering {
         let rowsPerSample = g.type(of: x).elementsPerSample / k
         let rows = g.type(of: x).batched ? b.mul(f.batch, b.i64(rowsPerSample)) : b.i64(rowsPerSample)
         let y = f.address(output), xs = f.address(x), ws = f.address(w)
-        let bias = node.operands.count == 3 ? f.address(node.operands[2]) : nil
         let epilogueAt = try epilogueFunction(node, epilogue: epilogue, output: output)
         /// the bias and epilogue on one element: row r (flat over the leading axes), column j
         func finish(_ value: IRBuilder.Value, _ r: IRBuilder.Value, _ j: IRBuilder.Value) -> IRBuilder.Value {
@@ -36,7 +35,7 @@ extension OpLowering {
         }
         /// y = finish(y) element by element over columns first ..< last, after a product that wrote y.
         func epilogueInPlace(columns first: IRBuilder.Value? = nil, _ last: IRBuilder.Value? = nil) {
-            guard bias != nil || !epilogue.isEmpty else { return }
+            guard node.operands.count > 2 || !epilogue.isEmpty else { return }   // no bias, no chain
             b.loop(rows) { r in
                 b.loop(b.sub(last ?? b.i64(n), first ?? b.i64(0))) { c in
                     let j = first.map { b.add($0, c) } ?? c
@@ -148,8 +147,10 @@ extension OpLowering {
     /// (0 outside) go to the kernel's scratch; y[o, (s, i, j)] = W[o, (c, u, v)] · P by the GEMM
     /// microkernel (W [O, C·kh·kw] is already the left matrix; sample-pixels are the vector
     /// lanes), into scratch; then the bias and the epilogue chain on the way out to NCHW. Small
-    /// images share one product across `ConvolutionGroup.samples` samples (a 4×4 image alone
+    /// images share one product across `convolutionGroup(pixels:)` samples (a 4×4 image alone
     /// fills one vector of columns); the samples left over after whole groups run one by one.
+    /// (Small images whose taps cover most of them become a dense `linear` before this:
+    /// DenseConvolution.)
     func conv2d(_ node: Node, epilogue: [Node], output: ValueID) throws {
         let x = node.operands[0], w = node.operands[1], out = node.results[0]
         let (c, h, wd) = (g.type(of: x).size(ofAxis: 1)!, g.type(of: x).size(ofAxis: 2)!, g.type(of: x).size(ofAxis: 3)!)

@@ -75,6 +75,22 @@ public final class CompiledModel: @unchecked Sendable {
     public var threads: Int
     public static let chunkRows = 64
 
+    /// Chunks of `chunkRows` in a batch of `rows` rows.
+    static func chunkCount(_ rows: Int) -> Int { (rows + chunkRows - 1) / chunkRows }
+
+    /// The chunks (index, first row, rows) that participant `participant` of `participants`
+    /// runs: every participants-th chunk from its own index (work claimed per participant by
+    /// the worker pool, so a descheduled worker's share goes to another).
+    static func chunks(of rows: Int, participant: Int, of participants: Int) -> some Sequence<(index: Int, first: Int, count: Int)> {
+        stride(from: participant, to: chunkCount(rows), by: participants).lazy.map { ($0, $0 * chunkRows, min(chunkRows, rows - $0 * chunkRows)) }
+    }
+
+    /// `body` as the thread setting asks: with threads = 1 the products inside compiled calls
+    /// are not split over the pool either (ColumnSplit).
+    func honouringThreads<T>(_ body: () throws -> T) rethrows -> T {
+        threads > 1 ? try body() : try WorkerPool.withoutSplitting(body)
+    }
+
     private let handle: UnsafeMutableRawPointer
     let workspaceSize: WorkspaceSize
     private let forwardEntry: Forward
@@ -200,18 +216,14 @@ public final class CompiledModel: @unchecked Sendable {
     public func noise(seed: UInt64, firstRow: Int, rows: Int, temperature: Float = 1) throws -> [Float] {
         guard rows >= 1 else { throw RuntimeError(message: "sample count must be at least 1, got \(rows)") }
         guard temperature.isFinite, temperature >= 0 else { throw RuntimeError(message: "temperature must be finite and ≥ 0, got \(temperature)") }
-        let width = latentElements, chunks = (rows + CompiledModel.chunkRows - 1) / CompiledModel.chunkRows
-        let workers = min(threads, chunks)
+        let width = latentElements, workers = min(threads, CompiledModel.chunkCount(rows))
         return [Float](unsafeUninitializedCapacity: rows * width) { buffer, initialized in
             // each chunk writes only its own rows
             nonisolated(unsafe) let buffer = buffer
             WorkerPool.shared.run(participants: workers) { worker in
-                var chunk = worker
-                while chunk < chunks {
-                    let first = chunk * CompiledModel.chunkRows, count = min(CompiledModel.chunkRows, rows - first)
+                for (_, first, count) in CompiledModel.chunks(of: rows, participant: worker, of: workers) {
                     let values = Philox.normals(seed: seed, firstRow: firstRow + first, rows: count, perRow: width)
                     for (i, v) in values.enumerated() { buffer[first * width + i] = Float(v) * temperature }
-                    chunk += workers
                 }
             }
             initialized = rows * width
@@ -336,30 +348,20 @@ public final class CompiledModel: @unchecked Sendable {
     /// Runs `call(firstRow, rows, workspace)` over fixed chunks of the batch on `threads` threads.
     private func parallel(batch: Int, entry: Int32, _ call: (Int, Int, UnsafeMutableRawPointer) -> Int32) throws {
         try requireEntry(entry)
-        let chunks = (batch + CompiledModel.chunkRows - 1) / CompiledModel.chunkRows
+        let chunks = CompiledModel.chunkCount(batch), workers = min(threads, chunks)
         let bytes = Int(workspaceSize(entry, Int64(min(batch, CompiledModel.chunkRows))))
-        let workers = min(threads, chunks)
-        guard threads > 1 else {
-            // one thread: also no product split inside the calls
-            return try WorkerPool.withoutSplitting { try parallelChunks(batch: batch, chunks: chunks, workers: 1, bytes: bytes, call) }
-        }
-        try parallelChunks(batch: batch, chunks: chunks, workers: workers, bytes: bytes, call)
-    }
-
-    private func parallelChunks(batch: Int, chunks: Int, workers: Int, bytes: Int, _ call: (Int, Int, UnsafeMutableRawPointer) -> Int32) throws {
         // Each chunk writes only its own rows and return code: no two threads share memory.
         nonisolated(unsafe) let codes = UnsafeMutableBufferPointer<Int32>.allocate(capacity: chunks)
         defer { codes.deallocate() }
         codes.initialize(repeating: 0)
         nonisolated(unsafe) let call = call
-        WorkerPool.shared.run(participants: workers) { worker in
-            let (workspace, capacity) = workspaces.take(bytes: bytes)
-            defer { workspaces.giveBack(workspace, bytes: capacity) }
-            var chunk = worker
-            while chunk < chunks {
-                let first = chunk * CompiledModel.chunkRows
-                codes[chunk] = call(first, min(CompiledModel.chunkRows, batch - first), workspace)
-                chunk += workers
+        honouringThreads {
+            WorkerPool.shared.run(participants: workers) { worker in
+                let (workspace, capacity) = workspaces.take(bytes: bytes)
+                defer { workspaces.giveBack(workspace, bytes: capacity) }
+                for (chunk, first, count) in CompiledModel.chunks(of: batch, participant: worker, of: workers) {
+                    codes[chunk] = call(first, count, workspace)
+                }
             }
         }
         if let bad = codes.firstIndex(where: { $0 != FLOWC_OK }) {

@@ -56,27 +56,21 @@ extension CompiledModel {
     private func solve(noise: [Float], rows: Int, layout: FieldLayout, settings: SamplerSettings, labels: [Int]?) throws -> (samples: [Float], report: SolveReport) {
         try requireEntry(FLOWC_ENTRY_FIELD)
         do { try settings.validate(for: layout) } catch let e as SolverError { throw RuntimeError(message: e.message) }
-        let chunks = (rows + CompiledModel.chunkRows - 1) / CompiledModel.chunkRows
-        let workers = min(threads, chunks)
+        let chunks = CompiledModel.chunkCount(rows), workers = min(threads, chunks)
         // Each chunk writes only its own slot: no two threads share memory.
         nonisolated(unsafe) let results = UnsafeMutableBufferPointer<Result<([Float], SolveReport), Error>?>.allocate(capacity: chunks)
         defer { results.deallocate() }
         results.initialize(repeating: nil)
         let rowsPerCall = settings.guidance == 0 ? CompiledModel.chunkRows : 2 * CompiledModel.chunkRows
-        let solveChunks = { [self] in
+        honouringThreads {
             WorkerPool.shared.run(participants: workers) { worker in
                 let field = CompiledField(model: self, layout: layout, rows: rowsPerCall)
-                var chunk = worker
-                while chunk < chunks {
-                    let first = chunk * CompiledModel.chunkRows, count = min(CompiledModel.chunkRows, rows - first)
+                for (chunk, first, count) in CompiledModel.chunks(of: rows, participant: worker, of: workers) {
                     let part = Array(noise[(first * latentElements)..<((first + count) * latentElements)])
                     results[chunk] = Result { try ODESolve.sample(field, noise: part, labels: labels.map { Array($0[first..<(first + count)]) }, settings: settings) }
-                    chunk += workers
                 }
             }
         }
-        // one thread: also no product split inside the network calls
-        if threads > 1 { solveChunks() } else { WorkerPool.withoutSplitting(solveChunks) }
         var samples: [Float] = []
         samples.reserveCapacity(noise.count)
         var report = SolveReport(samples: 0)
