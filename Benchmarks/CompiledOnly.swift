@@ -7,7 +7,8 @@ import FlowSolvers
 import Foundation
 
 /// `flowc-bench --compiled MODEL...`: compiled code only (no interpreter, no PyTorch), log_prob
-/// and sample at batch 1 and 256 on 1 and 2 threads: the quick loop for profiling a change.
+/// and sample at batch 1 and 256 on 1 and 2 threads, and the compile time: the quick loop for
+/// profiling a change.
 enum CompiledOnly {
     /// `sources`: the spec and weights of a variant key; `modes`: its causal inverse mode.
     static func run(keys: [String], root: URL, samplers: [String: SamplerSettings], sources: [String: String], modes: [String: CausalInverseMode],
@@ -21,7 +22,9 @@ enum CompiledOnly {
             var model = try Elaborator.elaborate(path: root.appendingPathComponent("examples/reference/\(file).flow").path, options: .init(weightsPath: weights))
             if let mode = modes[key] { model.causalInverse = mode }
             let so = NSTemporaryDirectory() + "flowc-bench-\(key).so"
+            let compileStart = Date()
             try ArtifactCompiler.compile(model, options: .init(sampler: samplers[key]), output: so)
+            print(String(format: "| %@ | compile (s) | | %.2f | |", key, Date().timeIntervalSince(compileStart)))
             let single = try CompiledModel(path: so, threads: 1), double = try CompiledModel(path: so, threads: 2)
             let width = model.flow.type(of: model.flow.inputs[0]).elementsPerSample
             let hasLogProb = EntryPoints.entries(of: model).contains(.logProb)

@@ -38,8 +38,14 @@ func time(_ body: () throws -> Void) rethrows -> Double {
 }
 
 let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-let keys = CommandLine.arguments.count > 1 && CommandLine.arguments[1] != "--compiled" ? Array(CommandLine.arguments.dropFirst())
-    : ["c_realnvp2", "c_realnvp64", "b_maf", "a_nsf", "d_glow", "e_fm", "e_fm_rk4", "f_meanflow", "g_tarflow", "g_tarflow_jacobi", "g_tarflow_jacobi4"]
+let allKeys = ["c_realnvp2", "c_realnvp64", "b_maf", "a_nsf", "d_glow", "e_fm", "e_fm_rk4", "f_meanflow", "g_tarflow", "g_tarflow_jacobi", "g_tarflow_jacobi4"]
+let usage = "usage: flowc-bench [--compiled] [MODEL...]   (default: all; models: \(allKeys.joined(separator: " ")))"
+let requested = CommandLine.arguments.dropFirst().filter { $0 != "--compiled" }
+if let unknown = requested.first(where: { !allKeys.contains($0) }) {
+    FileHandle.standardError.write(Data((unknown == "--help" || unknown == "-h" ? usage : "flowc-bench: unknown model '\(unknown)'\n\(usage)").utf8 + [10]))
+    exit(unknown == "--help" || unknown == "-h" ? 0 : 2)
+}
+let keys = CommandLine.arguments.count > 1 && CommandLine.arguments[1] != "--compiled" ? Array(requested) : allKeys
 /// Variants of a reference model: the same spec and weights with another inverse mode (TarFlow:
 /// the KV-cached sequential decoding of the spec vs Jacobi iteration over the whole sequence) or
 /// another compiled sampler.

@@ -32,12 +32,49 @@ public enum CNFLikelihood {
         let x0 = g.addInput(name: "x", type: model.flow.type(of: model.flow.inputs[0]))
         let type = g.type(of: x0)
         let n = type.elementsPerSample
-        let axes = Attribute.ints(Array(1..<type.rank))
-        let perSample = try g.apply("sum", [x0], ["axes": axes], at: at)
-        let column = try g.apply("reshape", [perSample], ["shape": .shape(batched: true, [1])], at: at)
-        func time(_ g: inout Graph, _ t: Double) throws -> ValueID {
-            try g.apply("broadcast_like", [try g.apply("const", [], ["values": .floats([t]), "shape": .shape(batched: false, [1])], at: at), column], at: at)
+        var probe: ValueID?
+        switch estimator {
+        case .hutchinsonProbeInput:
+            probe = g.addInput(name: "probe", type: type)
+        case .exact, .hutchinson:
+            break
         }
+        // The state carried from step to step, one row per sample: (x flattened, L, k).
+        let flat = try g.apply("reshape", [x0], ["shape": .shape(batched: true, [n])], at: at)
+        let perSample = try g.apply("sum", [flat], ["axes": .ints([1]), "keepdims": .int(1)], at: at)
+        let zero = try g.apply("mul", [perSample, try g.constant(0, at: at)], at: at)
+        let initial = try g.apply("concat", [flat, zero, zero], ["axis": .int(1)], at: at)
+        let body = try stepGraph(model, stateType: type, noiseAt: noiseAt, steps: steps, estimator: estimator, at: at)
+        g.bodies.append(body)
+        let final = try g.apply("fixed_point", [initial] + (probe.map { [$0] } ?? []),
+                                ["body": .int(0), "sweeps": .int(steps), "tolerance": .float(0)], at: at)
+        func columns(_ from: Int, _ to: Int) throws -> ValueID {
+            try g.apply("slice", [final], ["axis": .int(1), "start": .int(from), "end": .int(to)], at: at)
+        }
+        let z = try columns(0, n), logDensityChange = try columns(n, n + 1)
+        let squares = try g.apply("sum", [try g.apply("square", [z], at: at)], ["axes": .ints([1]), "keepdims": .int(1)], at: at)
+        let base = try g.apply("add", [try g.apply("mul", [squares, try g.constant(-0.5, at: at)], at: at),
+                                       try g.constant(-0.5 * Double(n) * log(2 * Double.pi), at: at)], at: at)
+        g.outputs = [try g.apply("reshape", [try g.apply("add", [base, logDensityChange], at: at)], ["shape": .shape(batched: true, [])], at: at)]
+        try Verifier.verify(g)
+        return g
+    }
+
+    /// One RK4 step of the augmented ODE as the body of the `fixed_point` loop that runs all
+    /// `steps` of them (so the network and its JVPs are compiled once, not once per step).
+    /// Input `u` = [B, n + 2]: x flattened, L, and the step index k (exact in f32); output the
+    /// same after the step from t = start + k·h. A probe given per row is the second input.
+    static func stepGraph(_ model: Model, stateType type: TensorType, noiseAt: Double, steps: Int,
+                          estimator: Divergence, at: SourceLocation) throws -> Graph {
+        var g = Graph()
+        let n = type.elementsPerSample
+        let u = g.addInput(name: "u", type: TensorType(type.dtype, batched: true, [n + 2]))
+        func columns(_ from: Int, _ to: Int) throws -> ValueID {
+            try g.apply("slice", [u], ["axis": .int(1), "start": .int(from), "end": .int(to)], at: at)
+        }
+        let x = try g.apply("reshape", [try columns(0, n)], ["shape": .shape(batched: true, type.dims)], at: at)
+        let logDensityChange = try columns(n, n + 1), k = try columns(n + 1, n + 2)
+        let axes = Attribute.ints(Array(1..<type.rank))
         var probe: ValueID?
         switch estimator {
         case .hutchinson(let gaussian, let seed):
@@ -49,16 +86,24 @@ public enum CNFLikelihood {
         case .exact:
             break
         }
+        // from the data end to the noise end: t = start + k·h (+ h/2, + h)
+        let (start, end) = (1 - noiseAt, noiseAt)
+        let h = (end - start) / Double(steps)
+        let t = try g.apply("add", [try g.apply("mul", [k, try g.constant(h, at: at)], at: at), try g.constant(start, at: at)], at: at)
+        func time(_ g: inout Graph, _ offset: Double) throws -> ValueID {
+            offset == 0 ? t : try g.apply("add", [t, try g.constant(offset, at: at)], at: at)
+        }
         /// (v(x, t), div v(x, t)) with the network inlined once and one JVP per dimension (or one
-        /// JVP along the probe)
-        func velocityAndDivergence(_ g: inout Graph, _ x: ValueID, _ t: Double) throws -> (ValueID, ValueID) {
+        /// JVP along the probe); the divergence as [B, 1]
+        func velocityAndDivergence(_ g: inout Graph, _ x: ValueID, _ offset: Double) throws -> (ValueID, ValueID) {
             let first = g.nodes.count
-            let v = try FieldCall.inline(&g, model, state: x, times: [try time(&g, t)], at: at)
+            let v = try FieldCall.inline(&g, model, state: x, times: [try time(&g, offset)], at: at)
             let range = first..<g.nodes.count
             if let probe {
                 let e = try g.apply("broadcast_like", [probe, x], at: at)
                 let jv = try JVPPass.tangents(&g, of: [v], input: x, tangent: e, nodes: range)[0]
-                return (v, try g.apply("sum", [try g.apply("mul", [e, jv], at: at)], ["axes": axes], at: at))
+                let term = try g.apply("sum", [try g.apply("mul", [e, jv], at: at)], ["axes": axes], at: at)
+                return (v, try g.apply("reshape", [term], ["shape": .shape(batched: true, [1])], at: at))
             }
             var divergence: ValueID?
             for i in 0..<n {
@@ -67,7 +112,7 @@ public enum CNFLikelihood {
                 let e = try g.apply("broadcast_like", [try g.apply("const", [], ["values": .floats(oneHot), "shape": .shape(batched: false, type.dims)], at: at), x], at: at)
                 let jv = try JVPPass.tangents(&g, of: [v], input: x, tangent: e, nodes: range)[0]
                 let flat = try g.apply("reshape", [jv], ["shape": .shape(batched: true, [n])], at: at)
-                let term = try g.apply("reshape", [try g.apply("slice", [flat], ["axis": .int(1), "start": .int(i), "end": .int(i + 1)], at: at)], ["shape": .shape(batched: true, [])], at: at)
+                let term = try g.apply("slice", [flat], ["axis": .int(1), "start": .int(i), "end": .int(i + 1)], at: at)
                 divergence = try divergence.map { try g.apply("add", [$0, term], at: at) } ?? term
             }
             return (v, divergence!)
@@ -75,29 +120,22 @@ public enum CNFLikelihood {
         func axpy(_ g: inout Graph, _ x: ValueID, _ k: ValueID, _ c: Double) throws -> ValueID {
             try g.apply("add", [x, try g.apply("mul", [k, try g.constant(c, at: at)], at: at)], at: at)
         }
-        // from the data end to the noise end
-        let (start, end) = (1 - noiseAt, noiseAt)
-        let h = (end - start) / Double(steps)
-        var x = x0
-        var logDensityChange = try g.apply("broadcast_like", [try g.constant(0, at: at), perSample], at: at)
-        for k in 0..<steps {
-            let t = start + Double(k) * h
-            let (k1, d1) = try velocityAndDivergence(&g, x, t)
-            let (k2, d2) = try velocityAndDivergence(&g, try axpy(&g, x, k1, h / 2), t + h / 2)
-            let (k3, d3) = try velocityAndDivergence(&g, try axpy(&g, x, k2, h / 2), t + h / 2)
-            let (k4, d4) = try velocityAndDivergence(&g, try axpy(&g, x, k3, h), t + h)
-            func combine(_ g: inout Graph, _ a: ValueID, _ b: ValueID, _ c: ValueID, _ d: ValueID) throws -> ValueID {
-                let middle = try g.apply("add", [b, c], at: at)
-                let sum = try g.apply("add", [try g.apply("add", [a, d], at: at), try g.apply("mul", [middle, try g.constant(2, at: at)], at: at)], at: at)
-                return try g.apply("mul", [sum, try g.constant(h / 6, at: at)], at: at)
-            }
-            x = try g.apply("add", [x, try combine(&g, k1, k2, k3, k4)], at: at)
-            logDensityChange = try g.apply("add", [logDensityChange, try combine(&g, d1, d2, d3, d4)], at: at)
+        /// (a + 2b + 2c + d)·h/6, RK4's weighted slope
+        func combine(_ g: inout Graph, _ a: ValueID, _ b: ValueID, _ c: ValueID, _ d: ValueID) throws -> ValueID {
+            let middle = try g.apply("add", [b, c], at: at)
+            let sum = try g.apply("add", [try g.apply("add", [a, d], at: at), try g.apply("mul", [middle, try g.constant(2, at: at)], at: at)], at: at)
+            return try g.apply("mul", [sum, try g.constant(h / 6, at: at)], at: at)
         }
-        let squares = try g.apply("sum", [try g.apply("square", [x], at: at)], ["axes": axes], at: at)
-        let base = try g.apply("add", [try g.apply("mul", [squares, try g.constant(-0.5, at: at)], at: at),
-                                       try g.constant(-0.5 * Double(n) * log(2 * Double.pi), at: at)], at: at)
-        g.outputs = [try g.apply("add", [base, logDensityChange], at: at)]
+        let (k1, d1) = try velocityAndDivergence(&g, x, 0)
+        let (k2, d2) = try velocityAndDivergence(&g, try axpy(&g, x, k1, h / 2), h / 2)
+        let (k3, d3) = try velocityAndDivergence(&g, try axpy(&g, x, k2, h / 2), h / 2)
+        let (k4, d4) = try velocityAndDivergence(&g, try axpy(&g, x, k3, h), h)
+        let next = try g.apply("add", [x, try combine(&g, k1, k2, k3, k4)], at: at)
+        g.outputs = [try g.apply("concat", [
+            try g.apply("reshape", [next], ["shape": .shape(batched: true, [n])], at: at),
+            try g.apply("add", [logDensityChange, try combine(&g, d1, d2, d3, d4)], at: at),
+            try g.apply("add", [k, try g.constant(1, at: at)], at: at),
+        ], ["axis": .int(1)], at: at)]
         try Verifier.verify(g)
         return g
     }
