@@ -21,7 +21,28 @@ extension OpLowering {
         let dstStrides = strides(destination)
         var table: IRBuilder.Value?
         if let gather { table = b.constantIndexArray(gather.indices, name: "gather") }
-        b.loops(f.extents(iteration)) { index in
+        let extents = f.extents(iteration)
+        let outer = contiguousSuffixStart(shape: staticShape(iteration), batched: g.type(of: iteration).batched,
+                                          sourceStrides, dstStrides, except: gather?.axis)
+        if outer < extents.count {
+            // one memcpy per index of the outer axes: far less code to optimise than an element
+            // loop, and LLVM expands the short constant-size ones inline
+            let run = extents[outer...].dropFirst().reduce(extents[outer]) { b.mul($0, $1) }
+            let bytes = b.mul(run, b.i64(MemoryLayout<Float>.size))
+            b.loops(Array(extents[..<outer])) { index in
+                var s = Array(sourceStrides[..<outer])
+                var base = b.i64(sourceBase)
+                if let gather, let table {
+                    s[gather.axis] = 0
+                    base = b.add(base, b.mul(b.loadIndex(table, index[gather.axis]), b.i64(sourceStrides[gather.axis])))
+                }
+                let from = b.element(src, b.offset(index, s, base: base))
+                let to = b.element(dst, b.offset(index, Array(dstStrides[..<outer]), base: b.i64(destinationBase)))
+                LLVMBuildMemCpy(b.builder, to, 4, from, 4, bytes)
+            }
+            return
+        }
+        b.loops(extents) { index in
             var s = sourceStrides
             var base = b.i64(sourceBase)
             if let gather, let table {
@@ -30,6 +51,28 @@ extension OpLowering {
             }
             b.store(b.load(src, b.offset(index, s, base: base)), dst, b.offset(index, dstStrides, base: b.i64(destinationBase)))
         }
+    }
+
+    /// The first axis of the longest run of trailing axes over which both strides are C-order
+    /// contiguous (so that part of the copy is one block of memory on each side); `shape.count`
+    /// when not even the last axis is. Axes of extent 1 join the run whatever their stride; the
+    /// batch axis (extent known at run time) can only close it; the gather axis never joins.
+    func contiguousSuffixStart(shape: [Int], batched: Bool, _ source: [Int], _ destination: [Int], except gatherAxis: Int?) -> Int {
+        var start = shape.count, block = 1
+        while start > 0 {
+            let axis = start - 1
+            if axis == gatherAxis { break }
+            if batched && axis == 0 {
+                if source[0] == block && destination[0] == block { start = 0 }
+                break
+            }
+            if shape[axis] != 1 {
+                guard source[axis] == block, destination[axis] == block else { break }
+                block *= shape[axis]
+            }
+            start = axis
+        }
+        return start
     }
 
 }

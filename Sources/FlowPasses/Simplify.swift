@@ -1,7 +1,8 @@
 import FlowIR
 import FlowInterpreter
 
-/// Simplification after derivation: algebraic identities (`SimplifyRules`), common
+/// Simplification after derivation: constants captured by loops moved into their bodies
+/// (`LoopConstantSinking`), algebraic identities (`SimplifyRules`), common
 /// subexpression elimination, folding of small constant subgraphs (log-determinants and inverses
 /// of constant matrices become literals, evaluated in f64) and dead code elimination, repeated
 /// until nothing changes.
@@ -10,7 +11,7 @@ public enum Simplify {
     public static let foldLimit = 64
 
     public static func run(_ input: Graph, weights: WeightStore? = nil) throws -> Graph {
-        var g = input
+        var g = try LoopConstantSinking.run(input)
         for _ in 0..<8 {
             let before = g.nodes.count
             g = try rewrite(g, weights: weights)
