@@ -9,10 +9,17 @@ enum PolynomialMath {
     static func float(_ b: IRBuilder, _ i: IRBuilder.Value) -> IRBuilder.Value { LLVMBuildBitCast(b.builder, i, b.f32, "")! }
     static func i32(_ b: IRBuilder, _ v: Int) -> IRBuilder.Value { LLVMConstInt(b.i32, UInt64(bitPattern: Int64(v)), 1) }
 
-    /// Horner: c[0]·xⁿ + ... + c[n]
+    /// a·x + c as `llvm.fmuladd`: one fused multiply-add where the target has FMA (then in the
+    /// vector loop and its scalar remainder alike, so a value never depends on its position),
+    /// a multiply and an add elsewhere.
+    static func multiplyAdd(_ b: IRBuilder, _ a: IRBuilder.Value, _ x: IRBuilder.Value, _ c: IRBuilder.Value) -> IRBuilder.Value {
+        b.intrinsic("llvm.fmuladd", [a, x, c])
+    }
+
+    /// Horner: c[0]·xⁿ + ... + c[n], one multiply-add per coefficient
     static func horner(_ b: IRBuilder, _ x: IRBuilder.Value, _ c: [Double]) -> IRBuilder.Value {
         var acc = b.f32(c[0])
-        for k in c.dropFirst() { acc = b.fadd(b.fmul(acc, x), b.f32(k)) }
+        for k in c.dropFirst() { acc = multiplyAdd(b, acc, x, b.f32(k)) }
         return acc
     }
 
@@ -20,10 +27,10 @@ enum PolynomialMath {
     /// a degree-7 polynomial on |r| ≤ ln2/2; overflow to +inf above 88.72, 0 below −87.33.
     static func exp(_ b: IRBuilder, _ x: IRBuilder.Value) -> IRBuilder.Value {
         let clamped = b.intrinsic("llvm.minnum", [b.intrinsic("llvm.maxnum", [x, b.f32(-87.33654)]), b.f32(88.72283)])
-        let n = b.intrinsic("llvm.floor", [b.fadd(b.fmul(clamped, b.f32(1.44269504088896341)), b.f32(0.5))])
-        let r = b.fsub(b.fsub(clamped, b.fmul(n, b.f32(0.693359375))), b.fmul(n, b.f32(-2.12194440e-4)))
+        let n = b.intrinsic("llvm.floor", [multiplyAdd(b, clamped, b.f32(1.44269504088896341), b.f32(0.5))])
+        let r = multiplyAdd(b, n, b.f32(2.12194440e-4), multiplyAdd(b, n, b.f32(-0.693359375), clamped))
         let p = horner(b, r, [1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1])
-        let er = b.fadd(b.fadd(b.fmul(b.fmul(p, r), r), r), b.f32(1))
+        let er = b.fadd(multiplyAdd(b, b.fmul(p, r), r, r), b.f32(1))
         let ni = LLVMBuildFPToSI(b.builder, n, b.i32, "")!
         let scale = float(b, LLVMBuildShl(b.builder, LLVMBuildAdd(b.builder, ni, i32(b, 127), "")!, i32(b, 23), "")!)
         let value = b.fmul(er, scale)
