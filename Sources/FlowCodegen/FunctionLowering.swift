@@ -8,7 +8,8 @@ import FlowInterpreter
 /// the other nodes are grouped into kernels (`KernelPlanner`) whose loop nests over explicit
 /// buffers `OpLowering` emits. The workspace holds the planned buffers, then scratch for loops.
 struct FunctionLowering {
-    let graph: Graph
+    /// The graph lowered; inside a kernel, the kernel's own graph when it was folded (RowFolding).
+    var graph: Graph
     let b: IRBuilder
     /// Compile-time values (weights and everything computed from them only): embedded globals
     /// or entries of the external weight table.
@@ -191,24 +192,29 @@ struct FunctionLowering {
     /// Calls `kernels` in order from the current function, creating each kernel function the
     /// first time its structure is seen.
     func emitCalls(_ kernelsToCall: ArraySlice<Kernel>) throws {
-        for kernel in kernelsToCall {
-            let values = kernel.inputs + kernel.outputs
-            let function = try kernels.kernel(for: kernel, in: graph) { function in
+        for planned in kernelsToCall {
+            let values = planned.inputs + planned.outputs
+            let folded = RowFolding.fold(planned, in: graph)
+            let (kernel, kernelGraph) = folded.map { ($0.kernel, $0.graph) } ?? (planned, graph)
+            let function = try kernels.kernel(for: kernel, in: kernelGraph) { function in
                 let (caller, callerFunction) = (b.currentBlock, b.function)
                 b.begin(function)
                 var inner = self
+                inner.graph = kernelGraph
+                inner.kernelAddresses = [:]
                 inner.batch = b.parameter(values.count)
                 inner.kernelScratch = b.parameter(values.count + 1)
                 inner.kernelWeights = b.parameter(values.count + 2)
                 inner.kernelPart = b.parameter(values.count + 3)
-                for (p, v) in values.enumerated().reversed() { inner.kernelAddresses[v] = b.parameter(p) }
+                for (p, v) in (kernel.inputs + kernel.outputs).enumerated().reversed() { inner.kernelAddresses[v] = b.parameter(p) }
                 var lowering = OpLowering(function: inner)
                 try lowering.emit(kernel)
                 b.ret()
                 b.function = callerFunction
                 b.position(at: caller)
             }
-            _ = b.call(function, kernels.type(arguments: values.count), values.map { address($0) } + [batch, scratchAddress, weightTable, b.i64(0)])
+            let rows: IRBuilder.Value = folded.map { b.mul(batch, b.i64($0.rowsPerSample)) } ?? batch!
+            _ = b.call(function, kernels.type(arguments: values.count), values.map { address($0) } + [rows, scratchAddress, weightTable, b.i64(0)])
         }
     }
 
