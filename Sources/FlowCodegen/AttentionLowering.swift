@@ -10,14 +10,16 @@ extension OpLowering {
         let (q, k, v, out) = (f.address(node.operands[0]), f.address(node.operands[1]), f.address(node.operands[2]), f.address(node.results[0]))
         let dims = g.type(of: node.results[0]).dims
         let (tokens, channels) = (dims[0], dims[1])
-        let keys = g.type(of: node.operands[1]).dims[0]
+        // a decoding step's key count is the kernel's extent argument (AttentionKeyFolding)
+        let keys: IRBuilder.Value = node.attributes[AttentionKeyFolding.runtimeKeysAttribute] != nil
+            ? f.kernelExtent! : b.i64(g.type(of: node.operands[1]).dims[0])
         let heads = int(node, "heads"), causal = int(node, "causal") != 0
         let d = channels / heads
         guard case .float(let temperature)? = node.attributes["temperature"] else { fatalError("temperature verified") }
         let scale = b.f32(1 / (Double(d).squareRoot() * temperature))
         try b.loops([f.batch, b.i64(heads), b.i64(tokens)]) { index in
             let (sample, head, t) = (index[0], index[1], index[2])
-            let sampleBase = b.mul(sample, b.i64(tokens * channels)), keyBase = b.mul(sample, b.i64(keys * channels))
+            let sampleBase = b.mul(sample, b.i64(tokens * channels)), keyBase = b.mul(b.mul(sample, keys), b.i64(channels))
             let headOffset = b.mul(head, b.i64(d))
             let row = b.add(b.add(sampleBase, b.mul(t, b.i64(channels))), headOffset)
             /// (q_t · k_s)/√d for the key row starting at `key`
@@ -40,7 +42,7 @@ extension OpLowering {
             LLVMBuildStore(b.builder, b.f32(1), total)
             b.loop(b.i64(d)) { j in b.store(b.load(v, b.add(key0, j)), out, b.add(row, j)) }
             // query t is position t + S − T: it sees keys 0 ... t + S − T (all S without the mask)
-            let remaining = causal ? b.add(t, b.i64(keys - tokens)) : b.i64(keys - 1)
+            let remaining = causal ? b.add(t, b.sub(keys, b.i64(tokens))) : b.sub(keys, b.i64(1))
             try b.loop(remaining) { i in
                 let key = b.add(key0, b.mul(b.add(i, b.i64(1)), b.i64(channels)))
                 let s = try score(key)

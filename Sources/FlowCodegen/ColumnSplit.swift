@@ -59,7 +59,7 @@ enum ColumnSplit {
         func slot(_ i: Int) -> IRBuilder.Value { LLVMBuildLoad2(b.builder, b.pointer, b.element(context, b.i64(i), type: b.pointer), "")! }
         var values = (0..<arguments).map { slot(1 + $0) }
         values.append(LLVMBuildPtrToInt(b.builder, slot(arguments + 1), b.i64, "")!)
-        values += [slot(arguments + 2), slot(arguments + 3), b.add(b.parameter(1), b.i64(1))]
+        values += [slot(arguments + 2), slot(arguments + 3), b.add(b.parameter(1), b.i64(1)), b.i64(0)]   // extent: 0 in products
         _ = b.call(slot(0), kernelType, values)
         b.ret()
         b.function = function
@@ -71,7 +71,7 @@ enum ColumnSplit {
     /// accepts, both halves run through the hook; otherwise `compute` runs (it honours `part`).
     static func dispatch(_ b: IRBuilder, rows: IRBuilder.Value, minimumRows: Int, part: IRBuilder.Value, kernelType: LLVMTypeRef, compute: () throws -> Void) rethrows {
         let kernel = b.function!
-        let parameters = Int(LLVMCountParams(kernel)), arguments = parameters - 4
+        let parameters = Int(LLVMCountParams(kernel)), arguments = parameters - 5
         let installed = LLVMBuildLoad2(b.builder, b.pointer, hook(b), "")!
         let whole = LLVMBuildICmp(b.builder, LLVMIntEQ, part, b.i64(0), "")!
         let few = LLVMBuildAnd(b.builder, LLVMBuildICmp(b.builder, LLVMIntULE, rows, b.i64(maximumRows), "")!,

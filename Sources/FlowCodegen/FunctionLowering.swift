@@ -26,6 +26,8 @@ struct FunctionLowering {
     var kernelWeights: IRBuilder.Value?
     /// Inside a kernel: its `part` argument (ColumnSplit).
     var kernelPart: IRBuilder.Value?
+    /// Inside a kernel: its `extent` argument (the key count of AttentionKeyFolding).
+    var kernelExtent: IRBuilder.Value?
 
     let kernels: KernelCache
 
@@ -194,8 +196,10 @@ struct FunctionLowering {
     func emitCalls(_ kernelsToCall: ArraySlice<Kernel>) throws {
         for planned in kernelsToCall {
             let values = planned.inputs + planned.outputs
+            // kernels that differ only in rows per sample or in a decoding step's key count are one
             let folded = RowFolding.fold(planned, in: graph)
-            let (kernel, kernelGraph) = folded.map { ($0.kernel, $0.graph) } ?? (planned, graph)
+            let keyFolded = folded == nil ? AttentionKeyFolding.fold(planned, in: graph) : nil
+            let (kernel, kernelGraph) = folded.map { ($0.kernel, $0.graph) } ?? keyFolded.map { ($0.kernel, $0.graph) } ?? (planned, graph)
             let function = try kernels.kernel(for: kernel, in: kernelGraph) { function in
                 let (caller, callerFunction) = (b.currentBlock, b.function)
                 b.begin(function)
@@ -206,6 +210,7 @@ struct FunctionLowering {
                 inner.kernelScratch = b.parameter(values.count + 1)
                 inner.kernelWeights = b.parameter(values.count + 2)
                 inner.kernelPart = b.parameter(values.count + 3)
+                inner.kernelExtent = b.parameter(values.count + 4)
                 for (p, v) in (kernel.inputs + kernel.outputs).enumerated().reversed() { inner.kernelAddresses[v] = b.parameter(p) }
                 var lowering = OpLowering(function: inner)
                 try lowering.emit(kernel)
@@ -214,7 +219,8 @@ struct FunctionLowering {
                 b.position(at: caller)
             }
             let rows: IRBuilder.Value = folded.map { b.mul(batch, b.i64($0.rowsPerSample)) } ?? batch!
-            _ = b.call(function, kernels.type(arguments: values.count), values.map { address($0) } + [rows, scratchAddress, weightTable, b.i64(0)])
+            let extent = b.i64(keyFolded?.keys ?? 0)
+            _ = b.call(function, kernels.type(arguments: values.count), values.map { address($0) } + [rows, scratchAddress, weightTable, b.i64(0), extent])
         }
     }
 

@@ -105,9 +105,21 @@ struct DependencyAnalysis {
             let w = try evaluator.value(node.operands[1])
             let (n, k) = (w.shape[0], w.shape[1])
             let x = operandDeps[0]!
+            // an output whose weight row has no zero reads the whole input row: that union is
+            // computed once per row and shared (most products are dense; MADE's are masked)
+            let dense = (0..<n).map { o in (0..<k).allSatisfy { w.values[o * k + $0] != 0 } }
             for row in 0..<(count / n) {
+                var whole: PositionSet?
                 for o in 0..<n {
-                    for j in 0..<k where w.values[o * k + j] != 0 { result[row * n + o].formUnion(x[row * k + j]) }
+                    if dense[o] {
+                        if whole == nil {
+                            whole = PositionSet(capacity: width)
+                            for j in 0..<k { whole!.formUnion(x[row * k + j]) }
+                        }
+                        result[row * n + o] = whole!
+                    } else {
+                        for j in 0..<k where w.values[o * k + j] != 0 { result[row * n + o].formUnion(x[row * k + j]) }
+                    }
                 }
             }
         case "sum", "mean", "amax", "softmax", "cumsum", "layernorm":
