@@ -10,10 +10,13 @@ final class KernelCache {
     private var byKey: [String: IRBuilder.Value] = [:]
     /// The `noinline` function attribute (kernels, and entry-point segments).
     let noinline: LLVMAttributeRef
+    /// The `optnone` function attribute (entry-point segments: calls only).
+    let optnone: LLVMAttributeRef
 
     init(builder: IRBuilder) {
         b = builder
         noinline = LLVMCreateEnumAttribute(builder.context, LLVMGetEnumAttributeKindForName("noinline", 8), 0)
+        optnone = LLVMCreateEnumAttribute(builder.context, LLVMGetEnumAttributeKindForName("optnone", 7), 0)
     }
 
     var count: Int { byKey.count }

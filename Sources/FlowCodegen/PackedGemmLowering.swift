@@ -6,8 +6,9 @@ import FlowIR
 /// columns: per k, two vector loads of P, one broadcast of x per row, 2·tileRows FMAs into
 /// accumulators that stay in registers for the whole K loop (12 of the 32 zmm registers). The
 /// column panels of 32 run in a loop, the last one or two vectors (with the ragged end of N) are
-/// a panel of their own; the 1–5 rows left after whole tiles are one tile of their own height. No BLAS call, no
-/// allocation; the bias and epilogue run afterwards over y (OpLowering.gemm).
+/// a panel of their own; the 1–5 rows left after whole tiles are one tile of their own height.
+/// Each tile is a call of a function shared by all products of the module (`tileFunction`). No
+/// BLAS call, no allocation; the bias and epilogue run afterwards over y (OpLowering.gemm).
 extension OpLowering {
     static let tileRows = 6, lanes = 16
 
@@ -39,13 +40,13 @@ extension OpLowering {
                 last = b.select(LLVMBuildICmp(b.builder, LLVMIntEQ, part, b.i64(1), "")!, middle, last)
             }
             if whole > 0 {
-                try b.loop(b.sub(last, first)) { panel in
-                    try tile(firstRow: firstRow, rows: rowCount, firstVector: b.mul(b.add(panel, first), b.i64(width)), vectors: width, lastLanes: OpLowering.lanes)
-                }
+                try tile(firstRow: firstRow, rows: rowCount, firstVector: b.mul(first, b.i64(width)), vectors: width, lastLanes: OpLowering.lanes,
+                         panels: b.sub(last, first))
             }
             let rest = allVectors - whole * width
             if rest > 0 {
-                let restPanel = { try tile(firstRow: firstRow, rows: rowCount, firstVector: b.i64(whole * width), vectors: rest, lastLanes: ragged == 0 ? OpLowering.lanes : ragged) }
+                let restPanel = { try tile(firstRow: firstRow, rows: rowCount, firstVector: b.i64(whole * width), vectors: rest,
+                                           lastLanes: ragged == 0 ? OpLowering.lanes : ragged, panels: b.i64(1)) }
                 if let (part, _) = split {
                     // the rest belongs to the second half
                     let run = b.block("rest_panel"), skip = b.block("rest_done")
@@ -76,18 +77,52 @@ extension OpLowering {
         }
         b.position(at: done)
 
-        /// One register tile: `rows` × `vectors` accumulators over the whole K; the last vector
-        /// stores only `lastLanes` lanes (16 when N fills it).
-        func tile(firstRow: IRBuilder.Value, rows: Int, firstVector: IRBuilder.Value, vectors: Int, lastLanes: Int) throws {
-            let vector = LLVMVectorType(b.f32, UInt32(OpLowering.lanes))!
-            let column = b.mul(firstVector, b.i64(OpLowering.lanes))
-            // Each accumulator is a chain of dependent FMAs (4 cycles each). An output of one
-            // vector (N ≤ 16: a velocity's N = 2, TarFlow's proj_out) has a single chain per row,
-            // too few at batch 1: the k loop then keeps 4 sets of accumulators, k stepping
-            // through them, summed at the end. Decided by N alone, not by the tile's height, so
-            // every row sums in the same order and a sample's result does not depend on where
-            // it falls in the batch.
-            let copies = allVectors == 1 ? 4 : 1
+        /// `panels` register tiles side by side from `firstVector`: a call of the module's
+        /// function for this tile shape.
+        func tile(firstRow: IRBuilder.Value, rows: Int, firstVector: IRBuilder.Value, vectors: Int, lastLanes: Int, panels: IRBuilder.Value) throws {
+            // an output of one vector (N ≤ 16) keeps 4 sets of accumulators (see `tileFunction`)
+            let shape = TileShape(rows: rows, vectors: vectors, lastLanes: lastLanes, copies: allVectors == 1 ? 4 : 1)
+            let (function, type) = tileFunction(shape)
+            _ = b.call(function, type, [x, p, y, firstRow, b.mul(firstVector, b.i64(OpLowering.lanes)), panels, b.i64(k), b.i64(n), b.i64(paddedWidth)])
+        }
+    }
+
+    /// A register tile's shape: the tile functions of a module are one per shape.
+    struct TileShape {
+        var rows: Int, vectors: Int
+        /// Lanes stored of the last vector (16 when N fills it).
+        var lastLanes: Int
+        /// Sets of accumulators the k loop steps through (see `tileFunction`).
+        var copies: Int
+    }
+
+    /// `void flowc.tile.R.V.L.C(x, P, y, i64 firstRow, i64 firstColumn, i64 panels, i64 K, i64 N, i64 N16)`:
+    /// for each of `panels` panels of 16V columns from firstColumn,
+    /// y[firstRow ..< +R, columns] = x[rows, 0..<K] · P[0..<K, columns], R × V accumulators in
+    /// registers over the whole K. Shared by every product of the module (K and the strides are
+    /// arguments), so each shape is compiled once; one call per row of tiles.
+    func tileFunction(_ shape: TileShape) -> (IRBuilder.Value, LLVMTypeRef) {
+        let type = b.functionType(b.void, [b.pointer, b.pointer, b.pointer, b.i64, b.i64, b.i64, b.i64, b.i64, b.i64])
+        let name = "flowc.tile.\(shape.rows).\(shape.vectors).\(shape.lastLanes).\(shape.copies)"
+        if let existing = LLVMGetNamedFunction(b.module, name) { return (existing, type) }
+        let (caller, callerBlock) = (b.function, b.currentBlock)
+        let function = b.declare(name, type)
+        LLVMSetLinkage(function, LLVMInternalLinkage)
+        LLVMAddAttributeAtIndex(function, UInt32(bitPattern: Int32(LLVMAttributeFunctionIndex)),
+                                LLVMCreateEnumAttribute(b.context, LLVMGetEnumAttributeKindForName("noinline", 8), 0))
+        b.begin(function)
+        preferWideVectors()
+        let (x, p, y, firstRow, firstColumn, panels) = (b.parameter(0), b.parameter(1), b.parameter(2), b.parameter(3), b.parameter(4), b.parameter(5))
+        let (k, n, paddedWidth) = (b.parameter(6), b.parameter(7), b.parameter(8))
+        let (rows, vectors, copies) = (shape.rows, shape.vectors, shape.copies)
+        let vector = LLVMVectorType(b.f32, UInt32(OpLowering.lanes))!
+        // Each accumulator is a chain of dependent FMAs (4 cycles each). An output of one vector
+        // (N ≤ 16: a velocity's N = 2, TarFlow's proj_out) has a single chain per row, too few
+        // at batch 1: the k loop then keeps 4 sets of accumulators, k stepping through them,
+        // summed at the end. Decided by N alone, not by the tile's height, so every row sums in
+        // the same order and a sample's result does not depend on where it falls in the batch.
+        b.loop(panels) { panel in
+            let column = b.add(firstColumn, b.mul(panel, b.i64(vectors * OpLowering.lanes)))
             func zeroed() -> [[IRBuilder.Value]] {
                 (0..<rows).map { _ in (0..<vectors).map { _ in
                     let slot = b.variable("acc", type: vector)
@@ -96,23 +131,34 @@ extension OpLowering {
                 } }
             }
             let sets = (0..<copies).map { _ in zeroed() }
+            let rowStarts = (0..<rows).map { r in b.mul(b.add(firstRow, b.i64(r)), k) }
             /// the FMAs of input column kk into accumulator set `set`
             func step(_ kk: IRBuilder.Value, _ set: [[IRBuilder.Value]]) {
                 let weights = (0..<vectors).map { v in
-                    vectorLoad(p, b.add(b.mul(kk, b.i64(paddedWidth)), b.add(column, b.i64(v * OpLowering.lanes))), vector)
+                    vectorLoad(p, b.add(b.mul(kk, paddedWidth), b.add(column, b.i64(v * OpLowering.lanes))), vector)
                 }
                 for r in 0..<rows {
-                    let xs = splat(b.load(x, b.add(b.mul(b.add(firstRow, b.i64(r)), b.i64(k)), kk)), vector)
+                    let xs = splat(b.load(x, b.add(rowStarts[r], kk)), vector)
                     for v in 0..<vectors {
                         let sum = fma(xs, weights[v], LLVMBuildLoad2(b.builder, vector, set[r][v], "")!, vector)
                         LLVMBuildStore(b.builder, sum, set[r][v])
                     }
                 }
             }
-            b.loop(b.i64(k / copies)) { kk in
+            let steps = copies == 1 ? k : LLVMBuildUDiv(b.builder, k, b.i64(copies), "")!
+            b.loop(steps) { kk in
                 for (c, set) in sets.enumerated() { step(b.add(b.mul(kk, b.i64(copies)), b.i64(c)), set) }
             }
-            for c in 0..<(k % copies) { step(b.i64(k / copies * copies + c), sets[c]) }
+            // the k % copies columns left, into the first sets in order
+            let tailStart = b.mul(steps, b.i64(copies))
+            for c in 0..<(copies - 1) {
+                let run = b.block("tail_\(c)"), skip = b.block("tail_done_\(c)")
+                b.condBranch(LLVMBuildICmp(b.builder, LLVMIntULT, b.add(tailStart, b.i64(c)), k, "")!, run, skip)
+                b.position(at: run)
+                step(b.add(tailStart, b.i64(c)), sets[c])
+                b.branch(skip)
+                b.position(at: skip)
+            }
             let accumulators = sets[0]
             for set in sets.dropFirst() {
                 for r in 0..<rows { for v in 0..<vectors {
@@ -121,20 +167,24 @@ extension OpLowering {
                 } }
             }
             for r in 0..<rows {
-                let rowStart = b.add(b.mul(b.add(firstRow, b.i64(r)), b.i64(n)), column)
+                let rowStart = b.add(b.mul(b.add(firstRow, b.i64(r)), n), column)
                 for v in 0..<vectors {
                     let value = LLVMBuildLoad2(b.builder, vector, accumulators[r][v], "")!
                     let at = b.add(rowStart, b.i64(v * OpLowering.lanes))
-                    if v < vectors - 1 || lastLanes == OpLowering.lanes {
+                    if v < vectors - 1 || shape.lastLanes == OpLowering.lanes {
                         LLVMSetAlignment(LLVMBuildStore(b.builder, value, b.element(y, at)), 4)
                     } else {
-                        for lane in 0..<lastLanes {
+                        for lane in 0..<shape.lastLanes {
                             b.store(LLVMBuildExtractElement(b.builder, value, b.i32(lane), "")!, y, b.add(at, b.i64(lane)))
                         }
                     }
                 }
             }
         }
+        b.ret()
+        b.function = caller
+        if caller != nil { b.position(at: callerBlock) }
+        return (function, type)
     }
 
     /// 16 floats from base[index], no alignment assumed.
