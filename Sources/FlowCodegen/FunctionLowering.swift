@@ -136,11 +136,11 @@ struct FunctionLowering {
         if checkInput { try emitInputChecks() }
         // One call per planned kernel, passing the addresses of what it reads and writes; kernels
         // with the same structure and types are one function (within and across entry points,
-        // so the sweeps of an unrolled inverse compile once). Thousands of calls (e_fm's
-        // exact-divergence log_prob: 4745) go into segment functions of `segmentSize` calls:
-        // in one function, register allocation over all of them took most of the compile time.
-        // Segments are only calls and address arithmetic: they are not optimised (`optnone`:
-        // the fast instruction selector) — TarFlow's compile 0.59 → 0.52 s, its sampling as fast.
+        // so the sweeps of an unrolled inverse compile once). Long call sequences (TarFlow's
+        // token-by-token sampler: 1234 ops) go into segment functions of `segmentSize` calls:
+        // code generation is superlinear in a basic block's length. Segments are only calls and
+        // address arithmetic: they are not optimised (`optnone`: the fast instruction selector)
+        // — TarFlow's compile 0.59 → 0.52 s, its sampling as fast.
         if plannedKernels.count <= FunctionLowering.segmentSize {
             try emitCalls(plannedKernels[...])
         } else {
@@ -228,7 +228,7 @@ struct FunctionLowering {
     }
 
     /// Kernel calls per segment function when an entry point has more (see `emit`).
-    static let segmentSize = 400
+    static let segmentSize = 100
 
     /// batch ≥ 1 (else return 2), every input value finite (else return 1).
     mutating func emitInputChecks() throws {
