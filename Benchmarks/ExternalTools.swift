@@ -16,7 +16,7 @@ enum ExternalTools {
         process.standardError = FileHandle.nullDevice
         guard (try? process.run()) != nil else { return nil }
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
+        while process.isRunning { usleep(100) }   // waitUntilExit returns ~50 ms late on Linux
         return process.terminationStatus == 0 ? String(decoding: data, as: UTF8.self) : nil
     }
 

@@ -145,7 +145,9 @@ struct TargetEmitter {
         process.standardError = errors
         try process.run()
         let message = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
+        // Foundation's waitUntilExit on Linux returns ~50 ms after the child exits (a tenth of
+        // a model's compile); its isRunning is current
+        while process.isRunning { usleep(100) }
         guard process.terminationStatus == 0 else {
             throw FlowError("linking with \(driver) failed: \(String(decoding: message, as: UTF8.self))", in: output)
         }

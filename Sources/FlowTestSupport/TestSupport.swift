@@ -87,7 +87,7 @@ public struct ProcessResult {
         try p.run()
         let outData = out.fileHandleForReading.readDataToEndOfFile()
         let errData = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
+        while p.isRunning { usleep(100) }   // waitUntilExit returns ~50 ms late on Linux
         return ProcessResult(status: p.terminationStatus, terminatedBySignal: p.terminationReason == .uncaughtSignal,
                              stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
     }
