@@ -10,8 +10,8 @@ extension OpLowering {
         let (q, k, v, out) = (f.address(node.operands[0]), f.address(node.operands[1]), f.address(node.operands[2]), f.address(node.results[0]))
         let dims = g.type(of: node.results[0]).dims
         let (tokens, channels) = (dims[0], dims[1])
-        // a decoding step's key count is the kernel's extent argument (AttentionKeyFolding)
-        let keys: IRBuilder.Value = node.attributes[AttentionKeyFolding.runtimeKeysAttribute] != nil
+        // a decoding step's key count is the kernel's extent argument (DecodingStepFolding)
+        let keys: IRBuilder.Value = node.attributes[DecodingStepFolding.positionAttribute] != nil
             ? f.kernelExtent! : b.i64(g.type(of: node.operands[1]).dims[0])
         let heads = int(node, "heads"), causal = int(node, "causal") != 0
         let d = channels / heads

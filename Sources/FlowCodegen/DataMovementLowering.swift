@@ -14,7 +14,7 @@ extension OpLowering {
     /// like `shapeOf`): element at index i of the iteration shape reads source at
     /// sourceBase + Σ i·sourceStrides (or the gather table along one axis) and writes
     /// destination at destinationBase + Σ i·destinationStrides.
-    func copy(from source: ValueID, sourceStrides: [Int], sourceBase: Int = 0, to destination: ValueID,
+    func copy(from source: ValueID, sourceStrides: [Int], sourceBase: IRBuilder.Value? = nil, to destination: ValueID,
               destinationBase: Int = 0, shapeOf: ValueID? = nil, gather: (axis: Int, indices: [Int])? = nil) throws {
         let iteration = shapeOf ?? destination
         let src = f.address(source), dst = f.address(destination)
@@ -31,7 +31,7 @@ extension OpLowering {
             let bytes = b.mul(run, b.i64(MemoryLayout<Float>.size))
             b.loops(Array(extents[..<outer])) { index in
                 var s = Array(sourceStrides[..<outer])
-                var base = b.i64(sourceBase)
+                var base = sourceBase ?? b.i64(0)
                 if let gather, let table {
                     s[gather.axis] = 0
                     base = b.add(base, b.mul(b.loadIndex(table, index[gather.axis]), b.i64(sourceStrides[gather.axis])))
@@ -44,12 +44,30 @@ extension OpLowering {
         }
         b.loops(extents) { index in
             var s = sourceStrides
-            var base = b.i64(sourceBase)
+            var base = sourceBase ?? b.i64(0)
             if let gather, let table {
                 s[gather.axis] = 0
                 base = b.add(base, b.mul(b.loadIndex(table, index[gather.axis]), b.i64(sourceStrides[gather.axis])))
             }
             b.store(b.load(src, b.offset(index, s, base: base)), dst, b.offset(index, dstStrides, base: b.i64(destinationBase)))
+        }
+    }
+
+    /// concat(cache, new) along the first axis after the batch, with the cache's length t the
+    /// kernel's extent argument (DecodingStepFolding): per sample, the cache's t·inner values
+    /// then the new token's, each one block of memory.
+    func appendToCache(_ node: Node) throws {
+        let (cache, new, out) = (node.operands[0], node.operands[1], node.results[0])
+        let inner = g.type(of: new).dims.dropFirst().reduce(1, *), newLength = g.type(of: new).dims[0]
+        let t = f.kernelExtent!
+        let cacheFloats = b.mul(t, b.i64(inner)), newFloats = b.i64(newLength * inner)
+        let (from, appended, to) = (f.address(cache), f.address(new), f.address(out))
+        let floatSize = b.i64(MemoryLayout<Float>.size)
+        b.loop(f.batch) { sample in
+            let row = b.mul(sample, b.add(cacheFloats, newFloats))
+            LLVMBuildMemCpy(b.builder, b.element(to, row), 4, b.element(from, b.mul(sample, cacheFloats)), 4, b.mul(cacheFloats, floatSize))
+            LLVMBuildMemCpy(b.builder, b.element(to, b.add(row, cacheFloats)), 4, b.element(appended, b.mul(sample, newFloats)), 4,
+                            b.mul(newFloats, floatSize))
         }
     }
 

@@ -26,7 +26,7 @@ struct FunctionLowering {
     var kernelWeights: IRBuilder.Value?
     /// Inside a kernel: its `part` argument (ColumnSplit).
     var kernelPart: IRBuilder.Value?
-    /// Inside a kernel: its `extent` argument (the key count of AttentionKeyFolding).
+    /// Inside a kernel: its `extent` argument (the decoding position of DecodingStepFolding).
     var kernelExtent: IRBuilder.Value?
 
     let kernels: KernelCache
@@ -199,10 +199,10 @@ struct FunctionLowering {
     func emitCalls(_ kernelsToCall: ArraySlice<Kernel>) throws {
         for planned in kernelsToCall {
             let values = planned.inputs + planned.outputs
-            // kernels that differ only in rows per sample or in a decoding step's key count are one
+            // kernels that differ only in rows per sample or in a decoding step's position are one
             let folded = RowFolding.fold(planned, in: graph)
-            let keyFolded = folded == nil ? AttentionKeyFolding.fold(planned, in: graph) : nil
-            let (kernel, kernelGraph) = folded.map { ($0.kernel, $0.graph) } ?? keyFolded.map { ($0.kernel, $0.graph) } ?? (planned, graph)
+            let stepFolded = folded == nil ? DecodingStepFolding.fold(planned, in: graph) : nil
+            let (kernel, kernelGraph) = folded.map { ($0.kernel, $0.graph) } ?? stepFolded.map { ($0.kernel, $0.graph) } ?? (planned, graph)
             let function = try kernels.kernel(for: kernel, in: kernelGraph) { function in
                 let (caller, callerFunction) = (b.currentBlock, b.function)
                 b.begin(function)
@@ -222,7 +222,7 @@ struct FunctionLowering {
                 b.position(at: caller)
             }
             let rows: IRBuilder.Value = folded.map { b.mul(batch, b.i64($0.rowsPerSample)) } ?? batch!
-            let extent = b.i64(keyFolded?.keys ?? 0)
+            let extent = b.i64(stepFolded?.extent ?? 0)
             _ = b.call(function, kernels.type(arguments: values.count), values.map { address($0) } + [rows, scratchAddress, weightTable, b.i64(0), extent])
         }
     }

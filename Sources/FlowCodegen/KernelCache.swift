@@ -23,7 +23,7 @@ final class KernelCache {
 
     /// `void kernel(pointers..., i64 batch, float *scratch, weights, i64 part, i64 extent)`:
     /// `part` is 0 except in the halves of a product split over threads (ColumnSplit);
-    /// `extent` is a decoding attention's key count (AttentionKeyFolding), else 0.
+    /// `extent` is a decoding step's position (DecodingStepFolding), else 0.
     func type(arguments: Int) -> LLVMTypeRef { b.functionType(b.void, Array(repeating: b.pointer, count: arguments) + [b.i64, b.pointer, b.pointer, b.i64, b.i64]) }
 
     /// The structure of a kernel: each node's op, attributes and operands (as positions among the

@@ -140,7 +140,9 @@ struct OpLowering {
             if node.op == "slice" {
                 let size = g.type(of: x).size(ofAxis: axis)!
                 let indices = PythonSlice.indices(size: size, start: int(node, "start"), end: int(node, "end"), step: int(node, "step"))
-                let base = indices[0] * s[axis]
+                // a decoding step's slice starts at the kernel's extent argument (DecodingStepFolding)
+                let first = node.attributes[DecodingStepFolding.positionAttribute] != nil ? f.kernelExtent! : b.i64(indices[0])
+                let base = b.mul(first, b.i64(s[axis]))
                 s[axis] *= int(node, "step")
                 try copy(from: x, sourceStrides: s, sourceBase: base, to: out)
             } else {
@@ -153,9 +155,11 @@ struct OpLowering {
             let s = strides(x)
             var start = 0
             for r in node.results {
-                try copy(from: x, sourceStrides: s, sourceBase: start * s[axis], to: r)
+                try copy(from: x, sourceStrides: s, sourceBase: b.i64(start * s[axis]), to: r)
                 start += g.type(of: r).size(ofAxis: axis)!
             }
+        case "concat" where node.attributes[DecodingStepFolding.positionAttribute] != nil:
+            try appendToCache(node)
         case "concat":
             let axis = resolvedAxis(node, out)
             let outStrides = strides(out)
