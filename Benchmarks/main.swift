@@ -62,7 +62,11 @@ if CommandLine.arguments.dropFirst().first == "--compiled" {
     try CompiledOnly.run(keys: Array(CommandLine.arguments.dropFirst(2)), root: root, samplers: samplers, sources: variantSources, modes: inverseModes, time: time)
     exit(0)
 }
-print("OpenBLAS core: \(String(cString: openblas_get_corename())) (sgemm runs only for products without a packed weight), threads: \(ProcessInfo.processInfo.activeProcessorCount)")
+// The interpreter's sgemm runs on one OpenBLAS thread: OpenBLAS's idle threads spin after each
+// call and took the second core from the compiled code timed next (e_fm's batch-1 sample 30 →
+// 69 µs after two models' interpreter runs).
+openblas_set_num_threads(1)
+print("OpenBLAS core: \(String(cString: openblas_get_corename())) (sgemm runs only for products without a packed weight; one thread), threads: \(ProcessInfo.processInfo.activeProcessorCount)")
 let fixtures = root.appendingPathComponent("Tests/Fixtures")
 var rows: [Row] = []
 var compileSeconds: [(String, Double)] = []
