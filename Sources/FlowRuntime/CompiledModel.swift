@@ -104,6 +104,8 @@ public final class CompiledModel: @unchecked Sendable {
     var table: Table { external.map { UnsafePointer($0.table) } }
     /// Workspaces reused across calls (no allocation per call once warm).
     let workspaces = WorkspacePool()
+    /// Whether small batches split their products over the pool, by timing both ways.
+    let splitChooser = SplitChooser()
 
     /// Loads a compiled model, checking that it is a Flowc artifact of this ABI version. A model
     /// compiled with --external-weights reads `weights` (default: the recorded file name next to
@@ -355,15 +357,16 @@ public final class CompiledModel: @unchecked Sendable {
         defer { codes.deallocate() }
         codes.initialize(repeating: 0)
         nonisolated(unsafe) let call = call
-        honouringThreads {
+        let runChunks = {
             WorkerPool.shared.run(participants: workers) { worker in
-                let (workspace, capacity) = workspaces.take(bytes: bytes)
-                defer { workspaces.giveBack(workspace, bytes: capacity) }
+                let (workspace, capacity) = self.workspaces.take(bytes: bytes)
+                defer { self.workspaces.giveBack(workspace, bytes: capacity) }
                 for (chunk, first, count) in CompiledModel.chunks(of: batch, participant: worker, of: workers) {
                     codes[chunk] = call(first, count, workspace)
                 }
             }
         }
+        if threads > 1 { splitChooser.run(entry: entry, rows: batch, runChunks) } else { WorkerPool.withoutSplitting(runChunks) }
         if let bad = codes.firstIndex(where: { $0 != FLOWC_OK }) {
             let what = CompiledModel.describe(codes[bad])
             throw RuntimeError(message: "\(metadata.name): rows \(bad * CompiledModel.chunkRows)..<\(min(batch, (bad + 1) * CompiledModel.chunkRows)): \(what)")
