@@ -21,6 +21,16 @@ extension OpLowering {
         let dstStrides = strides(destination)
         var table: IRBuilder.Value?
         if let gather { table = b.constantIndexArray(gather.indices, name: "gather") }
+        /// The source offset of `index` over the leading `count` axes (the gather axis through its table).
+        func sourceOffset(_ index: [IRBuilder.Value], axes count: Int) -> IRBuilder.Value {
+            var s = Array(sourceStrides[..<count])
+            var base = sourceBase ?? b.i64(0)
+            if let gather, let table {
+                s[gather.axis] = 0
+                base = b.add(base, b.mul(b.loadIndex(table, index[gather.axis]), b.i64(sourceStrides[gather.axis])))
+            }
+            return b.offset(index, s, base: base)
+        }
         let extents = f.extents(iteration)
         let outer = contiguousSuffixStart(shape: staticShape(iteration), batched: g.type(of: iteration).batched,
                                           sourceStrides, dstStrides, except: gather?.axis)
@@ -30,26 +40,14 @@ extension OpLowering {
             let run = extents[outer...].dropFirst().reduce(extents[outer]) { b.mul($0, $1) }
             let bytes = b.mul(run, b.i64(MemoryLayout<Float>.size))
             b.loops(Array(extents[..<outer])) { index in
-                var s = Array(sourceStrides[..<outer])
-                var base = sourceBase ?? b.i64(0)
-                if let gather, let table {
-                    s[gather.axis] = 0
-                    base = b.add(base, b.mul(b.loadIndex(table, index[gather.axis]), b.i64(sourceStrides[gather.axis])))
-                }
-                let from = b.element(src, b.offset(index, s, base: base))
+                let from = b.element(src, sourceOffset(index, axes: outer))
                 let to = b.element(dst, b.offset(index, Array(dstStrides[..<outer]), base: b.i64(destinationBase)))
                 LLVMBuildMemCpy(b.builder, to, 4, from, 4, bytes)
             }
             return
         }
         b.loops(extents) { index in
-            var s = sourceStrides
-            var base = sourceBase ?? b.i64(0)
-            if let gather, let table {
-                s[gather.axis] = 0
-                base = b.add(base, b.mul(b.loadIndex(table, index[gather.axis]), b.i64(sourceStrides[gather.axis])))
-            }
-            b.store(b.load(src, b.offset(index, s, base: base)), dst, b.offset(index, dstStrides, base: b.i64(destinationBase)))
+            b.store(b.load(src, sourceOffset(index, axes: extents.count)), dst, b.offset(index, dstStrides, base: b.i64(destinationBase)))
         }
     }
 
