@@ -17,6 +17,10 @@ extension OpLowering {
     /// Products with at most this many rows, in and out widths ≤ 64, use generated loops (no
     /// BLAS call overhead for batch-1 calls); larger ones call cblas_sgemm.
     static let smallRows = 8, smallWidth = 64
+    /// Products with at most this many outputs always use the generated dot products (at any
+    /// row count): for a velocity's N = 2 they are 2·K/16 FMAs per row where the microkernel's
+    /// one-vector tile does K (measured: 2.5% of e_fm's and f_meanflow's batch-256 time).
+    static let dotProductWidth = 4
 
     /// y = x·Wᵀ + b, then the epilogue chain applied in place, row by row. `linear_packed` runs the
     /// generated microkernel; `linear` small products generated dot-product loops, larger sgemm.
@@ -62,7 +66,9 @@ extension OpLowering {
         }
         let small = b.block("small"), large = b.block("large"), done = b.block("done")
         let fits = n <= OpLowering.smallWidth && k <= OpLowering.smallWidth
-        b.condBranch(fits ? LLVMBuildICmp(b.builder, LLVMIntSLE, rows, b.i64(OpLowering.smallRows), "")! : LLVMConstInt(b.i1, 0, 0), small, large)
+        let dotProducts = n <= OpLowering.dotProductWidth ? LLVMConstInt(b.i1, 1, 0)!
+            : fits ? LLVMBuildICmp(b.builder, LLVMIntSLE, rows, b.i64(OpLowering.smallRows), "")! : LLVMConstInt(b.i1, 0, 0)!
+        b.condBranch(dotProducts, small, large)
         // small: dot products in generated loops, epilogue fused
         b.position(at: small)
         b.loop(rows) { r in

@@ -24,9 +24,11 @@ enum WeightPacking {
             }
             let w = node.operands[1]
             let n = g.type(of: w).dims[0]
-            // narrow outputs too (TarFlow's proj_out N = 8, a velocity's N = 2): one partly used
-            // vector per row beats a BLAS call (which also allocates) and stays allocation-free
-            if keepExternal && producers[w].map({ graph.nodes[$0].op == "weight" }) == true {
+            // outputs of at most `dotProductWidth` columns (a velocity's N = 2) stay `linear`: per
+            // row and output one dot product along K (OpLowering.gemm) instead of K FMAs on a
+            // mostly empty vector. TarFlow's proj_out (N = 8) is packed: one partly used vector
+            // per row beats a BLAS call (which also allocates) and stays allocation-free.
+            if n <= OpLowering.dotProductWidth || keepExternal && producers[w].map({ graph.nodes[$0].op == "weight" }) == true {
                 rewritten.append(node)
                 continue
             }
