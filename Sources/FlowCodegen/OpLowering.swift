@@ -84,15 +84,39 @@ struct OpLowering {
     }
 
     /// A chain of elementwise nodes in one loop over the output; external operands broadcast.
+    /// sin and cos are TrigonometricMath's straight-line code; if any element is outside its
+    /// range, the loop runs again with libm's (the kernel's inputs are never its output).
     func fused(_ nodes: [Node], output: ValueID) throws {
         let produced = Set(nodes.flatMap(\.results))
         var external: [ValueID] = []
         for n in nodes { for v in n.operands where !produced.contains(v) && !external.contains(v) { external.append(v) } }
-        try elementwise(external: external, output: output) { b, loaded in
-            var values = loaded
-            for n in nodes { values[n.results[0]] = OpLowering.scalar(n, b, n.operands.map { values[$0]! }) }
-            return values[output]!
+        let trigonometric = nodes.contains { $0.op == "sin" || $0.op == "cos" }
+        let outOfRange = trigonometric ? b.variable("out_of_range", type: b.i1) : nil
+        if let outOfRange { LLVMBuildStore(b.builder, LLVMConstInt(b.i1, 0, 0), outOfRange) }
+        func chain(precise: Bool) throws {
+            try elementwise(external: external, output: output) { b, loaded in
+                var values = loaded
+                for n in nodes {
+                    let operands = n.operands.map { values[$0]! }
+                    if !precise, let outOfRange, n.op == "sin" || n.op == "cos" {
+                        let (value, outside) = TrigonometricMath.evaluate(b, operands[0], cosine: n.op == "cos")
+                        LLVMBuildStore(b.builder, LLVMBuildOr(b.builder, LLVMBuildLoad2(b.builder, b.i1, outOfRange, "")!, outside, "")!, outOfRange)
+                        values[n.results[0]] = value
+                    } else {
+                        values[n.results[0]] = OpLowering.scalar(n, b, operands)
+                    }
+                }
+                return values[output]!
+            }
         }
+        try chain(precise: false)
+        guard let outOfRange else { return }
+        let again = b.block("trig_precise"), done = b.block("trig_done")
+        b.condBranch(LLVMBuildLoad2(b.builder, b.i1, outOfRange, "")!, again, done)
+        b.position(at: again)
+        try chain(precise: true)
+        b.branch(done)
+        b.position(at: done)
     }
 
     /// out[i] = f(external operands broadcast to out's shape at i): a flat loop when no operand

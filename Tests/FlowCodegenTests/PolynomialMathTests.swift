@@ -104,4 +104,26 @@ final class PolynomialMathTests: XCTestCase {
         XCTAssertLessThanOrEqual(worstGelu, 3e-7, "gelu")
         print("gelu: max |error| / max(1, |x|) = \(worstGelu) (bound 3e-7)")
     }
+
+    /// sin and cos (TrigonometricMath: f64 reduction and series, one rounding to f32) in ulps,
+    /// densely on [−20, 20], coarsely up to the reduction limit 1e5 (where results near kπ are
+    /// tiny: the reduction must be exact there), and beyond it, where the kernel reruns with
+    /// libm (1e6, −3e7, 1e30 and infinities). Bound 1 ulp: measured ≤ 0.5 plus libm's own.
+    func testSinAndCos() throws {
+        let dense: [Float] = (0..<40001).map { Float(-20 + 40 * Double($0) / 40000) }
+        let coarse: [Float] = (0..<20001).map { Float(-1e5 + 2e5 * Double($0) / 20000) }
+        let special: [Float] = [1e6, -3e7, 1e30, 1e-30, 0, 3.1415927, 1.5707964, 355, 103993, 99999.99]
+        let inputs = dense + coarse + special
+        for (op, exact) in [("sin", Foundation.sin), ("cos", Foundation.cos)] as [(String, (Double) -> Double)] {
+            let values = try conditionerValues(op, inputs)
+            var worst = 0.0
+            for (x, v) in zip(inputs, values) {
+                let e = exact(Double(x))
+                if e == 0 { XCTAssertEqual(v, 0, "\(op)(\(x))"); continue }
+                worst = max(worst, abs(Double(v) - e) / Double(Float(e).ulp))
+            }
+            XCTAssertLessThanOrEqual(worst, 1, op)
+            print("\(op): max error \(String(format: "%.2f", worst)) ulp (bound 1)")
+        }
+    }
 }
