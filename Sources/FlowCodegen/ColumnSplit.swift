@@ -1,3 +1,4 @@
+import CFlowcABI
 import CLLVM
 
 /// Products of few rows and many columns (a batch-1 MLP's 256×256 layers) are bound by
@@ -21,7 +22,7 @@ enum ColumnSplit {
     /// (K·N ≥ `minimumWeights`: 128 KB of f32), at more rows its multiply-adds (rows·K·N ≥
     /// `minimumWork`). Measured: TarFlow's 64→256 MLP layer pays at 16 rows (log_prob batch 1,
     /// 87 → 76 µs), not at 1 (token decoding: slower split).
-    static let maximumRows = 16, minimumWeights = 32768, minimumWork = 1 << 18
+    static let maximumRows = Int(FLOWC_SPLIT_MAXIMUM_ROWS), minimumWeights = 32768, minimumWork = 1 << 18
 
     /// The fewest rows at which a K × N product is split (nil: never, up to `maximumRows`).
     static func minimumRows(k: Int, n: Int) -> Int? {

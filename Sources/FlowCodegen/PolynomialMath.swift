@@ -12,14 +12,16 @@ enum PolynomialMath {
     /// a·x + c as `llvm.fmuladd`: one fused multiply-add where the target has FMA (then in the
     /// vector loop and its scalar remainder alike, so a value never depends on its position),
     /// a multiply and an add elsewhere.
-    static func multiplyAdd(_ b: IRBuilder, _ a: IRBuilder.Value, _ x: IRBuilder.Value, _ c: IRBuilder.Value) -> IRBuilder.Value {
-        b.intrinsic("llvm.fmuladd", [a, x, c])
+    static func multiplyAdd(_ b: IRBuilder, _ a: IRBuilder.Value, _ x: IRBuilder.Value, _ c: IRBuilder.Value,
+                            type: LLVMTypeRef? = nil) -> IRBuilder.Value {
+        b.intrinsic("llvm.fmuladd", [a, x, c], type: type)
     }
 
-    /// Horner: c[0]·xⁿ + ... + c[n], one multiply-add per coefficient
-    static func horner(_ b: IRBuilder, _ x: IRBuilder.Value, _ c: [Double]) -> IRBuilder.Value {
-        var acc = b.f32(c[0])
-        for k in c.dropFirst() { acc = multiplyAdd(b, acc, x, b.f32(k)) }
+    /// Horner: c[0]·xⁿ + ... + c[n], one multiply-add per coefficient (in f32, or `type`)
+    static func horner(_ b: IRBuilder, _ x: IRBuilder.Value, _ c: [Double], type: LLVMTypeRef? = nil) -> IRBuilder.Value {
+        let type = type ?? b.f32
+        var acc = LLVMConstReal(type, c[0])!
+        for k in c.dropFirst() { acc = multiplyAdd(b, acc, x, LLVMConstReal(type, k), type: type) }
         return acc
     }
 

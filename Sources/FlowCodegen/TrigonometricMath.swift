@@ -18,18 +18,14 @@ enum TrigonometricMath {
         let wide = LLVMBuildFPExt(b.builder, b.select(inside, x, b.f32(0)), b.f64, "")!
         func d(_ v: Double) -> IRBuilder.Value { LLVMConstReal(b.f64, v) }
         func multiplyAdd(_ a: IRBuilder.Value, _ m: IRBuilder.Value, _ c: IRBuilder.Value) -> IRBuilder.Value {
-            b.intrinsic("llvm.fmuladd", [a, m, c], type: b.f64)
+            PolynomialMath.multiplyAdd(b, a, m, c, type: b.f64)
         }
         let k = b.intrinsic("llvm.rint", [LLVMBuildFMul(b.builder, wide, d(2 / Double.pi), "")!], type: b.f64)
         let r = multiplyAdd(LLVMBuildFNeg(b.builder, k, "")!, d(halfPiLow), multiplyAdd(LLVMBuildFNeg(b.builder, k, "")!, d(halfPiHigh), wide))
         let r2 = LLVMBuildFMul(b.builder, r, r, "")!
-        /// Σ c_i·s^i by Horner
-        func series(_ s: IRBuilder.Value, _ coefficients: [Double]) -> IRBuilder.Value {
-            coefficients.dropFirst().reduce(d(coefficients[0])) { multiplyAdd($0, s, d($1)) }
-        }
         // sin r = r·(1 − r²/3! + r⁴/5! − …), cos r = 1 − r²/2! + r⁴/4! − …, highest power first
-        let sine = LLVMBuildFMul(b.builder, r, series(r2, [-1 / 39916800, 1 / 362880, -1 / 5040, 1 / 120, -1 / 6, 1]), "")!
-        let cosineOfR = series(r2, [1 / 479001600, -1 / 3628800, 1 / 40320, -1 / 720, 1 / 24, -1 / 2, 1])
+        let sine = LLVMBuildFMul(b.builder, r, PolynomialMath.horner(b, r2, [-1 / 39916800, 1 / 362880, -1 / 5040, 1 / 120, -1 / 6, 1], type: b.f64), "")!
+        let cosineOfR = PolynomialMath.horner(b, r2, [1 / 479001600, -1 / 3628800, 1 / 40320, -1 / 720, 1 / 24, -1 / 2, 1], type: b.f64)
         // quadrant q = k mod 4 (k + 1 for the cosine): sin x = sin r, cos r, −sin r, −cos r
         var q = LLVMBuildFPToSI(b.builder, k, b.i64, "")!
         if cosine { q = b.add(q, b.i64(1)) }

@@ -1,3 +1,4 @@
+import CFlowcABI
 import Foundation
 import Synchronization
 
@@ -12,8 +13,8 @@ import Synchronization
 /// than twice the average (a preemption) counts as twice the average.
 final class SplitChooser: Sendable {
     static let exploreEvery = 16, exploreCalls = 3
-    /// The batches up to which products split (ColumnSplit.maximumRows): only these are timed.
-    static let maximumRows = 16
+    /// The batches up to which products split (flowc.h): only these are timed.
+    static let maximumRows = Int(FLOWC_SPLIT_MAXIMUM_ROWS)
 
     struct Timing {
         /// Running averages in nanoseconds, and the calls timed, with splits and without.

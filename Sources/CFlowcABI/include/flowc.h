@@ -64,14 +64,16 @@ int32_t flowc_sample(const float *noise, float *x, float *logdet, int64_t batch,
  * input-shaped row per row (FLOWC_ERROR_NO_ENTRY otherwise). */
 int32_t flowc_score(const float *x, float *score, int64_t batch, void *workspace, const float *const *weights);
 
-/* Optional threads for small batches: a product of at most 16 rows, 256 or more output columns
- * and enough work for two threads (a batch-1 MLP layer) can run as two column halves. From inside an entry point the
+/* Optional threads for small batches: a product of at most FLOWC_SPLIT_MAXIMUM_ROWS rows, 256 or
+ * more output columns and enough work for two threads (a batch-1 MLP layer) can run as two
+ * column halves. From inside an entry point the
  * model calls hook(2, task, context); the hook either runs task(context, 0) and
  * task(context, 1) — concurrently, on any threads, both finished before it returns — and
  * returns 1, or runs nothing and returns 0 (the entry point then computes the product itself).
  * The results are bit-identical either way. NULL (the default) keeps every call on its own
  * thread. One setting per loaded artifact, read at each call: set it before calling. The Swift
  * runtime (CompiledModel) installs its worker pool. */
+#define FLOWC_SPLIT_MAXIMUM_ROWS 16
 typedef int32_t (*flowc_parallel_hook)(int64_t tasks, void (*task)(void *context, int64_t index), void *context);
 void flowc_set_parallel(flowc_parallel_hook hook);
 
