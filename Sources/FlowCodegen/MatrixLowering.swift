@@ -64,32 +64,37 @@ extension OpLowering {
             }
             return
         }
-        let small = b.block("small"), large = b.block("large"), done = b.block("done")
-        let fits = n <= OpLowering.smallWidth && k <= OpLowering.smallWidth
-        let dotProducts = n <= OpLowering.dotProductWidth ? LLVMConstInt(b.i1, 1, 0)!
-            : fits ? LLVMBuildICmp(b.builder, LLVMIntSLE, rows, b.i64(OpLowering.smallRows), "")! : LLVMConstInt(b.i1, 0, 0)!
-        b.condBranch(dotProducts, small, large)
-        // small: dot products in generated loops, epilogue fused
-        b.position(at: small)
-        b.loop(rows) { r in
-            b.loop(b.i64(n)) { j in
-                let acc = b.variable("dot")
-                b.write(b.f32(0), acc)
-                b.loop(b.i64(k)) { t in
-                    // reassociation lets LLVM vectorise the dot product (as BLAS kernels do)
-                    let product = b.fmul(b.load(xs, b.add(b.mul(r, b.i64(k)), t)), b.load(ws, b.add(b.mul(j, b.i64(k)), t)))
-                    let sum = b.fadd(b.read(acc), product)
-                    b.reassociable(product, sum)
-                    b.write(sum, acc)
+        /// dot products in generated loops, epilogue fused
+        func dotProducts() {
+            b.loop(rows) { r in
+                b.loop(b.i64(n)) { j in
+                    let acc = b.variable("dot")
+                    b.write(b.f32(0), acc)
+                    b.loop(b.i64(k)) { t in
+                        // reassociation lets LLVM vectorise the dot product (as BLAS kernels do)
+                        let product = b.fmul(b.load(xs, b.add(b.mul(r, b.i64(k)), t)), b.load(ws, b.add(b.mul(j, b.i64(k)), t)))
+                        let sum = b.fadd(b.read(acc), product)
+                        b.reassociable(product, sum)
+                        b.write(sum, acc)
+                    }
+                    b.store(finish(b.read(acc), r, j), y, b.add(b.mul(r, b.i64(n)), j))
                 }
-                b.store(finish(b.read(acc), r, j), y, b.add(b.mul(r, b.i64(n)), j))
             }
         }
+        /// sgemm, then the epilogue in place
+        func blas() {
+            sgemm(xs, ws, y, m: rows, n: n, k: k, transposeB: true)
+            epilogueInPlace()
+        }
+        if n <= OpLowering.dotProductWidth { return dotProducts() }
+        guard n <= OpLowering.smallWidth && k <= OpLowering.smallWidth else { return blas() }
+        let small = b.block("small"), large = b.block("large"), done = b.block("done")
+        b.condBranch(LLVMBuildICmp(b.builder, LLVMIntSLE, rows, b.i64(OpLowering.smallRows), "")!, small, large)
+        b.position(at: small)
+        dotProducts()
         b.branch(done)
-        // large: sgemm, then the epilogue in place
         b.position(at: large)
-        sgemm(xs, ws, y, m: rows, n: n, k: k, transposeB: true)
-        epilogueInPlace()
+        blas()
         b.branch(done)
         b.position(at: done)
     }
