@@ -85,10 +85,11 @@ public final class CompiledModel: @unchecked Sendable {
         stride(from: participant, to: chunkCount(rows), by: participants).lazy.map { ($0, $0 * chunkRows, min(chunkRows, rows - $0 * chunkRows)) }
     }
 
-    /// `body` as the thread setting asks: with threads = 1 the products inside compiled calls
-    /// are not split over the pool either (ColumnSplit).
-    func honouringThreads<T>(_ body: () throws -> T) rethrows -> T {
-        threads > 1 ? try body() : try WorkerPool.withoutSplitting(body)
+    /// `body` (compiled calls of `entry` on `rows` rows) as the thread setting asks: with
+    /// threads = 1 the products inside the calls are not split over the pool (ColumnSplit);
+    /// otherwise `splitChooser` decides, by timing, whether they are.
+    func splittingAsChosen<T>(entry: Int32, rows: Int, _ body: () throws -> T) rethrows -> T {
+        threads > 1 ? try splitChooser.run(entry: entry, rows: rows, body) : try WorkerPool.withoutSplitting(body)
     }
 
     private let handle: UnsafeMutableRawPointer
@@ -366,7 +367,7 @@ public final class CompiledModel: @unchecked Sendable {
                 }
             }
         }
-        if threads > 1 { splitChooser.run(entry: entry, rows: batch, runChunks) } else { WorkerPool.withoutSplitting(runChunks) }
+        splittingAsChosen(entry: entry, rows: batch, runChunks)
         if let bad = codes.firstIndex(where: { $0 != FLOWC_OK }) {
             let what = CompiledModel.describe(codes[bad])
             throw RuntimeError(message: "\(metadata.name): rows \(bad * CompiledModel.chunkRows)..<\(min(batch, (bad + 1) * CompiledModel.chunkRows)): \(what)")

@@ -62,7 +62,8 @@ extension CompiledModel {
         defer { results.deallocate() }
         results.initialize(repeating: nil)
         let rowsPerCall = settings.guidance == 0 ? CompiledModel.chunkRows : 2 * CompiledModel.chunkRows
-        honouringThreads {
+        // the solver's field calls: one chooser timing per whole solve
+        splittingAsChosen(entry: FLOWC_ENTRY_FIELD, rows: rows) {
             WorkerPool.shared.run(participants: workers) { worker in
                 let field = CompiledField(model: self, layout: layout, rows: rowsPerCall)
                 for (chunk, first, count) in CompiledModel.chunks(of: rows, participant: worker, of: workers) {

@@ -5,19 +5,23 @@ import Synchronization
 /// Decides by timing whether the products inside a small-batch call are split over the worker
 /// pool (ColumnSplit in FlowCodegen). On a shared machine the second core can be slower than none:
 /// measured on this VM, e_fm's batch-1 sample took 30 µs split, 41 µs whole, and 61 µs split
-/// while the other virtual CPU was stalling — which the pool's own back-off, judging each split
-/// by itself, did not catch. Per entry point and row count, running averages of the whole call's
-/// time with splits and without; the faster way runs, the other for `exploreCalls` calls every
-/// `exploreEvery` so its average stays current. The first call each way, and of each
-/// exploration (idle workers park after 200 µs), is a warm-up and not counted; a call slower
-/// than twice the average (a preemption) counts as twice the average.
+/// while the other virtual CPU was stalling (judging each split by itself, as the pool once
+/// did, did not catch it). Per entry point (the ODE solver's calls count as `FLOWC_ENTRY_FIELD`)
+/// and row count, an estimate of the whole call's time with splits and without; the faster way
+/// runs, the other for `exploreCalls` calls every `exploreEvery` so its estimate stays current.
+/// The estimate follows the lower envelope of the times: a faster call sets it, a slower one
+/// moves it an eighth of the way (counting at most twice the estimate), because the noise of a
+/// shared machine only ever adds time — a mean let one slow early split (measured: 250 µs
+/// against 107) keep e_fm's RK4 sample on one core at 156 µs. The first call each way, and of
+/// each exploration (idle workers park after 200 µs), is a warm-up and not counted; the first
+/// choice waits for `firstCounted` counted calls each way.
 final class SplitChooser: Sendable {
-    static let exploreEvery = 16, exploreCalls = 3
+    static let exploreEvery = 16, exploreCalls = 3, firstCounted = 3
     /// The batches up to which products split (flowc.h): only these are timed.
     static let maximumRows = Int(FLOWC_SPLIT_MAXIMUM_ROWS)
 
     struct Timing {
-        /// Running averages in nanoseconds, and the calls timed, with splits and without.
+        /// Estimates in nanoseconds (lower envelopes), and the calls timed, with splits and without.
         var split = 0.0, whole = 0.0
         var splitCalls = 0, wholeCalls = 0
         var calls = 0
@@ -28,8 +32,8 @@ final class SplitChooser: Sendable {
         /// and the first call of an exploration (the workers may have parked meanwhile), do not.
         mutating func next() -> (split: Bool, counts: Bool) {
             calls += 1
-            if splitCalls < 2 { return (true, splitCalls == 1) }
-            if wholeCalls < 2 { return (false, wholeCalls == 1) }
+            if splitCalls <= SplitChooser.firstCounted { return (true, splitCalls > 0) }
+            if wholeCalls <= SplitChooser.firstCounted { return (false, wholeCalls > 0) }
             let faster = split <= whole
             if exploring == 0 && calls % SplitChooser.exploreEvery == 0 { exploring = SplitChooser.exploreCalls }
             guard exploring > 0 else { return (faster, true) }
@@ -38,10 +42,10 @@ final class SplitChooser: Sendable {
         }
 
         mutating func record(_ nanoseconds: Double, split wasSplit: Bool, counts: Bool) {
-            func update(_ average: inout Double, _ count: inout Int) {
+            func update(_ estimate: inout Double, _ count: inout Int) {
                 count += 1
                 guard counts else { return }
-                average = average == 0 ? nanoseconds : average + (min(nanoseconds, 2 * average) - average) / 8
+                estimate = estimate == 0 || nanoseconds < estimate ? nanoseconds : estimate + (min(nanoseconds, 2 * estimate) - estimate) / 8
             }
             if wasSplit { update(&split, &splitCalls) } else { update(&whole, &wholeCalls) }
         }
