@@ -13,21 +13,23 @@ extension OpLowering {
     static let tileRows = 6, lanes = 16
 
     /// Vectors of columns before the split point of a product run as two halves (see
-    /// `ColumnSplit`): a multiple of 8 (every panel width divides it); nil when N < 256.
-    static func splitVector(n: Int) -> Int? {
+    /// `ColumnSplit`), a multiple of every panel width the split row counts use: 8 vectors when
+    /// a single row may split (its panels are 8 wide; N ≥ 256), else 2 (the 2–6-row tiles;
+    /// N ≥ 64: TarFlow's 256 → 64 MLP layer at 16 tokens). nil when N is narrower.
+    static func splitVector(n: Int, minimumRows: Int) -> Int? {
         let full = n / lanes
-        return full >= 16 ? 8 * (full / 16) : nil
+        if minimumRows == 1 { return full >= 16 ? 8 * (full / 16) : nil }
+        return full >= 4 ? 2 * (full / 4) : nil
     }
 
-    /// `part`: nil, or the kernel's part argument when the product may run as two column halves
-    /// (0: all columns, 1: the vectors before `splitVector`, 2: the rest).
+    /// `split`: nil, or the kernel's part argument and the split vector when the product may run
+    /// as two column halves (part 0: all columns, 1: the vectors before the split vector, 2: the rest).
     func packedProduct(x: IRBuilder.Value, packed p: IRBuilder.Value, y: IRBuilder.Value, rows: IRBuilder.Value, n: Int, k: Int, paddedWidth: Int,
-                       part: IRBuilder.Value? = nil) throws {
+                       split: (part: IRBuilder.Value, splitVector: Int)? = nil) throws {
         preferWideVectors()
         let allVectors = paddedWidth / OpLowering.lanes, ragged = n % OpLowering.lanes
         let tiles = LLVMBuildUDiv(b.builder, rows, b.i64(OpLowering.tileRows), "")!
         let tailStart = b.mul(tiles, b.i64(OpLowering.tileRows))
-        let split = part.flatMap { part in OpLowering.splitVector(n: n).map { (part, $0) } }
         /// Every column panel of `rowCount` rows from `firstRow`: panels of `width` vectors in a
         /// loop, then one narrower panel with the rest (and the ragged end of N); with a split,
         /// only the part's panels (the split vector is a multiple of every width).
@@ -72,7 +74,10 @@ extension OpLowering {
             let block = b.block("rows_\(count)")
             LLVMAddCase(dispatch, b.i64(count), block)
             b.position(at: block)
-            try panels(firstRow: tailStart, rowCount: count, width: count == 1 ? 8 : 2)
+            // (a split vector that is not a multiple of 8 keeps a single row's panels 2 wide:
+            // 13 rows are 6 + 6 + 1, and each half must own whole panels)
+            let wide = count == 1 && (split.map { $0.splitVector % 8 == 0 } ?? true)
+            try panels(firstRow: tailStart, rowCount: count, width: wide ? 8 : 2)
             b.branch(done)
         }
         b.position(at: done)

@@ -85,6 +85,61 @@ final class CompiledModelTests: XCTestCase {
         }
     }
 
+    /// Products narrower than 256 columns split at a multiple of 2 vectors when at least 2 rows
+    /// are needed to split them: TarFlow's 256 → 64 MLP layer at 16 tokens (and its 64 → 256
+    /// layer), and a 384 → 64 product with a bias and GELU at 13 rows — 6 + 6 + 1, whose single
+    /// leftover row must keep 2-vector panels so each half owns the columns it finishes. Hooks
+    /// that run the halves in order and in reverse order on one thread, and one thread alone,
+    /// give the pool's bits: a half that finished columns of the other would differ.
+    func testNarrowProductsSplitAtTwoVectors() throws {
+        let text = """
+        model narrow {
+          input x: f32[B, 13, 448]
+          flow {
+            a = slice(x, axis=2, start=0, end=384)
+            b = slice(x, axis=2, start=384, end=448)
+            return concat(a, b + gelu(linear(a, weight("w"), weight("bias"))), axis=2)
+          }
+        }
+
+        """
+        let weights = NSTemporaryDirectory() + "flowc-narrow-\(getpid()).safetensors"
+        try SafetensorsFile.write([("w", [64, 384], Philox.normals(seed: 21, firstRow: 0, rows: 64, perRow: 384).map { 0.05 * $0 }),
+                                   ("bias", [64], Philox.normals(seed: 22, firstRow: 0, rows: 1, perRow: 64).map { 0.1 * $0 })], to: weights)
+        let narrow = NSTemporaryDirectory() + "flowc-test-\(getpid())-narrow.so"
+        try ArtifactCompiler.compile(try Elaborator.elaborate(text: text, path: "narrow.flow", options: .init(weightsPath: weights)), output: narrow)
+        typealias Task = @convention(c) (UnsafeMutableRawPointer?, Int64) -> Void
+        typealias Hook = @convention(c) (Int64, Task?, UnsafeMutableRawPointer?) -> Int32
+        let inOrder: Hook = { tasks, task, context in
+            CompiledModelTests.splitOffers += 1
+            for i in 0..<tasks { task!(context, i) }
+            return 1
+        }
+        let reversed: Hook = { tasks, task, context in
+            CompiledModelTests.splitOffers += 1
+            for i in stride(from: tasks - 1, through: 0, by: -1) { task!(context, i) }
+            return 1
+        }
+        for (path, width, offers) in [(narrow, 13 * 448, 1), (try Self.artifact("g_tarflow"), 64, 8)] {
+            let model = try CompiledModel(path: path)
+            let x = Philox.normals(seed: 4, firstRow: 0, rows: 1, perRow: width).map { Float($0) }
+            model.threads = 1
+            let single = try model.forward(x).z
+            let handle = try XCTUnwrap(dlopen(path, RTLD_NOW | RTLD_NOLOAD))
+            defer { dlclose(handle) }
+            let set = unsafeBitCast(try XCTUnwrap(dlsym(handle, "flowc_set_parallel")), to: (@convention(c) (Hook?) -> Void).self)
+            model.threads = 2
+            for (name, hook) in [("in order", inOrder), ("reversed", reversed)] {
+                Self.splitOffers = 0
+                set(hook)
+                XCTAssertEqual(try model.forward(x).z, single, "\(path): halves \(name)")
+                XCTAssertEqual(Self.splitOffers, offers, "\(path): offers")
+            }
+            _ = try CompiledModel(path: path)   // the pool's hook again
+            XCTAssertEqual(try model.forward(x).z, single, "\(path): the pool")
+        }
+    }
+
     func testEveryEntryPointMatchesTheInterpreter() throws {
         var worst: [String] = []
         for key in Self.keys {
