@@ -84,7 +84,7 @@ public enum ArtifactCompiler {
                 derived = try derivations[entry]!.get()
             } catch let e as FlowError where entry == .score {
                 throw FlowError("the score (--score) needs a gradient rule for every op: \(e.message)", in: e.location)
-            } catch let e as FlowError where entry == .logProb && model.kind != .flow && e.message.hasPrefix("no JVP rule") {
+            } catch let e as FlowError where entry == .logProb && model.kind != .flow && e.kind == .noForwardModeRule {
                 // a velocity field with an op that has no forward-mode rule samples, but has no likelihood
                 available.removeAll { $0 == .logProb }
                 emitMissingEntry(b, symbol: symbol, outputs: outputs)

@@ -127,11 +127,11 @@ public enum JVPPass {
             return [try op("mul", [y, try op("sub", [ta!, total])])]
         case "rq_spline":
             guard t.dropFirst().allSatisfy({ $0 == nil }) else {
-                throw FlowError("JVP of rq_spline through its knots is not supported", at: at)
+                throw FlowError("JVP of rq_spline through its knots is not supported", at: at, kind: .noForwardModeRule)
             }
             return try scaled(try op("exp", [try op("rq_spline_logderiv", n.operands)]))
         default:
-            throw FlowError("no JVP rule for '\(n.op)' (forward-mode differentiation of this op is not supported)", at: at)
+            throw FlowError("no JVP rule for '\(n.op)' (forward-mode differentiation of this op is not supported)", at: at, kind: .noForwardModeRule)
         }
     }
 }

@@ -23,10 +23,19 @@ public struct SourceLocation: Sendable, Hashable, CustomStringConvertible {
 public struct FlowError: Error, Sendable, CustomStringConvertible, Equatable {
     public var location: String
     public var message: String
+    /// The failures a caller acts on rather than only reports.
+    public enum Kind: Sendable, Equatable {
+        case general
+        /// An op on the path has no forward-mode derivative (JVP) rule: a velocity field whose
+        /// likelihood needs one still compiles, without its log_prob entry.
+        case noForwardModeRule
+    }
+    public var kind = Kind.general
 
-    public init(_ message: String, at location: SourceLocation) {
+    public init(_ message: String, at location: SourceLocation, kind: Kind = .general) {
         self.location = location.description
         self.message = message
+        self.kind = kind
     }
 
     public init(_ message: String, in place: String) {
