@@ -22,7 +22,7 @@ extension OpLowering {
         let scale = b.f32(1 / (Double(d).squareRoot() * temperature))
         // one query's scores, then weights (keys floats, allocated once per call)
         let scores = LLVMBuildArrayAlloca(b.builder, b.f32, keys, "scores")!
-        try b.loops([f.batch, b.i64(heads), b.i64(tokens)]) { index in
+        b.loops([f.batch, b.i64(heads), b.i64(tokens)]) { index in
             let (sample, head, t) = (index[0], index[1], index[2])
             let sampleBase = b.mul(sample, b.i64(tokens * channels)), keyBase = b.mul(b.mul(sample, keys), b.i64(channels))
             let headOffset = b.mul(head, b.i64(d))

@@ -106,11 +106,14 @@ enum PolynomialMath {
     static func erf(_ b: IRBuilder, _ x: IRBuilder.Value) -> IRBuilder.Value {
         let a = b.intrinsic("llvm.fabs", [x])
         let small = b.fmul(x, horner(b, b.fmul(x, x), erfSmall))
-        let s = multiplyAdd(b, b.intrinsic("llvm.minnum", [a, b.f32(3.92)]), b.f32(0.6849315166473389), b.f32(-1.6849315166473389))
+        let (middle, half) = ((1 + erfTailEnd) / 2, (erfTailEnd - 1) / 2)
+        let s = multiplyAdd(b, b.intrinsic("llvm.minnum", [a, b.f32(erfTailEnd)]), b.f32(1 / half), b.f32(-middle / half))
         let large = b.intrinsic("llvm.copysign", [horner(b, s, erfTail), x])
         return b.select(b.fcmp(LLVMRealOLE, a, b.f32(1)), small, large)
     }
 
+    /// The end of T's interval [1, 3.92] (erf rounds to 1 in f32 beyond it).
+    static let erfTailEnd = 3.92
     /// S and T of `erf`, highest power first (f32 values).
     static let erfSmall: [Double] = [7.898209878476337e-05, -0.0008024353883229196, 0.00519005348905921, -0.026854809373617172,
                                      0.11283612251281738, -0.3761262893676758, 1.128379225730896]

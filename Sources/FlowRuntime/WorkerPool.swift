@@ -101,23 +101,19 @@ final class WorkerPool: @unchecked Sendable {
         busy.store(false, ordering: .releasing)
     }
 
-    /// Claims and runs indices of job `generation` until none is left; returns how many it ran.
-    @discardableResult
-    private func runClaimed(generation: Int, task: SplitTask, context: UnsafeMutableRawPointer?) -> Int {
-        var ran = 0
+    /// Claims and runs indices of job `generation` until none is left.
+    private func runClaimed(generation: Int, task: SplitTask, context: UnsafeMutableRawPointer?) {
         var current = state.load(ordering: .acquiring)
         while current >> 32 == generation, current & 0xFFFF < (current >> 16) & 0xFFFF {
             let (claimed, found) = state.compareExchange(expected: current, desired: current + 1, ordering: .acquiringAndReleasing)
             if claimed {
                 task(context, Int64(current & 0xFFFF))
-                ran += 1
                 completed.add(1, ordering: .releasing)
                 current = state.load(ordering: .acquiring)
             } else {
                 current = found
             }
         }
-        return ran
     }
 
     private func work() {

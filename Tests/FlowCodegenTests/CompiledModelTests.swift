@@ -47,8 +47,31 @@ final class CompiledModelTests: XCTestCase {
         }
     }
 
-    /// Offers of the test hook below (a C function pointer cannot capture).
+    /// Offers of the test hooks below (a C function pointer cannot capture).
     nonisolated(unsafe) static var splitOffers = 0
+
+    typealias SplitTask = @convention(c) (UnsafeMutableRawPointer?, Int64) -> Void
+    typealias SplitHook = @convention(c) (Int64, SplitTask?, UnsafeMutableRawPointer?) -> Int32
+    /// Parallel hooks that run a split product's halves on the calling thread, in order or in
+    /// reverse order, counting the offers.
+    static let halvesInOrder: SplitHook = { tasks, task, context in
+        CompiledModelTests.splitOffers += 1
+        for i in 0..<tasks { task!(context, i) }
+        return 1
+    }
+    static let halvesReversed: SplitHook = { tasks, task, context in
+        CompiledModelTests.splitOffers += 1
+        for i in stride(from: tasks - 1, through: 0, by: -1) { task!(context, i) }
+        return 1
+    }
+
+    /// Installs `hook` with the loaded artifact's flowc_set_parallel (opening a CompiledModel of
+    /// it again restores the pool's hook).
+    static func installHook(_ hook: SplitHook, in path: String) throws {
+        let handle = try XCTUnwrap(dlopen(path, RTLD_NOW | RTLD_NOLOAD))
+        defer { dlclose(handle) }
+        unsafeBitCast(try XCTUnwrap(dlsym(handle, "flowc_set_parallel")), to: (@convention(c) (SplitHook?) -> Void).self)(hook)
+    }
 
     /// The column split (ColumnSplit): at batch 1 and 3, e_fm's 256×256 products are offered to
     /// the host's parallel hook as two halves. The worker pool's threads, one thread (the hook
@@ -63,18 +86,8 @@ final class CompiledModelTests: XCTestCase {
             let pooled = try model.sample(noise: noise)
             model.threads = 1
             XCTAssertEqual(try model.sample(noise: noise), pooled, "threads 1, batch \(rows)")
-            typealias Task = @convention(c) (UnsafeMutableRawPointer?, Int64) -> Void
-            typealias Hook = @convention(c) (Int64, Task?, UnsafeMutableRawPointer?) -> Int32
-            let reversed: Hook = { tasks, task, context in
-                CompiledModelTests.splitOffers += 1
-                for i in stride(from: tasks - 1, through: 0, by: -1) { task!(context, i) }
-                return 1
-            }
-            let handle = try XCTUnwrap(dlopen(path, RTLD_NOW | RTLD_NOLOAD))
-            defer { dlclose(handle) }
-            let set = unsafeBitCast(try XCTUnwrap(dlsym(handle, "flowc_set_parallel")), to: (@convention(c) (Hook?) -> Void).self)
             Self.splitOffers = 0
-            set(reversed)
+            try Self.installHook(Self.halvesReversed, in: path)
             model.threads = 2
             let halves = try model.sample(noise: noise)
             _ = try CompiledModel(path: path)   // opening the model again restores the pool's hook
@@ -108,30 +121,15 @@ final class CompiledModelTests: XCTestCase {
                                    ("bias", [64], Philox.normals(seed: 22, firstRow: 0, rows: 1, perRow: 64).map { 0.1 * $0 })], to: weights)
         let narrow = NSTemporaryDirectory() + "flowc-test-\(getpid())-narrow.so"
         try ArtifactCompiler.compile(try Elaborator.elaborate(text: text, path: "narrow.flow", options: .init(weightsPath: weights)), output: narrow)
-        typealias Task = @convention(c) (UnsafeMutableRawPointer?, Int64) -> Void
-        typealias Hook = @convention(c) (Int64, Task?, UnsafeMutableRawPointer?) -> Int32
-        let inOrder: Hook = { tasks, task, context in
-            CompiledModelTests.splitOffers += 1
-            for i in 0..<tasks { task!(context, i) }
-            return 1
-        }
-        let reversed: Hook = { tasks, task, context in
-            CompiledModelTests.splitOffers += 1
-            for i in stride(from: tasks - 1, through: 0, by: -1) { task!(context, i) }
-            return 1
-        }
         for (path, width, offers) in [(narrow, 13 * 448, 1), (try Self.artifact("g_tarflow"), 64, 8)] {
             let model = try CompiledModel(path: path)
             let x = Philox.normals(seed: 4, firstRow: 0, rows: 1, perRow: width).map { Float($0) }
             model.threads = 1
             let single = try model.forward(x).z
-            let handle = try XCTUnwrap(dlopen(path, RTLD_NOW | RTLD_NOLOAD))
-            defer { dlclose(handle) }
-            let set = unsafeBitCast(try XCTUnwrap(dlsym(handle, "flowc_set_parallel")), to: (@convention(c) (Hook?) -> Void).self)
             model.threads = 2
-            for (name, hook) in [("in order", inOrder), ("reversed", reversed)] {
+            for (name, hook) in [("in order", Self.halvesInOrder), ("reversed", Self.halvesReversed)] {
                 Self.splitOffers = 0
-                set(hook)
+                try Self.installHook(hook, in: path)
                 XCTAssertEqual(try model.forward(x).z, single, "\(path): halves \(name)")
                 XCTAssertEqual(Self.splitOffers, offers, "\(path): offers")
             }
