@@ -17,6 +17,9 @@ import CLLVM
 /// Each output is computed by one part in the same order: results do not depend on the split.
 enum ColumnSplit {
     static let hookName = "flowc.parallel", setterName = "flowc_set_parallel"
+    /// The `part` of a kernel that computes all columns and never splits (inside a row-parallel
+    /// region, which already runs on both threads: RowParallelRegions).
+    static let noSplit = 3
     /// Rows (batch × rows per sample) up to which a product is split. A half must outlast the
     /// hand-over to another core (~1 µs): at few rows a product's time is reading its weights
     /// (K·N ≥ `minimumWeights`: 128 KB of f32), at more rows its multiply-adds (rows·K·N ≥

@@ -1,3 +1,4 @@
+import CFlowcABI
 import CLLVM
 import FlowIR
 import FlowInterpreter
@@ -33,6 +34,8 @@ struct FunctionLowering {
 
     /// The kernels of this entry point, in execution order.
     let plannedKernels: [Kernel]
+    /// Runs of them that two threads run row by row (RowParallelRegions).
+    let regions: [RowParallelRegions.Region]
     /// Region bodies (fixed_point loops), lowered to their own functions before the caller.
     var bodies: [Int: LoweredBody] = [:]
     /// Scratch floats after the planned workspace: for loops, two copies of the iterate and the
@@ -62,7 +65,9 @@ struct FunctionLowering {
         }
         var inputs: [ValueID: Int] = [:]
         for (i, v) in graph.inputs.enumerated() { inputs[v] = i }
-        self.plan = MemoryPlan(graph: graph, kernels: plannedKernels, constants: Set(constants.keys), outputParameters: outputs, inputParameters: inputs)
+        self.regions = RowParallelRegions.find(plannedKernels, in: graph, segmentSize: FunctionLowering.segmentSize)
+        self.plan = MemoryPlan(graph: graph, kernels: plannedKernels, constants: Set(constants.keys), outputParameters: outputs, inputParameters: inputs,
+                               regions: regions.map(\.kernels))
         // convolutions stage one sample's patches in the scratch (loops size theirs in lowerBodies)
         for node in graph.nodes where node.op == "conv2d" && dependsOnInput.contains(node.operands[0]) {
             scratch.fixed = max(scratch.fixed, OpLowering.im2colFloats(node, graph))
@@ -94,6 +99,9 @@ struct FunctionLowering {
             case .parameter(let p): place = "output parameter \(p)"
             case .constant: place = "constant"
             case .workspace(let fixed, let perSample): place = perSample == 0 && fixed < plan.fixedFloats ? "workspace[\(fixed)]" : "workspace[\(fixed) + \(perSample)·B]"
+            }
+            if let region = regions.first(where: { $0.kernels.lowerBound == i }) {
+                out += "  rows k\(region.kernels.lowerBound)–k\(region.kernels.upperBound - 1): a row-parallel region, \(region.rowsPerSample) rows per sample, two halves from \(region.minimumRows) rows at batch ≤ \(FLOWC_SPLIT_MAXIMUM_ROWS)\n"
             }
             out += "  k\(i): \(k.describe(graph, names: names))   → \(place)\n"
         }
@@ -142,7 +150,7 @@ struct FunctionLowering {
         // address arithmetic: they are not optimised (`optnone`: the fast instruction selector)
         // — TarFlow's compile 0.59 → 0.52 s, its sampling as fast.
         if plannedKernels.count <= FunctionLowering.segmentSize {
-            try emitCalls(plannedKernels[...])
+            try emitCalls(plannedKernels[...], name: name)
         } else {
             for (index, first) in stride(from: 0, to: plannedKernels.count, by: FunctionLowering.segmentSize).enumerated() {
                 let segment = plannedKernels[first..<min(first + FunctionLowering.segmentSize, plannedKernels.count)]
@@ -154,7 +162,7 @@ struct FunctionLowering {
                 b.begin(function)
                 var inner = self
                 inner.bindEntryParameters()
-                try inner.emitCalls(segment)
+                try inner.emitCalls(segment, name: "\(name)_segment_\(index)")
                 b.ret()
                 b.function = f
                 b.position(at: caller)
@@ -194,37 +202,110 @@ struct FunctionLowering {
         weightTable = b.parameter(count + 2)
     }
 
-    /// Calls `kernels` in order from the current function, creating each kernel function the
-    /// first time its structure is seen.
-    func emitCalls(_ kernelsToCall: ArraySlice<Kernel>) throws {
-        for planned in kernelsToCall {
-            let values = planned.inputs + planned.outputs
-            // kernels that differ only in rows per sample or in a decoding step's position are one
-            let folded = RowFolding.fold(planned, in: graph)
-            let stepFolded = folded == nil ? DecodingStepFolding.fold(planned, in: graph) : nil
-            let (kernel, kernelGraph) = folded.map { ($0.kernel, $0.graph) } ?? stepFolded.map { ($0.kernel, $0.graph) } ?? (planned, graph)
-            let function = try kernels.kernel(for: kernel, in: kernelGraph) { function in
-                let (caller, callerFunction) = (b.currentBlock, b.function)
-                b.begin(function)
-                var inner = self
-                inner.graph = kernelGraph
-                inner.kernelAddresses = [:]
-                inner.batch = b.parameter(values.count)
-                inner.kernelScratch = b.parameter(values.count + 1)
-                inner.kernelWeights = b.parameter(values.count + 2)
-                inner.kernelPart = b.parameter(values.count + 3)
-                inner.kernelExtent = b.parameter(values.count + 4)
-                for (p, v) in (kernel.inputs + kernel.outputs).enumerated().reversed() { inner.kernelAddresses[v] = b.parameter(p) }
-                var lowering = OpLowering(function: inner)
-                try lowering.emit(kernel)
-                b.ret()
-                b.function = callerFunction
-                b.position(at: caller)
+    /// Calls `kernels` in order from the current function (`name`: its name, for the region
+    /// tasks it creates), creating each kernel function the first time its structure is seen;
+    /// the row-parallel regions among them go through the parallel hook (`emitRegion`).
+    func emitCalls(_ kernelsToCall: ArraySlice<Kernel>, name: String) throws {
+        var index = kernelsToCall.startIndex
+        while index < kernelsToCall.endIndex {
+            if let region = regions.first(where: { $0.kernels.lowerBound == index }) {
+                try emitRegion(region, name: "\(name)_rows_\(index)")
+                index = region.kernels.upperBound
+            } else {
+                try emitCall(kernelsToCall[index])
+                index += 1
             }
-            let rows: IRBuilder.Value = folded.map { b.mul(batch, b.i64($0.rowsPerSample)) } ?? batch!
-            let extent = b.i64(stepFolded?.extent ?? 0)
-            _ = b.call(function, kernels.type(arguments: values.count), values.map { address($0) } + [rows, scratchAddress, weightTable, b.i64(0), extent])
         }
+    }
+
+    /// Calls one planned kernel; with `rows`, on those rows only (a row-wise kernel in a region,
+    /// its batched pointers advanced to the first row, columns never split).
+    func emitCall(_ planned: Kernel, rows range: (first: IRBuilder.Value, count: IRBuilder.Value)? = nil) throws {
+        let values = planned.inputs + planned.outputs
+        // kernels that differ only in rows per sample or in a decoding step's position are one
+        let folded = RowFolding.fold(planned, in: graph)
+        let stepFolded = folded == nil ? DecodingStepFolding.fold(planned, in: graph) : nil
+        let (kernel, kernelGraph) = folded.map { ($0.kernel, $0.graph) } ?? stepFolded.map { ($0.kernel, $0.graph) } ?? (planned, graph)
+        let function = try kernels.kernel(for: kernel, in: kernelGraph) { function in
+            let (caller, callerFunction) = (b.currentBlock, b.function)
+            b.begin(function)
+            var inner = self
+            inner.graph = kernelGraph
+            inner.kernelAddresses = [:]
+            inner.batch = b.parameter(values.count)
+            inner.kernelScratch = b.parameter(values.count + 1)
+            inner.kernelWeights = b.parameter(values.count + 2)
+            inner.kernelPart = b.parameter(values.count + 3)
+            inner.kernelExtent = b.parameter(values.count + 4)
+            for (p, v) in (kernel.inputs + kernel.outputs).enumerated().reversed() { inner.kernelAddresses[v] = b.parameter(p) }
+            var lowering = OpLowering(function: inner)
+            try lowering.emit(kernel)
+            b.ret()
+            b.function = callerFunction
+            b.position(at: caller)
+        }
+        var addresses = values.map { address($0) }
+        var rows: IRBuilder.Value = folded.map { b.mul(batch, b.i64($0.rowsPerSample)) } ?? batch!
+        var part = b.i64(0)
+        if let range {
+            guard let folded else { fatalError("a row-parallel region holds row-wise kernels only") }
+            addresses = zip(values, addresses).map { v, a in
+                let t = graph.type(of: v)
+                return t.batched ? b.element(a, b.mul(range.first, b.i64(t.elementsPerSample / folded.rowsPerSample))) : a
+            }
+            rows = range.count
+            part = b.i64(ColumnSplit.noSplit)
+        }
+        let extent = b.i64(stepFolded?.extent ?? 0)
+        _ = b.call(function, kernels.type(arguments: values.count), addresses + [rows, scratchAddress, weightTable, part, extent])
+    }
+
+    /// A row-parallel region: through the hook as two row halves when the batch is at most
+    /// `FLOWC_SPLIT_MAXIMUM_ROWS`, the rows at least the region's minimum and the hook set and
+    /// willing; otherwise its kernels one after another (each may still split its columns).
+    func emitRegion(_ region: RowParallelRegions.Region, name: String) throws {
+        let members = plannedKernels[region.kernels]
+        let rows = b.mul(batch, b.i64(region.rowsPerSample))
+        let entryArguments = parameters + [LLVMBuildIntToPtr(b.builder, batch, b.pointer, "")!, workspace!, weightTable!]
+        // void task(context, half): the context holds the entry's arguments
+        let (caller, callerFunction) = (b.currentBlock, b.function)
+        let task = b.declare(name, b.functionType(b.void, [b.pointer, b.i64]))
+        LLVMSetLinkage(task, LLVMInternalLinkage)
+        LLVMAddAttributeAtIndex(task, UInt32(bitPattern: Int32(LLVMAttributeFunctionIndex)), kernels.noinline)
+        LLVMAddAttributeAtIndex(task, UInt32(bitPattern: Int32(LLVMAttributeFunctionIndex)), kernels.optnone)
+        b.begin(task)
+        var inner = self
+        let context = b.parameter(0), half = b.parameter(1)
+        let slots = (0..<entryArguments.count).map { LLVMBuildLoad2(b.builder, b.pointer, b.element(context, b.i64($0), type: b.pointer), "")! }
+        inner.parameters = Array(slots.prefix(parameters.count))
+        inner.batch = LLVMBuildPtrToInt(b.builder, slots[parameters.count], b.i64, "")!
+        inner.workspace = slots[parameters.count + 1]
+        inner.weightTable = slots[parameters.count + 2]
+        let allRows = b.mul(inner.batch, b.i64(region.rowsPerSample))
+        let firstHalf = LLVMBuildUDiv(b.builder, allRows, b.i64(2), "")!
+        let second = LLVMBuildICmp(b.builder, LLVMIntNE, half, b.i64(0), "")!
+        let first = b.select(second, firstHalf, b.i64(0))
+        let count = b.select(second, b.sub(allRows, firstHalf), firstHalf)
+        for kernel in members { try inner.emitCall(kernel, rows: (first, count)) }
+        b.ret()
+        b.function = callerFunction
+        b.position(at: caller)
+
+        let installed = LLVMBuildLoad2(b.builder, b.pointer, ColumnSplit.hook(b), "")!
+        let small = LLVMBuildAnd(b.builder, LLVMBuildICmp(b.builder, LLVMIntULE, batch, b.i64(Int(FLOWC_SPLIT_MAXIMUM_ROWS)), "")!,
+                                 LLVMBuildICmp(b.builder, LLVMIntUGE, rows, b.i64(region.minimumRows), "")!, "")!
+        let set = LLVMBuildICmp(b.builder, LLVMIntNE, LLVMBuildPtrToInt(b.builder, installed, b.i64, "")!, b.i64(0), "")!
+        let split = b.block("rows_split"), direct = b.block("rows_direct"), done = b.block("rows_done")
+        b.condBranch(LLVMBuildAnd(b.builder, small, set, "")!, split, direct)
+        b.position(at: split)
+        let contextArray = b.variable("rows_context", type: LLVMArrayType2(b.pointer, UInt64(entryArguments.count)))
+        for (i, value) in entryArguments.enumerated() { LLVMBuildStore(b.builder, value, b.element(contextArray, b.i64(i), type: b.pointer)) }
+        let ran = b.call(installed, b.functionType(b.i32, [b.i64, b.pointer, b.pointer]), [b.i64(2), task, contextArray])
+        b.condBranch(LLVMBuildICmp(b.builder, LLVMIntNE, ran, b.i32(0), "")!, done, direct)
+        b.position(at: direct)
+        for kernel in members { try emitCall(kernel) }
+        b.branch(done)
+        b.position(at: done)
     }
 
     /// Kernel calls per segment function when an entry point has more (see `emit`).

@@ -24,7 +24,11 @@ struct MemoryPlan {
 
     /// Plans the values the kernels write, in kernel order: a kernel reads all its inputs and
     /// writes its outputs at one time step, so an output never shares memory with an input.
-    init(graph g: Graph, kernels: [Kernel], constants: Set<ValueID>, outputParameters: [ValueID: Int], inputParameters: [ValueID: Int]) {
+    /// A value touched inside one of `regions` (kernel ranges two threads run row by row,
+    /// RowParallelRegions) is live through the whole region: one thread may be at the region's
+    /// first kernel while the other is at its last.
+    init(graph g: Graph, kernels: [Kernel], constants: Set<ValueID>, outputParameters: [ValueID: Int], inputParameters: [ValueID: Int],
+         regions: [Range<Int>] = []) {
         for (v, p) in inputParameters { locations[v] = .parameter(p); root[v] = v }
         for v in constants { locations[v] = .constant(v); root[v] = v }
         for node in g.nodes where node.op == "reshape" { root[node.results[0]] = node.operands[0] }
@@ -42,12 +46,20 @@ struct MemoryPlan {
         for (v, _) in root { root[v] = rootOf(v) }
         for v in g.outputs { lastUse[rootOf(v)] = kernels.count }
         for (v, p) in outputParameters where root[v] == v && locations[v] == nil { locations[v] = .parameter(p) }
+        func widened(_ interval: (start: Int, end: Int)) -> (start: Int, end: Int) {
+            var (start, end) = interval
+            for r in regions {
+                if r.contains(start) { start = r.lowerBound }
+                if r.contains(end) { end = r.upperBound - 1 }
+            }
+            return (start, end)
+        }
         // first fit, separately for the fixed and the batched region
         var placed: [(start: Int, end: Int, offset: Int, size: Int, batched: Bool)] = []
-        for (v, start) in definition.sorted(by: { ($0.value, $0.key) < ($1.value, $1.key) }) where locations[v] == nil {
+        for (v, defined) in definition.sorted(by: { ($0.value, $0.key) < ($1.value, $1.key) }) where locations[v] == nil {
             let type = g.type(of: v)
             let size = MemoryPlan.rounded(type.elementsPerSample)
-            let end = lastUse[v] ?? start
+            let (start, end) = widened((defined, lastUse[v] ?? defined))
             let busy = placed.filter { $0.batched == type.batched && $0.start <= end && start <= $0.end }
                 .map { ($0.offset, $0.offset + $0.size) }.sorted { $0.0 < $1.0 }
             var offset = 0

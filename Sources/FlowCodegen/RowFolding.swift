@@ -8,7 +8,8 @@ import FlowIR
 ///
 /// A kernel folds when every batched value it touches has the same leading per-sample axes
 /// (of product R, 1 included: [B, 1, 64] is [B, 64] too) and every unbatched operand varies along the last axis only (a bias, a
-/// layernorm weight), apart from the product's weight matrix.
+/// layernorm weight), apart from the product's weight matrix. A `split` along the last axis is
+/// row-wise too (qkv into q, k and v): its folded node splits the last axis (-1).
 enum RowFolding {
     struct Folded {
         /// The kernel over `graph`'s values: its parameters in the original order.
@@ -22,6 +23,7 @@ enum RowFolding {
     static let rowWise: Set<String> = KernelPlanner.elementwise.union(["linear", WeightPacking.op, "layernorm"])
 
     static func fold(_ k: Kernel, in g: Graph) -> Folded? {
+        if case .single(let node) = k.body, node.op == "split" { return splitAlongLastAxis(k, node, in: g) }
         guard k.nodes.allSatisfy({ rowWise.contains($0.op) }), k.outputs.count == 1 else { return nil }
         let out = g.type(of: k.outputs[0])
         guard out.batched, out.dims.count >= 2 else { return nil }
@@ -63,7 +65,7 @@ enum RowFolding {
             nodes.append(Node(op: node.op, operands: operands, attributes: node.attributes, results: results, location: node.location))
         }
         folded.nodes = nodes
-        folded.outputs = [map[k.outputs[0]]!]
+        folded.outputs = k.outputs.map { map[$0]! }
         let body: Kernel.Body
         switch k.body {
         case .single: body = .single(nodes[0])
@@ -72,5 +74,23 @@ enum RowFolding {
         }
         return Folded(kernel: Kernel(body: body, inputs: k.inputs.map { map[$0]! }, outputs: k.outputs.map { map[$0]! }),
                       graph: folded, rowsPerSample: rows)
+    }
+
+    /// A split of the last axis of a batched [B, leading..., C] value: [B, C] split along -1.
+    static func splitAlongLastAxis(_ k: Kernel, _ node: Node, in g: Graph) -> Folded? {
+        let x = g.type(of: node.operands[0])
+        guard x.batched, x.dims.count >= 2, case .int(let axis)? = node.attributes["axis"], axis == -1 || axis == x.rank - 1 else { return nil }
+        let leading = Array(x.dims.dropLast())
+        guard node.results.allSatisfy({ g.type(of: $0).batched && Array(g.type(of: $0).dims.dropLast()) == leading }) else { return nil }
+        func row(_ t: TensorType) -> TensorType { TensorType(t.dtype, batched: true, [t.dims.last!]) }
+        var folded = Graph()
+        let input = folded.addInput(name: "p0", type: row(x))
+        let results = node.results.map { folded.newValue(row(g.type(of: $0))) }
+        var attributes = node.attributes
+        attributes["axis"] = .int(-1)
+        let split = Node(op: node.op, operands: [input], attributes: attributes, results: results, location: node.location)
+        folded.nodes = [split]
+        folded.outputs = results
+        return Folded(kernel: Kernel(body: .single(split), inputs: [input], outputs: results), graph: folded, rowsPerSample: leading.reduce(1, *))
     }
 }

@@ -99,11 +99,10 @@ final class CompiledModelTests: XCTestCase {
     }
 
     /// Products narrower than 256 columns split at a multiple of 2 vectors when at least 2 rows
-    /// are needed to split them: TarFlow's 256 → 64 MLP layer at 16 tokens (and its 64 → 256
-    /// layer), and a 384 → 64 product with a bias and GELU at 13 rows — 6 + 6 + 1, whose single
-    /// leftover row must keep 2-vector panels so each half owns the columns it finishes. Hooks
-    /// that run the halves in order and in reverse order on one thread, and one thread alone,
-    /// give the pool's bits: a half that finished columns of the other would differ.
+    /// are needed to split them: a 384 → 64 product with a bias and GELU at 13 rows — 6 + 6 + 1,
+    /// whose single leftover row must keep 2-vector panels so each half owns the columns it
+    /// finishes. Hooks that run the halves in order and in reverse order on one thread, and one
+    /// thread alone, give the pool's bits: a half that finished columns of the other would differ.
     func testNarrowProductsSplitAtTwoVectors() throws {
         let text = """
         model narrow {
@@ -121,21 +120,39 @@ final class CompiledModelTests: XCTestCase {
                                    ("bias", [64], Philox.normals(seed: 22, firstRow: 0, rows: 1, perRow: 64).map { 0.1 * $0 })], to: weights)
         let narrow = NSTemporaryDirectory() + "flowc-test-\(getpid())-narrow.so"
         try ArtifactCompiler.compile(try Elaborator.elaborate(text: text, path: "narrow.flow", options: .init(weightsPath: weights)), output: narrow)
-        for (path, width, offers) in [(narrow, 13 * 448, 1), (try Self.artifact("g_tarflow"), 64, 8)] {
-            let model = try CompiledModel(path: path)
-            let x = Philox.normals(seed: 4, firstRow: 0, rows: 1, perRow: width).map { Float($0) }
-            model.threads = 1
-            let single = try model.forward(x).z
-            model.threads = 2
-            for (name, hook) in [("in order", Self.halvesInOrder), ("reversed", Self.halvesReversed)] {
-                Self.splitOffers = 0
-                try Self.installHook(hook, in: path)
-                XCTAssertEqual(try model.forward(x).z, single, "\(path): halves \(name)")
-                XCTAssertEqual(Self.splitOffers, offers, "\(path): offers")
-            }
-            _ = try CompiledModel(path: path)   // the pool's hook again
-            XCTAssertEqual(try model.forward(x).z, single, "\(path): the pool")
+        try assertHalvesGiveTheSameBits(path: narrow, batch: 1, offers: 1)
+    }
+
+    /// Row-parallel regions (RowParallelRegions): each TarFlow layer's kernels from one attention
+    /// to the next — proj, residual, layernorm, MLP, qkv and its split — run as two row halves,
+    /// one hand-over per region: 6 in the forward pass (3 per flow block: the input projection
+    /// to the first qkv, the layer between the two attentions, the last layer to the output
+    /// projection), at batch 1 (16 rows, 8 + 8) and batch 3 (48 rows: the halves cut a sample
+    /// in two). Halves in order, reversed and on the pool give one thread's bits: a half that
+    /// read another value's rows, or a memory plan that let two values of a region share
+    /// memory, would differ.
+    func testRowRegionsGiveTheSameBits() throws {
+        let path = try Self.artifact("g_tarflow")
+        try assertHalvesGiveTheSameBits(path: path, batch: 1, offers: 6)
+        try assertHalvesGiveTheSameBits(path: path, batch: 3, offers: 6)
+    }
+
+    /// The forward pass of `path` at `batch`: one thread, the pool, and hooks running the halves
+    /// in order and reversed on one thread give the same bits, with `offers` calls of the hook.
+    func assertHalvesGiveTheSameBits(path: String, batch: Int, offers: Int, file: StaticString = #filePath, line: UInt = #line) throws {
+        let model = try CompiledModel(path: path)
+        let x = Philox.normals(seed: 4, firstRow: 0, rows: batch, perRow: model.inputElements).map { Float($0) }
+        model.threads = 1
+        let single = try model.forward(x).z
+        model.threads = 2
+        for (name, hook) in [("in order", Self.halvesInOrder), ("reversed", Self.halvesReversed)] {
+            Self.splitOffers = 0
+            try Self.installHook(hook, in: path)
+            XCTAssertEqual(try model.forward(x).z, single, "\(path) batch \(batch): halves \(name)", file: file, line: line)
+            XCTAssertEqual(Self.splitOffers, offers, "\(path) batch \(batch): offers", file: file, line: line)
         }
+        _ = try CompiledModel(path: path)   // the pool's hook again
+        XCTAssertEqual(try model.forward(x).z, single, "\(path) batch \(batch): the pool", file: file, line: line)
     }
 
     func testEveryEntryPointMatchesTheInterpreter() throws {

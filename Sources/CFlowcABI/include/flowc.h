@@ -66,7 +66,8 @@ int32_t flowc_score(const float *x, float *score, int64_t batch, void *workspace
 
 /* Optional threads for small batches: a product of at most FLOWC_SPLIT_MAXIMUM_ROWS rows, 256 or
  * more output columns and enough work for two threads (a batch-1 MLP layer) can run as two
- * column halves. From inside an entry point the
+ * column halves, and at a batch of at most FLOWC_SPLIT_MAXIMUM_ROWS a run of row-wise kernels
+ * (a Transformer layer between two attentions) as two row halves. From inside an entry point the
  * model calls hook(2, task, context); the hook either runs task(context, 0) and
  * task(context, 1) — concurrently, on any threads, both finished before it returns — and
  * returns 1, or runs nothing and returns 0 (the entry point then computes the product itself).
