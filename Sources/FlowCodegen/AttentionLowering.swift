@@ -22,8 +22,14 @@ extension OpLowering {
         let scale = b.f32(1 / (Double(d).squareRoot() * temperature))
         // one query's scores, then weights (keys floats, allocated once per call)
         let scores = LLVMBuildArrayAlloca(b.builder, b.f32, keys, "scores")!
-        b.loops([f.batch, b.i64(heads), b.i64(tokens)]) { index in
-            let (sample, head, t) = (index[0], index[1], index[2])
+        // the query rows (flat over samples × tokens): all of them, or in a row-parallel region
+        // rows [part, part + batch) (RowParallelRegions.queryRowsAttribute)
+        let inRegion = node.attributes[RowParallelRegions.queryRowsAttribute] != nil
+        let firstRow = inRegion ? f.kernelPart! : b.i64(0)
+        let rowCount = inRegion ? f.batch! : b.mul(f.batch, b.i64(tokens))
+        b.loops([rowCount, b.i64(heads)]) { index in
+            let flatRow = b.add(firstRow, index[0]), head = index[1]
+            let sample = LLVMBuildUDiv(b.builder, flatRow, b.i64(tokens), "")!, t = LLVMBuildURem(b.builder, flatRow, b.i64(tokens), "")!
             let sampleBase = b.mul(sample, b.i64(tokens * channels)), keyBase = b.mul(b.mul(sample, keys), b.i64(channels))
             let headOffset = b.mul(head, b.i64(d))
             let row = b.add(b.add(sampleBase, b.mul(t, b.i64(channels))), headOffset)

@@ -225,7 +225,9 @@ struct FunctionLowering {
         // kernels that differ only in rows per sample or in a decoding step's position are one
         let folded = RowFolding.fold(planned, in: graph)
         let stepFolded = folded == nil ? DecodingStepFolding.fold(planned, in: graph) : nil
-        let (kernel, kernelGraph) = folded.map { ($0.kernel, $0.graph) } ?? stepFolded.map { ($0.kernel, $0.graph) } ?? (planned, graph)
+        var (kernel, kernelGraph) = folded.map { ($0.kernel, $0.graph) } ?? stepFolded.map { ($0.kernel, $0.graph) } ?? (planned, graph)
+        let regionAttention = range != nil && folded == nil
+        if regionAttention { kernel = RowParallelRegions.queryRowKernel(kernel) }
         let function = try kernels.kernel(for: kernel, in: kernelGraph) { function in
             let (caller, callerFunction) = (b.currentBlock, b.function)
             b.begin(function)
@@ -247,8 +249,12 @@ struct FunctionLowering {
         var addresses = values.map { address($0) }
         var rows: IRBuilder.Value = folded.map { b.mul(batch, b.i64($0.rowsPerSample)) } ?? batch!
         var part = b.i64(0)
-        if let range {
-            guard let folded else { fatalError("a row-parallel region holds row-wise kernels only") }
+        if let range, regionAttention {
+            // the query rows of the whole batch (RowParallelRegions.queryRowKernel)
+            rows = range.count
+            part = range.first
+        } else if let range {
+            guard let folded else { fatalError("a row-parallel region holds row-wise kernels and attention only") }
             addresses = zip(values, addresses).map { v, a in
                 let t = graph.type(of: v)
                 return t.batched ? b.element(a, b.mul(range.first, b.i64(t.elementsPerSample / folded.rowsPerSample))) : a

@@ -6,7 +6,9 @@ import FlowIR
 /// rows, with one hand-over for all of it. TarFlow's layer between two attentions (proj,
 /// residual, layernorm, the MLP, layernorm, qkv and its split: 1.5 MFLOP at batch 1) is one
 /// such region; splitting each product's columns instead took a hand-over per product, and
-/// the layernorms and splits ran on one core.
+/// the layernorms and splits ran on one core. A region may open with an attention, whose keys
+/// and values are complete before it: each half computes its own query rows (and TarFlow's
+/// region then runs from one attention to the next qkv).
 ///
 /// The entry point (or its segment) runs a region through the parallel hook when the batch is
 /// at most `FLOWC_SPLIT_MAXIMUM_ROWS` (the calls the runtime's SplitChooser times) and the
@@ -35,26 +37,52 @@ enum RowParallelRegions {
         var regions: [Region] = []
         var first = 0
         while first < kernels.count {
-            guard let folded = RowFolding.fold(kernels[first], in: g), folded.rowsPerSample >= 2 else {
+            let start: (rowsPerSample: Int, work: Int)
+            if let folded = RowFolding.fold(kernels[first], in: g), folded.rowsPerSample >= 2 {
+                start = (folded.rowsPerSample, rowWork(folded))
+            } else if let attention = queryRows(kernels[first], in: g) {
+                start = attention
+            } else {
                 first += 1
                 continue
             }
             let segmentEnd = (first / segmentSize + 1) * segmentSize
-            var end = first + 1, work = rowWork(folded)
+            var end = first + 1, work = start.work
             while end < min(kernels.count, segmentEnd), let next = RowFolding.fold(kernels[end], in: g),
-                  next.rowsPerSample == folded.rowsPerSample {
+                  next.rowsPerSample == start.rowsPerSample {
                 work += rowWork(next)
                 end += 1
             }
             let minimumRows = max(2, (minimumWork + work - 1) / work)
             // a lone product splits its columns instead: at few rows each half then reads half
             // the weights (ColumnSplit)
-            if end - first >= 2, minimumRows <= Int(FLOWC_SPLIT_MAXIMUM_ROWS) * folded.rowsPerSample {
-                regions.append(Region(kernels: first..<end, rowsPerSample: folded.rowsPerSample, minimumRows: minimumRows))
+            if end - first >= 2, minimumRows <= Int(FLOWC_SPLIT_MAXIMUM_ROWS) * start.rowsPerSample {
+                regions.append(Region(kernels: first..<end, rowsPerSample: start.rowsPerSample, minimumRows: minimumRows))
             }
             first = end
         }
         return regions
+    }
+
+    /// Marks a region's attention kernel: it computes query rows [part, part + batch) of the
+    /// whole batch (flat over samples × tokens), reading every sample's keys and values.
+    static let queryRowsAttribute = "query_rows_in_region"
+
+    /// An attention kernel opening a region: its keys and values come from before the region
+    /// (complete when it starts), so each query row is independent of the others. Its rows per
+    /// sample (the tokens) and its work per row (scores and weighted values over the keys).
+    static func queryRows(_ k: Kernel, in g: Graph) -> (rowsPerSample: Int, work: Int)? {
+        guard case .single(let node) = k.body, node.op == "attention" else { return nil }
+        let out = g.type(of: node.results[0]), keys = g.type(of: node.operands[1])
+        guard out.batched, out.dims.count == 2, out.dims[0] >= 2, keys.batched, keys.dims.count == 2 else { return nil }
+        return (out.dims[0], 2 * keys.dims[0] * out.dims[1])
+    }
+
+    /// The kernel a region calls for its attention: `kernel` with `queryRowsAttribute`.
+    static func queryRowKernel(_ kernel: Kernel) -> Kernel {
+        guard case .single(var node) = kernel.body else { fatalError("an attention kernel is one node") }
+        node.attributes[queryRowsAttribute] = .int(1)
+        return Kernel(body: .single(node), inputs: kernel.inputs, outputs: kernel.outputs)
     }
 
     /// A folded kernel's work per row, in multiply-adds.

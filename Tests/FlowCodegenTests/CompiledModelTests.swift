@@ -124,11 +124,11 @@ final class CompiledModelTests: XCTestCase {
     }
 
     /// Row-parallel regions (RowParallelRegions): each TarFlow layer's kernels from one attention
-    /// to the next — proj, residual, layernorm, MLP, qkv and its split — run as two row halves,
-    /// one hand-over per region: 6 in the forward pass (3 per flow block: the input projection
-    /// to the first qkv, the layer between the two attentions, the last layer to the output
-    /// projection), at batch 1 (16 rows, 8 + 8) and batch 3 (48 rows: the halves cut a sample
-    /// in two). Halves in order, reversed and on the pool give one thread's bits: a half that
+    /// to the next — the attention's query rows, proj, residual, layernorm, MLP, qkv and its
+    /// split — run as two row halves, one hand-over per region: 6 in the forward pass (3 per
+    /// flow block: the layernorm to the first qkv, the first attention to the second qkv, the
+    /// second attention to the output projection), at batch 1 (16 rows, 8 + 8) and batch 3
+    /// (48 rows: the halves cut a sample in two, in the attention too). Halves in order, reversed and on the pool give one thread's bits: a half that
     /// read another value's rows, or a memory plan that let two values of a region share
     /// memory, would differ.
     func testRowRegionsGiveTheSameBits() throws {
