@@ -22,7 +22,9 @@ final class KernelCache {
     var count: Int { byKey.count }
 
     /// `void kernel(pointers..., i64 batch, float *scratch, weights, i64 part, i64 extent)`:
-    /// `part` is 0 except in the halves of a product split over threads (ColumnSplit);
+    /// `part` is 0 except in the halves of a product split over threads (ColumnSplit), in a
+    /// row-parallel region (`ColumnSplit.noSplit`; an attention's first query row there:
+    /// RowParallelRegions);
     /// `extent` is a decoding step's position (DecodingStepFolding), else 0.
     func type(arguments: Int) -> LLVMTypeRef { b.functionType(b.void, Array(repeating: b.pointer, count: arguments) + [b.i64, b.pointer, b.pointer, b.i64, b.i64]) }
 
