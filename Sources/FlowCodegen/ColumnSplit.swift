@@ -76,26 +76,31 @@ enum ColumnSplit {
     static func dispatch(_ b: IRBuilder, rows: IRBuilder.Value, minimumRows: Int, part: IRBuilder.Value, kernelType: LLVMTypeRef, compute: () throws -> Void) rethrows {
         let kernel = b.function!
         let parameters = Int(LLVMCountParams(kernel)), arguments = parameters - 5
-        let installed = LLVMBuildLoad2(b.builder, b.pointer, hook(b), "")!
         let whole = LLVMBuildICmp(b.builder, LLVMIntEQ, part, b.i64(0), "")!
         let few = LLVMBuildAnd(b.builder, LLVMBuildICmp(b.builder, LLVMIntULE, rows, b.i64(maximumRows), "")!,
                                LLVMBuildICmp(b.builder, LLVMIntUGE, rows, b.i64(minimumRows), "")!, "")!
+        let context = [kernel] + (0..<arguments).map { b.parameter($0) }
+            + [LLVMBuildIntToPtr(b.builder, b.parameter(arguments), b.pointer, "")!, b.parameter(arguments + 1), b.parameter(arguments + 2)]
+        try offer(b, when: LLVMBuildAnd(b.builder, whole, few, "")!, task: trampoline(b, arguments: arguments, kernelType: kernelType),
+                  context: context, otherwise: compute)
+    }
+
+    /// When `condition` holds and the hook is set: `hook(2, task, context)`, the context an array
+    /// of the given pointers on the stack. When the condition fails, the hook is unset or it
+    /// declines, `otherwise` runs (emitted once, after the call).
+    static func offer(_ b: IRBuilder, when condition: IRBuilder.Value, task: IRBuilder.Value, context values: [IRBuilder.Value],
+                      otherwise: () throws -> Void) rethrows {
+        let installed = LLVMBuildLoad2(b.builder, b.pointer, hook(b), "")!
         let set = LLVMBuildICmp(b.builder, LLVMIntNE, LLVMBuildPtrToInt(b.builder, installed, b.i64, "")!, b.i64(0), "")!
-        let split = b.block("split"), direct = b.block("compute"), done = b.block("split_done")
-        b.condBranch(LLVMBuildAnd(b.builder, LLVMBuildAnd(b.builder, whole, few, "")!, set, "")!, split, direct)
+        let split = b.block("split"), direct = b.block("direct"), done = b.block("split_done")
+        b.condBranch(LLVMBuildAnd(b.builder, condition, set, "")!, split, direct)
         b.position(at: split)
-        let context = b.variable("split_context", type: LLVMArrayType2(b.pointer, UInt64(arguments + 4)))
-        func store(_ value: IRBuilder.Value, _ i: Int) { LLVMBuildStore(b.builder, value, b.element(context, b.i64(i), type: b.pointer)) }
-        store(kernel, 0)
-        for i in 0..<arguments { store(b.parameter(i), 1 + i) }
-        store(LLVMBuildIntToPtr(b.builder, b.parameter(arguments), b.pointer, "")!, arguments + 1)
-        store(b.parameter(arguments + 1), arguments + 2)
-        store(b.parameter(arguments + 2), arguments + 3)
-        let task = trampoline(b, arguments: arguments, kernelType: kernelType)
+        let context = b.variable("split_context", type: LLVMArrayType2(b.pointer, UInt64(values.count)))
+        for (i, value) in values.enumerated() { LLVMBuildStore(b.builder, value, b.element(context, b.i64(i), type: b.pointer)) }
         let ran = b.call(installed, b.functionType(b.i32, [b.i64, b.pointer, b.pointer]), [b.i64(2), task, context])
         b.condBranch(LLVMBuildICmp(b.builder, LLVMIntNE, ran, b.i32(0), "")!, done, direct)
         b.position(at: direct)
-        try compute()
+        try otherwise()
         b.branch(done)
         b.position(at: done)
     }

@@ -297,21 +297,11 @@ struct FunctionLowering {
         b.function = callerFunction
         b.position(at: caller)
 
-        let installed = LLVMBuildLoad2(b.builder, b.pointer, ColumnSplit.hook(b), "")!
         let small = LLVMBuildAnd(b.builder, LLVMBuildICmp(b.builder, LLVMIntULE, batch, b.i64(Int(FLOWC_SPLIT_MAXIMUM_ROWS)), "")!,
                                  LLVMBuildICmp(b.builder, LLVMIntUGE, rows, b.i64(region.minimumRows), "")!, "")!
-        let set = LLVMBuildICmp(b.builder, LLVMIntNE, LLVMBuildPtrToInt(b.builder, installed, b.i64, "")!, b.i64(0), "")!
-        let split = b.block("rows_split"), direct = b.block("rows_direct"), done = b.block("rows_done")
-        b.condBranch(LLVMBuildAnd(b.builder, small, set, "")!, split, direct)
-        b.position(at: split)
-        let contextArray = b.variable("rows_context", type: LLVMArrayType2(b.pointer, UInt64(entryArguments.count)))
-        for (i, value) in entryArguments.enumerated() { LLVMBuildStore(b.builder, value, b.element(contextArray, b.i64(i), type: b.pointer)) }
-        let ran = b.call(installed, b.functionType(b.i32, [b.i64, b.pointer, b.pointer]), [b.i64(2), task, contextArray])
-        b.condBranch(LLVMBuildICmp(b.builder, LLVMIntNE, ran, b.i32(0), "")!, done, direct)
-        b.position(at: direct)
-        for kernel in members { try emitCall(kernel) }
-        b.branch(done)
-        b.position(at: done)
+        try ColumnSplit.offer(b, when: small, task: task, context: entryArguments) {
+            for kernel in members { try emitCall(kernel) }
+        }
     }
 
     /// Kernel calls per segment function when an entry point has more (see `emit`).
