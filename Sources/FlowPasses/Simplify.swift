@@ -4,8 +4,9 @@ import FlowInterpreter
 /// Simplification after derivation: constants captured by loops moved into their bodies
 /// (`LoopConstantSinking`), algebraic identities (`SimplifyRules`), common
 /// subexpression elimination, folding of small constant subgraphs (log-determinants and inverses
-/// of constant matrices become literals, evaluated in f64), tokens no output reads left
-/// uncomputed (`RowPrefixNarrowing`) and dead code elimination, repeated until nothing changes.
+/// of constant matrices become literals, evaluated in f64), work that is the same for every
+/// sample done once (`BatchInvariantHoisting`), tokens no output reads left uncomputed
+/// (`RowPrefixNarrowing`) and dead code elimination, repeated until nothing changes.
 public enum Simplify {
     /// Constants with at most this many elements are folded into `const` literals.
     public static let foldLimit = 64
@@ -15,6 +16,7 @@ public enum Simplify {
         for _ in 0..<8 {
             let before = g.nodes.count
             g = try rewrite(g, weights: weights)
+            g = try BatchInvariantHoisting.run(g)
             g = try RowPrefixNarrowing.run(g)
             g = eliminateDeadCode(g)
             if g.nodes.count == before { break }
