@@ -59,7 +59,7 @@ public enum BatchInvariantHoisting {
                 map[node.results[0]] = try foldIntoBias(node, parts: parts)
                 continue
             }
-            if node.op == "concat", result.batched, fullAxis(node, rank: result.rank) == result.rank - 1,
+            if node.op == "concat", result.batched, input.axis(of: node) == result.rank - 1,
                node.operands.contains(where: { invariant[$0] != nil }), node.operands.contains(where: { invariant[$0] == nil }) {
                 mixedConcat[node.results[0]] = node.operands
             }
@@ -93,7 +93,7 @@ public enum BatchInvariantHoisting {
             guard let like else { return nil }   // no invariant operand: an op of unbatched values only
             var attributes = node.attributes
             if node.op == "concat" {
-                guard let axis = fullAxis(node, rank: result.rank), axis >= 1 else { return nil }
+                guard let axis = input.axis(of: node), axis >= 1 else { return nil }
                 attributes["axis"] = .int(axis - 1)
             }
             // the op on the unbatched operands must have the per-row shape (a dead node otherwise)
@@ -127,12 +127,5 @@ public enum BatchInvariantHoisting {
             let bias = try out.apply("linear", [u, invariantW] + (node.operands.count == 3 ? [map[node.operands[2]]!] : []), at: at)
             return try out.apply("linear", [rowX, rowW, bias], at: at)
         }
-    }
-
-    /// The node's axis attribute as a full-rank index (nil when it has none or it is out of range).
-    static func fullAxis(_ node: Node, rank: Int) -> Int? {
-        guard case .int(let a)? = node.attributes["axis"] else { return nil }
-        let full = a < 0 ? a + rank : a
-        return (0..<rank).contains(full) ? full : nil
     }
 }

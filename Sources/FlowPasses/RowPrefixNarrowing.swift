@@ -61,7 +61,7 @@ public enum RowPrefixNarrowing {
             if d == 0 && !node.results.isEmpty && node.results.allSatisfy({ rows(of: g.type(of: $0)) != nil }) { continue }   // no row is read
             let narrowed = try rule(node, rows: d, in: g)
             let attributes = narrowed?.attributes ?? node.attributes
-            if node.op == "slice", let slice = narrowed, let (_, count) = slice.operands[0], fullAxis(node, in: g) == 1 {
+            if node.op == "slice", let slice = narrowed, let (_, count) = slice.operands[0], g.axis(of: node) == 1 {
                 // a slice of the rows reads its operand as it is (no slice of a slice); one that
                 // keeps all of it is dropped
                 let operand = map[node.operands[0]]!
@@ -110,15 +110,6 @@ public enum RowPrefixNarrowing {
         return demand
     }
 
-    /// The node's axis attribute as a full-rank index of its first operand (nil when it has
-    /// none or it is out of range).
-    static func fullAxis(_ node: Node, in g: Graph) -> Int? {
-        guard case .int(let a)? = node.attributes["axis"], let first = node.operands.first else { return nil }
-        let rank = g.type(of: first).rank
-        let full = a < 0 ? a + rank : a
-        return (0..<rank).contains(full) ? full : nil
-    }
-
     /// How `node` reads its operands when `d` rows of its results are read (nil: whole).
     static func rule(_ node: Node, rows d: Int, in g: Graph) throws -> Narrowed? {
         let result = g.type(of: node.results[0])
@@ -129,7 +120,7 @@ public enum RowPrefixNarrowing {
             if case .int(let value)? = node.attributes[name] { return value }
             return fallback
         }
-        func axis() -> Int? { fullAxis(node, in: g) }
+        func axis() -> Int? { g.axis(of: node) }
         /// Every sequence operand read for d rows, the others whole.
         func rowWise() -> Narrowed {
             Narrowed(operands: operandTypes.map { rows(of: $0) != nil ? (1, d) : nil }, attributes: attributes)

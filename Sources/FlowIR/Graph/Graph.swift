@@ -103,6 +103,15 @@ public struct Graph: Sendable, Equatable {
         for (i, node) in nodes.enumerated() { for r in node.results { result[r] = i } }
         return result
     }
+
+    /// A node's `axis` attribute as a full-rank index of its first operand (a negative axis
+    /// counts from the end); nil when it has none or it is out of range.
+    public func axis(of node: Node) -> Int? {
+        guard case .int(let a)? = node.attributes["axis"], let first = node.operands.first else { return nil }
+        let rank = type(of: first).rank
+        let full = a < 0 ? a + rank : a
+        return (0..<rank).contains(full) ? full : nil
+    }
 }
 
 /// The model's base density p_base(z).
