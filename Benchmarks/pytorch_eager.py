@@ -6,9 +6,11 @@ Run by `make bench` (flowc-bench) when torch is importable; never a build or tes
 Each model is written here in plain PyTorch from ../shared/baselines/MODELS.md (zuko's own
 classes for a, b, c), loads the weights file Flowc compiled, checks itself against the fixture
 outputs stored in that file when present (max |difference| printed as "check"), then times
-log_prob and sample at each batch size under torch.inference_mode: one warm-up call, then the
-median of calls until 0.3 s have passed (at least 5), with 1 and with 2 threads; the faster
-thread count is reported. Prints one JSON object per line: model, pass, batch, us, threads, check.
+log_prob and sample at each batch size under torch.inference_mode, as the peers' runs of
+results-peers.md were: 3 rounds over all cells, each cell 3 warm-up calls then the median of
+calls until 0.3 s have passed (at least 5), with 1 and with 2 threads; a cell's time is the
+median of its 3 round values, at the faster thread count. Prints one JSON object per line:
+model, pass, batch, us, threads, check.
 """
 import json
 import math
@@ -239,8 +241,12 @@ BUILDERS = {
 FIXTURE_SAMPLE = {"e_fm": "sample_euler", "e_fm_rk4": "sample_rk4", "f_meanflow": "sample_1step"}
 
 
+ROUNDS = 3
+
+
 def median_seconds(call, arg):
-    call(arg)
+    for _ in range(3):
+        call(arg)
     times, budget = [], time.perf_counter() + 0.3
     while len(times) < 5 or (time.perf_counter() < budget and len(times) < 200):
         start = time.perf_counter()
@@ -258,6 +264,7 @@ def main():
         else:
             pairs.append(arg.split("=", 1))
     torch.manual_seed(0)
+    cells = []  # (key, pass, batch, call, input, check)
     for key, path in pairs:
         tensors = load_file(path)
         weights = {k[2:]: v for k, v in tensors.items() if k.startswith("w.")}
@@ -277,14 +284,18 @@ def main():
                     if call is None or arg is None:
                         continue
                     x = torch.randn(batch, *arg) * (0.5 if name == "log_prob" else 1.0)
-                    best = None
-                    for threads in (1, 2):
-                        torch.set_num_threads(threads)
-                        t = median_seconds(call, x)
-                        if best is None or t < best[0]:
-                            best = (t, threads)
-                    print(json.dumps({"model": key, "pass": name, "batch": batch, "us": best[0] * 1e6,
-                                      "threads": best[1], "check": checks.get(name)}), flush=True)
+                    cells.append((key, name, batch, call, x, checks.get(name)))
+    times = {}  # (cell index, threads) -> round values
+    with torch.inference_mode():
+        for _ in range(ROUNDS):
+            for i, (_, _, _, call, x, _) in enumerate(cells):
+                for threads in (1, 2):
+                    torch.set_num_threads(threads)
+                    times.setdefault((i, threads), []).append(median_seconds(call, x))
+    for i, (key, name, batch, _, _, check) in enumerate(cells):
+        t, threads = min((statistics.median(times[(i, n)]), n) for n in (1, 2))
+        print(json.dumps({"model": key, "pass": name, "batch": batch, "us": t * 1e6,
+                          "threads": threads, "check": check}), flush=True)
 
 
 if __name__ == "__main__":
