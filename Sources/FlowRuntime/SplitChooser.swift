@@ -51,17 +51,21 @@ final class SplitChooser: Sendable {
         }
     }
 
-    private let timings = Mutex<[Int: Timing]>([:])
+    /// Entry points (FLOWC_ENTRY_*) the table has room for.
+    static let entries = 8
+    /// One timing per entry point and row count 1 ... maximumRows, at (entry · maximumRows + rows − 1):
+    /// an array, not a dictionary, as a batch-1 call takes a few µs.
+    private let timings = Mutex<[Timing]>(Array(repeating: Timing(), count: SplitChooser.entries * SplitChooser.maximumRows))
 
     /// Runs `call` (an entry point on `rows` rows) with splits allowed or not, and times it.
     func run<T>(entry: Int32, rows: Int, _ call: () throws -> T) rethrows -> T {
-        guard rows <= SplitChooser.maximumRows else { return try call() }
-        let key = Int(entry) << 32 | rows
-        let (split, counts) = timings.withLock { table in table[key, default: Timing()].next() }
+        guard rows >= 1, rows <= SplitChooser.maximumRows, (0..<SplitChooser.entries).contains(Int(entry)) else { return try call() }
+        let key = Int(entry) * SplitChooser.maximumRows + rows - 1
+        let (split, counts) = timings.withLock { table in table[key].next() }
         let start = DispatchTime.now().uptimeNanoseconds
         let result = split ? try call() : try WorkerPool.withoutSplitting(call)
         let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start)
-        timings.withLock { table in table[key]?.record(elapsed, split: split, counts: counts) }
+        timings.withLock { table in table[key].record(elapsed, split: split, counts: counts) }
         return result
     }
 }
