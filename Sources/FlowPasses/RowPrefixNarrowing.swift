@@ -59,7 +59,7 @@ public enum RowPrefixNarrowing {
         for node in g.nodes {
             let d = node.results.map { demand[$0] ?? 0 }.max() ?? 0
             if d == 0 && !node.results.isEmpty && node.results.allSatisfy({ rows(of: g.type(of: $0)) != nil }) { continue }   // no row is read
-            let narrowed = try rule(node, rows: d, in: g)
+            let narrowed = rule(node, rows: d, in: g)
             let attributes = narrowed?.attributes ?? node.attributes
             if node.op == "slice", let slice = narrowed, let (_, count) = slice.operands[0], g.axis(of: node) == 1 {
                 // a slice of the rows reads its operand as it is (no slice of a slice); one that
@@ -101,8 +101,7 @@ public enum RowPrefixNarrowing {
             let d = node.results.map { demand[$0] ?? 0 }.max() ?? 0
             let sequenceResults = !node.results.isEmpty && node.results.allSatisfy { rows(of: g.type(of: $0)) != nil }
             if sequenceResults && d == 0 { continue }
-            // a rule fails only on a malformed node, which the verifier rejects before this pass
-            let narrowed = sequenceResults ? (try? rule(node, rows: d, in: g)) ?? nil : nil
+            let narrowed = sequenceResults ? rule(node, rows: d, in: g) : nil
             for (i, operand) in node.operands.enumerated() {
                 if let (axis, count) = narrowed?.operands[i], axis == 1, g.type(of: operand).batched { read(operand, count) } else { read(operand, nil) }
             }
@@ -111,7 +110,7 @@ public enum RowPrefixNarrowing {
     }
 
     /// How `node` reads its operands when `d` rows of its results are read (nil: whole).
-    static func rule(_ node: Node, rows d: Int, in g: Graph) throws -> Narrowed? {
+    static func rule(_ node: Node, rows d: Int, in g: Graph) -> Narrowed? {
         let result = g.type(of: node.results[0])
         guard let total = rows(of: result), d >= 1 else { return nil }
         let operandTypes = node.operands.map { g.type(of: $0) }
