@@ -19,7 +19,7 @@ public enum BatchInvariantHoisting {
     /// An invariant value: `unbatched` broadcast along the batch of `like`.
     struct Invariant { var unbatched: ValueID; var like: ValueID }
 
-    static let elementwise: Set<String> = Set(OpCatalog.all.filter { $0.family == "Elementwise" && $0.name != "select" }.map(\.name))
+    static let elementwise = OpCatalog.unaryElementwise.union(OpCatalog.binaryElementwise)
 
     public static func run(_ input: Graph) throws -> Graph {
         var out = Graph()

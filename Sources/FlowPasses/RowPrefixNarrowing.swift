@@ -30,16 +30,17 @@ public enum RowPrefixNarrowing {
         var attributes: [String: Attribute]
     }
 
-    /// The elementwise ops of one operand, and of two broadcasting operands.
-    static let rowWiseUnary = elementwise(operands: 1), rowWiseBinary = elementwise(operands: 2)
-
-    static func elementwise(operands: Int) -> Set<String> {
-        Set(OpCatalog.all.filter { $0.family == "Elementwise" && $0.operandCount == operands...operands }.map(\.name))
-    }
-
     /// A value with rows to narrow: batched, with a token axis and at least one axis after it.
     static func rows(of type: TensorType) -> Int? {
         type.batched && type.dims.count >= 2 ? type.dims[0] : nil
+    }
+
+    /// The rows of `node`'s results that are read (the most of any result), and whether the node
+    /// is dead: every result a sequence value of which no row is read.
+    static func rowsRead(_ node: Node, _ demand: [ValueID: Int], in g: Graph) -> (rows: Int, sequence: Bool, dead: Bool) {
+        let d = node.results.map { demand[$0] ?? 0 }.max() ?? 0
+        let sequence = !node.results.isEmpty && node.results.allSatisfy { rows(of: g.type(of: $0)) != nil }
+        return (d, sequence, sequence && d == 0)
     }
 
     public static func run(_ input: Graph) throws -> Graph {
@@ -57,8 +58,8 @@ public enum RowPrefixNarrowing {
             return try out.append("slice", [mapped], ["axis": .int(axis), "start": .int(0), "end": .int(count), "step": .int(1)], at: location)[0]
         }
         for node in g.nodes {
-            let d = node.results.map { demand[$0] ?? 0 }.max() ?? 0
-            if d == 0 && !node.results.isEmpty && node.results.allSatisfy({ rows(of: g.type(of: $0)) != nil }) { continue }   // no row is read
+            let (d, _, dead) = rowsRead(node, demand, in: g)
+            if dead { continue }
             let narrowed = rule(node, rows: d, in: g)
             let attributes = narrowed?.attributes ?? node.attributes
             if node.op == "slice", let slice = narrowed, let (_, count) = slice.operands[0], g.axis(of: node) == 1 {
@@ -98,10 +99,9 @@ public enum RowPrefixNarrowing {
         }
         for v in g.outputs { read(v, nil) }
         for node in g.nodes.reversed() {
-            let d = node.results.map { demand[$0] ?? 0 }.max() ?? 0
-            let sequenceResults = !node.results.isEmpty && node.results.allSatisfy { rows(of: g.type(of: $0)) != nil }
-            if sequenceResults && d == 0 { continue }
-            let narrowed = sequenceResults ? rule(node, rows: d, in: g) : nil
+            let (d, sequence, dead) = rowsRead(node, demand, in: g)
+            if dead { continue }
+            let narrowed = sequence ? rule(node, rows: d, in: g) : nil
             for (i, operand) in node.operands.enumerated() {
                 if let (axis, count) = narrowed?.operands[i], axis == 1, g.type(of: operand).batched { read(operand, count) } else { read(operand, nil) }
             }
@@ -119,15 +119,14 @@ public enum RowPrefixNarrowing {
             if case .int(let value)? = node.attributes[name] { return value }
             return fallback
         }
-        func axis() -> Int? { g.axis(of: node) }
         /// Every sequence operand read for d rows, the others whole.
         func rowWise() -> Narrowed {
             Narrowed(operands: operandTypes.map { rows(of: $0) != nil ? (1, d) : nil }, attributes: attributes)
         }
         switch node.op {
-        case _ where rowWiseUnary.contains(node.op):
+        case _ where OpCatalog.unaryElementwise.contains(node.op):
             return rowWise()
-        case _ where rowWiseBinary.contains(node.op):
+        case _ where OpCatalog.binaryElementwise.contains(node.op):
             // NumPy broadcasting: an operand's axis aligned with the result's rows (axis 1) from
             // the right; narrowed when it has the full T entries there (not 1, not absent)
             return Narrowed(operands: operandTypes.map { t in
@@ -142,24 +141,24 @@ public enum RowPrefixNarrowing {
             guard int("causal", 1) == 1, operandTypes[1].dims[0] == total else { return nil }
             return rowWise()
         case "split", "concat":
-            guard let a = axis(), a >= 2 else { return nil }
+            guard let a = g.axis(of: node), a >= 2 else { return nil }
             return rowWise()
         case "slice":
-            guard let a = axis(), int("step", 1) == 1 else { return nil }
+            guard let a = g.axis(of: node), int("step", 1) == 1 else { return nil }
             guard a == 1 else { return rowWise() }
             let start = PythonSlice.indices(size: operandTypes[0].dims[0], start: int("start", 0), end: int("end", Int.max), step: 1)[0]
             attributes["start"] = .int(start)
             attributes["end"] = .int(start + d)
             return Narrowed(operands: [(1, start + d)], attributes: attributes)
         case "pad":
-            guard let a = axis() else { return nil }
+            guard let a = g.axis(of: node) else { return nil }
             guard a == 1 else { return rowWise() }
             let before = int("before", 0), read = min(operandTypes[0].dims[0], d - before)
             guard read >= 1 else { return nil }
             attributes["after"] = .int(d - before - read)
             return Narrowed(operands: [(1, read)], attributes: attributes)
         case "gather":
-            guard let a = axis(), case .ints(let indices)? = node.attributes["indices"] else { return nil }
+            guard let a = g.axis(of: node), case .ints(let indices)? = node.attributes["indices"] else { return nil }
             guard a == 1 else { return rowWise() }
             let used = Array(indices.prefix(d))
             attributes["indices"] = .ints(used)

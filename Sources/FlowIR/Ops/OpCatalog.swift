@@ -13,6 +13,14 @@ public enum OpCatalog {
         return table
     }()
 
+    /// Elementwise ops of one operand (unary) and of two broadcasting operands (binary): each
+    /// result element reads the operands' elements at its own position only.
+    public static let unaryElementwise = elementwise(operands: 1), binaryElementwise = elementwise(operands: 2)
+
+    private static func elementwise(operands: Int) -> Set<String> {
+        Set(all.filter { $0.family == ElementwiseOps.family && $0.operandCount == operands...operands }.map(\.name))
+    }
+
     /// Validates attributes against the op's schema, fills defaults and infers result types.
     public static func infer(op: String, operands: [TensorType], attributes given: [String: Attribute],
                              dtype: DType, at location: SourceLocation) throws -> (types: [TensorType], attributes: [String: Attribute]) {
