@@ -62,8 +62,12 @@ public enum ArtifactCompiler {
         var kernelListing = ""
         var timer = PhaseTimer()
         var available = EntryPoints.entries(of: model).filter { $0 != .score || options.score }
-        // the entry points' graphs are independent: derived on all cores at once
-        let wanted = entries.map(\.0).filter(available.contains)
+        // a flow sampling by its inverse derives that graph once (flowc_sample calls flowc_inverse)
+        let sampleIsInverse = EntryPoints.sampleIsInverse(model, guidance: options.guidance, denoise: options.denoise)
+        // the entry points' graphs are independent: derived on all cores at once, the costliest
+        // (the inverse, the sampler, the score) handed out first
+        let wanted = [EntryPoints.Entry.inverse, .sample, .score, .logProb, .forward, .field]
+            .filter { available.contains($0) && !($0 == .sample && sampleIsInverse) }
         nonisolated(unsafe) var results = [Result<Graph, Error>?](repeating: nil, count: wanted.count)
         DispatchQueue.concurrentPerform(iterations: wanted.count) { i in
             let entry = wanted[i]
@@ -79,6 +83,13 @@ public enum ArtifactCompiler {
                 continue
             }
             options.progress?("derive and lower \(symbol)")
+            if entry == .sample && sampleIsInverse, let size = sizes.first(where: { $0.0 == FLOWC_ENTRY_INVERSE }) {
+                // a flow with a standard normal base samples by its inverse: one function, not two
+                emitAlias(b, symbol: symbol, of: "flowc_inverse")
+                sizes.append((id, size.1, size.2))
+                timer.lap("\(symbol) = flowc_inverse")
+                continue
+            }
             let derived: Graph
             do {
                 derived = try derivations[entry]!.get()
@@ -89,13 +100,6 @@ public enum ArtifactCompiler {
                 available.removeAll { $0 == .logProb }
                 emitMissingEntry(b, symbol: symbol, outputs: outputs)
                 timer.lap("no \(symbol): \(e.message)")
-                continue
-            }
-            if entry == .sample, case .success(let inverse)? = derivations[.inverse], inverse == derived, let size = sizes.first(where: { $0.0 == FLOWC_ENTRY_INVERSE }) {
-                // a flow with a standard normal base samples by its inverse: one function, not two
-                emitAlias(b, symbol: symbol, of: "flowc_inverse")
-                sizes.append((id, size.1, size.2))
-                timer.lap("\(symbol) = flowc_inverse")
                 continue
             }
             // several inputs (x and a class label) become packed rows

@@ -36,6 +36,8 @@ struct FunctionLowering {
     let plannedKernels: [Kernel]
     /// Runs of them that two threads run row by row (RowParallelRegions).
     let regions: [RowParallelRegions.Region]
+    /// The kernel runs called by one loop each (CallRerolling): kernels, and calls per repetition.
+    private(set) var loops: [(kernels: Range<Int>, period: Int)] = []
     /// Region bodies (fixed_point loops), lowered to their own functions before the caller.
     var bodies: [Int: LoweredBody] = [:]
     /// Scratch floats after the planned workspace: for loops, two copies of the iterate and the
@@ -65,7 +67,7 @@ struct FunctionLowering {
         }
         var inputs: [ValueID: Int] = [:]
         for (i, v) in graph.inputs.enumerated() { inputs[v] = i }
-        self.regions = RowParallelRegions.find(plannedKernels, in: graph, segmentSize: FunctionLowering.segmentSize)
+        self.regions = RowParallelRegions.find(plannedKernels, in: graph)
         self.plan = MemoryPlan(graph: graph, kernels: plannedKernels, constants: Set(constants.keys), outputParameters: outputs, inputParameters: inputs,
                                regions: regions.map(\.kernels))
         // convolutions stage one sample's patches in the scratch (loops size theirs in lowerBodies)
@@ -103,6 +105,9 @@ struct FunctionLowering {
             if let region = regions.first(where: { $0.kernels.lowerBound == i }) {
                 out += "  rows k\(region.kernels.lowerBound)–k\(region.kernels.upperBound - 1): a row-parallel region, \(region.rowsPerSample) rows per sample, two halves from \(region.minimumRows) rows at batch ≤ \(FLOWC_SPLIT_MAXIMUM_ROWS)\n"
             }
+            if let loop = loops.first(where: { $0.kernels.lowerBound == i }) {
+                out += "  calls k\(loop.kernels.lowerBound)–k\(loop.kernels.upperBound - 1): one loop, \(loop.kernels.count / loop.period) repetitions of \(loop.period) calls (arguments from a table)\n"
+            }
             out += "  k\(i): \(k.describe(graph, names: names))   → \(place)\n"
         }
         return out
@@ -112,7 +117,12 @@ struct FunctionLowering {
     /// The address of a value's first element.
     func address(_ v: ValueID) -> IRBuilder.Value {
         if let a = kernelAddresses[v] { return a }
-        switch plan.location(v) {
+        return address(of: plan.location(v))
+    }
+
+    /// The address of a planned location in the current function.
+    func address(of location: MemoryPlan.Location) -> IRBuilder.Value {
+        switch location {
         case .parameter(let p): return parameters[p]
         case .constant(let c):
             switch constants[c]! {
@@ -144,16 +154,29 @@ struct FunctionLowering {
         if checkInput { try emitInputChecks() }
         // One call per planned kernel, passing the addresses of what it reads and writes; kernels
         // with the same structure and types are one function (within and across entry points,
-        // so the sweeps of an unrolled inverse compile once). Long call sequences (TarFlow's
-        // token-by-token sampler: 1234 ops) go into segment functions of `segmentSize` calls:
+        // so the sweeps of an unrolled inverse compile once), and runs of calls that repeat
+        // (a token-by-token sampler's tokens) are one loop over a table of their arguments
+        // (CallRerolling). Long call sequences go into segment functions of `segmentSize` calls:
         // code generation is superlinear in a basic block's length. Segments are only calls and
-        // address arithmetic: they are not optimised (`optnone`: the fast instruction selector)
-        // — TarFlow's compile 0.59 → 0.52 s, its sampling as fast.
-        if plannedKernels.count <= FunctionLowering.segmentSize {
-            try emitCalls(plannedKernels[...], name: name)
+        // address arithmetic: they are not optimised (`optnone`: the fast instruction selector).
+        let steps = try callSteps()
+        loops = steps.compactMap { step in
+            guard case .loop(let sites, let period) = step else { return nil }
+            return (sites[0].kernel..<sites[sites.count - 1].kernel + 1, period)
+        }
+        if steps.reduce(0, { $0 + $1.calls }) <= FunctionLowering.segmentSize {
+            try emitSteps(steps[...], name: name)
         } else {
-            for (index, first) in stride(from: 0, to: plannedKernels.count, by: FunctionLowering.segmentSize).enumerated() {
-                let segment = plannedKernels[first..<min(first + FunctionLowering.segmentSize, plannedKernels.count)]
+            var segments: [ArraySlice<Step>] = [], first = 0, calls = 0
+            for (i, step) in steps.enumerated() {
+                if calls + step.calls > FunctionLowering.segmentSize && i > first {
+                    segments.append(steps[first..<i])
+                    (first, calls) = (i, 0)
+                }
+                calls += step.calls
+            }
+            segments.append(steps[first...])
+            for (index, segment) in segments.enumerated() {
                 let function = b.declare("\(name)_segment_\(index)", b.functionType(b.void, entryParameterTypes))
                 LLVMSetLinkage(function, LLVMInternalLinkage)
                 LLVMAddAttributeAtIndex(function, UInt32(bitPattern: Int32(LLVMAttributeFunctionIndex)), kernels.noinline)
@@ -162,7 +185,7 @@ struct FunctionLowering {
                 b.begin(function)
                 var inner = self
                 inner.bindEntryParameters()
-                try inner.emitCalls(segment, name: "\(name)_segment_\(index)")
+                try inner.emitSteps(segment, name: "\(name)_segment_\(index)")
                 b.ret()
                 b.function = f
                 b.position(at: caller)
@@ -202,32 +225,204 @@ struct FunctionLowering {
         weightTable = b.parameter(count + 2)
     }
 
-    /// Calls `kernels` in order from the current function (`name`: its name, for the region
-    /// tasks it creates), creating each kernel function the first time its structure is seen;
-    /// the row-parallel regions among them go through the parallel hook (`emitRegion`).
-    func emitCalls(_ kernelsToCall: ArraySlice<Kernel>, name: String) throws {
-        var index = kernelsToCall.startIndex
-        while index < kernelsToCall.endIndex {
-            if let region = regions.first(where: { $0.kernels.lowerBound == index }) {
-                try emitRegion(region, name: "\(name)_rows_\(index)")
-                index = region.kernels.upperBound
-            } else {
-                try emitCall(kernelsToCall[index])
-                index += 1
+    /// What an entry point runs, in order: kernel calls, loops over repeated calls, regions.
+    enum Step {
+        case call(CallSite)
+        /// `period` calls repeated: the sites of every repetition, in order
+        case loop([CallSite], period: Int)
+        case region(RowParallelRegions.Region)
+
+        /// The calls the step emits (a loop emits its body once).
+        var calls: Int {
+            switch self {
+            case .call: return 1
+            case .loop(_, let period): return period
+            case .region(let region): return region.kernels.count
             }
         }
     }
 
-    /// Calls one planned kernel; with `rows`, on those rows only (a row-wise kernel in a region,
-    /// its batched pointers advanced to the first row, columns never split).
-    func emitCall(_ planned: Kernel, rows range: (first: IRBuilder.Value, count: IRBuilder.Value)? = nil) throws {
+    /// A kernel call outside a row-parallel region, before it is emitted.
+    struct CallSite {
+        /// The planned kernel's index.
+        var kernel: Int
+        var function: IRBuilder.Value
+        /// Where each pointer argument lives: the kernel's inputs, then its outputs.
+        var arguments: [MemoryPlan.Location]
+        /// The rows argument is batch · rowsPerSample (RowFolding).
+        var rowsPerSample: Int
+        /// A decoding step's position (DecodingStepFolding), else 0.
+        var extent: Int
+
+        /// Equal for calls that repeat one another: the same kernel, parameters and rows, and
+        /// arguments of the same kinds; which workspace slice, which weights (a position
+        /// embedding's row) and the position may differ.
+        var shape: Shape
+
+        struct Shape: Hashable {
+            var function: UInt
+            var arguments: [ArgumentKind]
+            var rowsPerSample: Int
+        }
+
+        enum ArgumentKind: Hashable {
+            case workspace, embedded, external
+            case parameter(Int)
+        }
+    }
+
+    /// The call site of a planned kernel outside a region.
+    func callSite(_ index: Int) throws -> CallSite {
+        let planned = plannedKernels[index]
+        let (function, folded, stepFolded) = try kernelFunction(planned, inRegion: false)
+        let arguments = (planned.inputs + planned.outputs).map { plan.location($0) }
+        let kinds = arguments.map { location -> CallSite.ArgumentKind in
+            switch location {
+            case .workspace: return .workspace
+            case .parameter(let p): return .parameter(p)
+            case .constant(let c):
+                if case .external = constants[c]! { return .external }
+                return .embedded
+            }
+        }
+        let rowsPerSample = folded?.rowsPerSample ?? 1
+        return CallSite(kernel: index, function: function, arguments: arguments, rowsPerSample: rowsPerSample, extent: stepFolded?.extent ?? 0,
+                        shape: .init(function: UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(function))), arguments: kinds, rowsPerSample: rowsPerSample))
+    }
+
+    /// The kernels as steps: the row-parallel regions, and the calls between them with their
+    /// repeated runs as loops (CallRerolling). Creates each kernel function the first time
+    /// its structure is seen.
+    func callSteps() throws -> [Step] {
+        var steps: [Step] = [], pending: [CallSite] = []
+        func reroll() {
+            var ids: [CallSite.Shape: Int] = [:]
+            let shapes = pending.map { site in ids[site.shape] ?? { ids[site.shape] = ids.count; return ids.count - 1 }() }
+            for item in CallRerolling.items(shapes) {
+                switch item {
+                case .call(let i): steps.append(.call(pending[i]))
+                case .loop(let first, let period, let count): steps.append(.loop(Array(pending[first..<first + period * count]), period: period))
+                }
+            }
+            pending = []
+        }
+        let regionAt = Dictionary(uniqueKeysWithValues: regions.map { ($0.kernels.lowerBound, $0) })
+        var index = 0
+        while index < plannedKernels.count {
+            if let region = regionAt[index] {
+                reroll()
+                steps.append(.region(region))
+                index = region.kernels.upperBound
+            } else {
+                pending.append(try callSite(index))
+                index += 1
+            }
+        }
+        reroll()
+        return steps
+    }
+
+    /// Emits `steps` into the current function (`name`: its name, for the tasks and tables it creates).
+    func emitSteps(_ steps: ArraySlice<Step>, name: String) throws {
+        for step in steps {
+            switch step {
+            case .call(let site):
+                call(site, addresses: site.arguments.map(address(of:)), extent: b.i64(site.extent))
+            case .loop(let sites, let period):
+                emitLoop(sites, period: period, name: name)
+            case .region(let region):
+                try emitRegion(region, name: "\(name)_rows_\(region.kernels.lowerBound)")
+            }
+        }
+    }
+
+    /// Calls a site's kernel function with these argument addresses and position.
+    private func call(_ site: CallSite, addresses: [IRBuilder.Value], extent: IRBuilder.Value) {
+        let rows = site.rowsPerSample == 1 ? batch! : b.mul(batch, b.i64(site.rowsPerSample))
+        _ = b.call(site.function, kernels.type(arguments: site.arguments.count), addresses + [rows, scratchAddress, weightTable, b.i64(0), extent])
+    }
+
+    /// One loop over `sites.count / period` repetitions of `period` calls. What differs between
+    /// repetitions is read from constant tables with one row per repetition: a workspace offset
+    /// (fixed + batch · perSample) or a position from an i64 table, an embedded weight's address
+    /// from a pointer table, an external weight's index into the weight table from the i64 table.
+    func emitLoop(_ sites: [CallSite], period: Int, name: String) {
+        let count = sites.count / period
+        enum Source { case same, integers(Int), pointer(Int) }
+        var integerColumns = 0, pointerColumns = 0
+        var argumentSources: [[Source]] = [], extentSources: [Source] = []
+        for k in 0..<period {
+            let repetitions = stride(from: k, to: sites.count, by: period).map { sites[$0] }
+            argumentSources.append(sites[k].arguments.indices.map { a in
+                if repetitions.allSatisfy({ $0.arguments[a] == sites[k].arguments[a] }) { return .same }
+                switch sites[k].shape.arguments[a] {
+                case .workspace: defer { integerColumns += 2 }; return .integers(integerColumns)
+                case .external: defer { integerColumns += 1 }; return .integers(integerColumns)
+                case .embedded: defer { pointerColumns += 1 }; return .pointer(pointerColumns)
+                case .parameter: fatalError("call sites of one shape pass the same parameters")
+                }
+            })
+            if repetitions.allSatisfy({ $0.extent == sites[k].extent }) {
+                extentSources.append(.same)
+            } else {
+                extentSources.append(.integers(integerColumns))
+                integerColumns += 1
+            }
+        }
+        var integers: [Int] = [], pointers: [IRBuilder.Value?] = []
+        for r in 0..<count {
+            for k in 0..<period {
+                let site = sites[r * period + k]
+                for (a, source) in argumentSources[k].enumerated() {
+                    switch (source, site.arguments[a]) {
+                    case (.same, _): break
+                    case (_, .workspace(let fixed, let perSample)): integers += [fixed, perSample]
+                    case (_, .constant(let c)):
+                        switch constants[c]! {
+                        case .global(let global): pointers.append(global)
+                        case .external(let index): integers.append(index)
+                        }
+                    case (_, .parameter): fatalError("call sites of one shape pass the same parameters")
+                    }
+                }
+                if case .integers = extentSources[k] { integers.append(site.extent) }
+            }
+        }
+        let integerTable = b.constantIndexArray(integers.isEmpty ? [0] : integers, name: "\(name).calls")
+        let pointerTable = pointers.isEmpty ? nil : b.constantPointerArray(pointers, name: "\(name).weights")
+        b.loop(b.i64(count)) { r in
+            let integerRow = b.mul(r, b.i64(integerColumns)), pointerRow = b.mul(r, b.i64(pointerColumns))
+            func integer(_ c: Int) -> IRBuilder.Value {
+                LLVMBuildLoad2(b.builder, b.i64, b.element(integerTable, b.add(integerRow, b.i64(c)), type: b.i64), "")!
+            }
+            for k in 0..<period {
+                let site = sites[k]
+                let addresses = argumentSources[k].indices.map { a -> IRBuilder.Value in
+                    switch (argumentSources[k][a], site.shape.arguments[a]) {
+                    case (.same, _): return address(of: site.arguments[a])
+                    case (.integers(let c), .workspace): return b.element(workspace, b.add(integer(c), b.mul(batch, integer(c + 1))))
+                    case (.integers(let c), _): return LLVMBuildLoad2(b.builder, b.pointer, b.element(weightTable, integer(c), type: b.pointer), "")!
+                    case (.pointer(let c), _):
+                        return LLVMBuildLoad2(b.builder, b.pointer, b.element(pointerTable!, b.add(pointerRow, b.i64(c)), type: b.pointer), "")!
+                    }
+                }
+                let extent: IRBuilder.Value
+                if case .integers(let c) = extentSources[k] { extent = integer(c) } else { extent = b.i64(site.extent) }
+                call(site, addresses: addresses, extent: extent)
+            }
+        }
+    }
+
+    /// The kernel function of a planned kernel, created the first time its structure is seen,
+    /// and the row or decoding-step folding it is called through. In a region (`inRegion`), an
+    /// attention kernel computes a range of query rows (RowParallelRegions.queryRowKernel).
+    func kernelFunction(_ planned: Kernel, inRegion: Bool) throws -> (function: IRBuilder.Value, folded: RowFolding.Folded?, stepFolded: DecodingStepFolding.Folded?) {
         let values = planned.inputs + planned.outputs
         // kernels that differ only in rows per sample or in a decoding step's position are one
         let folded = RowFolding.fold(planned, in: graph)
         let stepFolded = folded == nil ? DecodingStepFolding.fold(planned, in: graph) : nil
         var (kernel, kernelGraph) = folded.map { ($0.kernel, $0.graph) } ?? stepFolded.map { ($0.kernel, $0.graph) } ?? (planned, graph)
-        let regionAttention = range != nil && folded == nil
-        if regionAttention { kernel = RowParallelRegions.queryRowKernel(kernel) }
+        if inRegion && folded == nil { kernel = RowParallelRegions.queryRowKernel(kernel) }
         let function = try kernels.kernel(for: kernel, in: kernelGraph) { function in
             let (caller, callerFunction) = (b.currentBlock, b.function)
             b.begin(function)
@@ -246,24 +441,27 @@ struct FunctionLowering {
             b.function = callerFunction
             b.position(at: caller)
         }
+        return (function, folded, stepFolded)
+    }
+
+    /// Calls one kernel of a region on rows [first, first + count): a row-wise kernel with its
+    /// batched pointers advanced to the first row, columns never split; an attention kernel on
+    /// those query rows of the whole batch.
+    func emitRegionCall(_ planned: Kernel, rows range: (first: IRBuilder.Value, count: IRBuilder.Value)) throws {
+        let values = planned.inputs + planned.outputs
+        let (function, folded, stepFolded) = try kernelFunction(planned, inRegion: true)
         var addresses = values.map { address($0) }
-        var rows: IRBuilder.Value = folded.map { b.mul(batch, b.i64($0.rowsPerSample)) } ?? batch!
-        var part = b.i64(0)
-        if let range, regionAttention {
-            // the query rows of the whole batch (RowParallelRegions.queryRowKernel)
-            rows = range.count
-            part = range.first
-        } else if let range {
-            guard let folded else { fatalError("a row-parallel region holds row-wise kernels and attention only") }
+        let part: IRBuilder.Value
+        if let folded {
             addresses = zip(values, addresses).map { v, a in
                 let t = graph.type(of: v)
                 return t.batched ? b.element(a, b.mul(range.first, b.i64(t.elementsPerSample / folded.rowsPerSample))) : a
             }
-            rows = range.count
             part = b.i64(ColumnSplit.noSplit)
+        } else {
+            part = range.first
         }
-        let extent = b.i64(stepFolded?.extent ?? 0)
-        _ = b.call(function, kernels.type(arguments: values.count), addresses + [rows, scratchAddress, weightTable, part, extent])
+        _ = b.call(function, kernels.type(arguments: values.count), addresses + [range.count, scratchAddress, weightTable, part, b.i64(stepFolded?.extent ?? 0)])
     }
 
     /// A row-parallel region: through the hook as two row halves when the batch is at most
@@ -292,7 +490,7 @@ struct FunctionLowering {
         let second = LLVMBuildICmp(b.builder, LLVMIntNE, half, b.i64(0), "")!
         let first = b.select(second, firstHalf, b.i64(0))
         let count = b.select(second, b.sub(allRows, firstHalf), firstHalf)
-        for kernel in members { try inner.emitCall(kernel, rows: (first, count)) }
+        for kernel in members { try inner.emitRegionCall(kernel, rows: (first, count)) }
         b.ret()
         b.function = callerFunction
         b.position(at: caller)
@@ -300,7 +498,10 @@ struct FunctionLowering {
         let small = LLVMBuildAnd(b.builder, LLVMBuildICmp(b.builder, LLVMIntULE, batch, b.i64(Int(FLOWC_SPLIT_MAXIMUM_ROWS)), "")!,
                                  LLVMBuildICmp(b.builder, LLVMIntUGE, rows, b.i64(region.minimumRows), "")!, "")!
         try ColumnSplit.offer(b, when: small, task: task, context: entryArguments) {
-            for kernel in members { try emitCall(kernel) }
+            for index in region.kernels {
+                let site = try callSite(index)
+                call(site, addresses: site.arguments.map(address(of:)), extent: b.i64(site.extent))
+            }
         }
     }
 

@@ -74,6 +74,17 @@ final class IRBuilder {
         return global
     }
 
+    /// A private constant global array of addresses (of other globals).
+    func constantPointerArray(_ values: [Value?], name: String) -> Value {
+        var elements = values
+        let initializer = elements.withUnsafeMutableBufferPointer { LLVMConstArray2(pointer, $0.baseAddress, UInt64($0.count))! }
+        let global = LLVMAddGlobal(module, LLVMTypeOf(initializer), name)!
+        LLVMSetInitializer(global, initializer)
+        LLVMSetGlobalConstant(global, 1)
+        LLVMSetLinkage(global, LLVMPrivateLinkage)
+        return global
+    }
+
     /// A constant NUL-terminated string, exported through a function returning its address.
     func constantString(_ text: String, name: String) -> Value {
         let bytes = Array(text.utf8)

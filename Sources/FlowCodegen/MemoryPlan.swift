@@ -6,7 +6,7 @@ import FlowIR
 /// then batched values at offset `batch · perSampleOffset` past them, so the workspace for a
 /// batch is `fixedFloats + batch · perSampleFloats` floats. `reshape` results alias their operand.
 struct MemoryPlan {
-    enum Location: Equatable {
+    enum Location: Hashable {
         case parameter(Int)
         case constant(ValueID)
         /// floats from the workspace start: fixed + batch · perSample

@@ -31,9 +31,8 @@ enum RowParallelRegions {
     /// a region needs before it is split: ~2 µs on one core, against a hand-over of 0.1–0.5 µs.
     static let minimumWork = 1 << 17, elementCost = 4
 
-    /// The regions of `kernels` (none crossing a multiple of `segmentSize`: segments are
-    /// functions of their own).
-    static func find(_ kernels: [Kernel], in g: Graph, segmentSize: Int) -> [Region] {
+    /// The regions of `kernels`.
+    static func find(_ kernels: [Kernel], in g: Graph) -> [Region] {
         var regions: [Region] = []
         var first = 0
         while first < kernels.count {
@@ -46,9 +45,8 @@ enum RowParallelRegions {
                 first += 1
                 continue
             }
-            let segmentEnd = (first / segmentSize + 1) * segmentSize
             var end = first + 1, work = start.work
-            while end < min(kernels.count, segmentEnd), let next = RowFolding.fold(kernels[end], in: g),
+            while end < kernels.count, let next = RowFolding.fold(kernels[end], in: g),
                   next.rowsPerSample == start.rowsPerSample {
                 work += rowWork(next)
                 end += 1

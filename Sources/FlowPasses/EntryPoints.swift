@@ -31,6 +31,15 @@ public enum EntryPoints {
         }
     }
 
+    /// Whether a flow's `sample` graph is its `inverse` graph: a standard normal base (no
+    /// loc/scale to apply to the noise), no guidance and no denoising step. The compiler then
+    /// derives it once and emits `flowc_sample` as a call of `flowc_inverse`.
+    public static func sampleIsInverse(_ model: Model, guidance: FlowGuidance?, denoise: Double?) -> Bool {
+        guard model.kind == .flow, guidance == nil, denoise == nil else { return false }
+        if case .diagonalNormal = model.base { return false }
+        return true
+    }
+
     /// RK4 steps of the continuous-flow likelihood (`CNFLikelihood`).
     public static let likelihoodSteps = 32
 

@@ -31,7 +31,7 @@ public enum Simplify {
         var map: [ValueID: ValueID] = [:]
         for (v, name) in zip(g.inputs, g.inputNames) { map[v] = context.graph.addInput(name: name, type: g.type(of: v)) }
         var dependsOnInput = Set(g.inputs)
-        var seen: [String: [ValueID]] = [:]
+        var seen: [ExpressionKey: [ValueID]] = [:]
         var evaluator = ConstantEvaluator(graph: g, weights: weights)
         for node in g.nodes {
             var mapped = node
@@ -55,7 +55,7 @@ public enum Simplify {
                 continue
             }
             // common subexpressions
-            let key = "\(node.op)|\(mapped.operands)|\(node.attributes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" })"
+            let key = ExpressionKey(op: node.op, operands: mapped.operands, attributes: node.attributes)
             if let previous = seen[key] {
                 for (r, p) in zip(node.results, previous) { map[r] = p }
                 continue
