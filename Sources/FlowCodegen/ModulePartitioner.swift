@@ -3,8 +3,8 @@ import FlowIR
 
 /// Splits a module into parts, each in its own LLVM context, that can be optimised and emitted
 /// on separate threads (LLVM's pipeline is single-threaded; a model's hundreds of kernels are
-/// independent functions). Every part is a copy of the whole module (through bitcode) in which
-/// the functions of the other parts are reduced to declarations; functions go to the part with
+/// independent functions). Part 0 is the module itself and every other part a copy of it
+/// (through bitcode), in which the functions of the other parts are reduced to declarations; functions go to the part with
 /// the fewest instructions so far, largest first; the constants (embedded weights) all stay in
 /// part 0 and are declarations elsewhere. Internal symbols become external with hidden
 /// visibility first, so that parts can reference each other's and the linked shared object
@@ -12,13 +12,14 @@ import FlowIR
 struct ModulePartitioner {
     let parts: Int
 
-    /// The parts' modules and their contexts (the caller disposes both).
-    func split(_ module: LLVMModuleRef) throws -> [(context: LLVMContextRef, module: LLVMModuleRef)] {
+    /// The parts' modules and their contexts. Part 0 is `module` itself, reduced in place (its
+    /// context is the caller's); the caller disposes the other parts' modules and contexts.
+    func split(_ module: LLVMModuleRef, context: LLVMContextRef) throws -> [(context: LLVMContextRef, module: LLVMModuleRef)] {
         ModulePartitioner.exposeInternalSymbols(module)
         let owner = assignFunctions(module)
         let bitcode = LLVMWriteBitcodeToMemoryBuffer(module)!
         defer { LLVMDisposeMemoryBuffer(bitcode) }
-        return try (0..<parts).map { part in
+        let copies = try (1..<parts).map { part in
             let context = LLVMContextCreate()!
             let copy = LLVMCreateMemoryBufferWithMemoryRangeCopy(LLVMGetBufferStart(bitcode), LLVMGetBufferSize(bitcode), "flowc-part")!
             defer { LLVMDisposeMemoryBuffer(copy) }
@@ -27,23 +28,34 @@ struct ModulePartitioner {
                 LLVMContextDispose(context)
                 throw FlowError("internal: the generated module does not read back from bitcode", at: .synthetic("codegen"))
             }
-            for function in ModulePartitioner.definedFunctions(parsed) where owner[ModulePartitioner.name(function)] != part {
-                ModulePartitioner.reduceToDeclaration(function, in: parsed)
-            }
-            if part != 0 {
-                var global = LLVMGetFirstGlobal(parsed)
-                while let g = global {
-                    if LLVMIsDeclaration(g) == 0 { LLVMSetInitializer(g, nil) }
-                    global = LLVMGetNextGlobal(g)
-                }
+            ModulePartitioner.keep(part, of: owner, in: parsed)
+            // the constants (embedded weights) are defined in part 0 only
+            var global = LLVMGetFirstGlobal(parsed)
+            while let g = global {
+                if LLVMIsDeclaration(g) == 0 { LLVMSetInitializer(g, nil) }
+                global = LLVMGetNextGlobal(g)
             }
             return (context, parsed)
+        }
+        ModulePartitioner.keep(0, of: owner, in: module)
+        return [(context, module)] + copies
+    }
+
+    /// Reduces the functions of the other parts to declarations.
+    private static func keep(_ part: Int, of owner: [String: Int], in module: LLVMModuleRef) {
+        for function in definedFunctions(module) where owner[name(function)] != part {
+            reduceToDeclaration(function, in: module)
         }
     }
 
     /// Function name → part, balancing instruction counts.
     private func assignFunctions(_ module: LLVMModuleRef) -> [String: Int] {
-        let functions = ModulePartitioner.definedFunctions(module).map { (ModulePartitioner.name($0), ModulePartitioner.instructionCount($0)) }
+        let optnone = LLVMGetEnumAttributeKindForName("optnone", 7)
+        let functions = ModulePartitioner.definedFunctions(module).map { f in
+            // calls-only functions are not optimised and select instructions fast: cheaper per instruction
+            let unoptimised = LLVMGetEnumAttributeAtIndex(f, UInt32(bitPattern: Int32(LLVMAttributeFunctionIndex)), optnone) != nil
+            return (ModulePartitioner.name(f), ModulePartitioner.instructionCount(f) / (unoptimised ? ModulePartitioner.unoptimisedDiscount : 1))
+        }
         var load = [Int](repeating: 0, count: parts)
         var owner: [String: Int] = [:]
         for (name, size) in functions.sorted(by: { $0.1 > $1.1 }) {
@@ -53,6 +65,10 @@ struct ModulePartitioner {
         }
         return owner
     }
+
+    /// How many instructions of an `optnone` function cost as much compile time as one of an
+    /// optimised function (measured on TarFlow's module with opt and llc: ~4).
+    static let unoptimisedDiscount = 4
 
     static func exposeInternalSymbols(_ module: LLVMModuleRef) {
         var unnamed = 0

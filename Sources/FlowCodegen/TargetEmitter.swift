@@ -52,7 +52,7 @@ struct TargetEmitter {
         // over the cores (optimisation and instruction selection dominate compile time).
         let parts = listing == nil || listing == .kernels ? min(TargetEmitter.maximumParts, ProcessInfo.processInfo.activeProcessorCount) : 1
         if parts > 1 {
-            let pieces = try ModulePartitioner(parts: parts).split(b.module)
+            let pieces = try ModulePartitioner(parts: parts).split(b.module, context: b.context)
             timer.lap("split into \(parts) parts")
             let objects = pieces.indices.map { "\(output).\($0).o" }
             defer { for object in objects { try? FileManager.default.removeItem(atPath: object) } }
@@ -63,13 +63,16 @@ struct TargetEmitter {
                 do {
                     let own = try machine()
                     defer { LLVMDisposeTargetMachine(own) }
+                    let t0 = Date()
                     try shared.2.optimise(shared.0[part].module, own)
+                    let t1 = Date()
                     try shared.2.emitObject(shared.0[part].module, own, to: shared.1[part])
+                    if ProcessInfo.processInfo.environment["FLOWC_TIMING"] != nil { FileHandle.standardError.write("  part \(part): optimise \(t1.timeIntervalSince(t0)) emit \(Date().timeIntervalSince(t1))\n".data(using: .utf8)!) }
                 } catch {
                     failures[part] = error
                 }
             }
-            for piece in pieces { LLVMDisposeModule(piece.module); LLVMContextDispose(piece.context) }
+            for piece in pieces.dropFirst() { LLVMDisposeModule(piece.module); LLVMContextDispose(piece.context) }   // part 0 is the builder's
             if let failure = failures.compactMap({ $0 }).first { throw failure }
             timer.lap("optimise and emit \(parts) parts in parallel")
             try link(objects: objects, output: output)
