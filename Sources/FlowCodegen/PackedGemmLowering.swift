@@ -154,15 +154,11 @@ extension OpLowering {
             b.loop(steps) { kk in
                 for (c, set) in sets.enumerated() { step(b.add(b.mul(kk, b.i64(copies)), b.i64(c)), set) }
             }
-            // the k % copies columns left, into the first sets in order
-            let tailStart = b.mul(steps, b.i64(copies))
-            for c in 0..<(copies - 1) {
-                let run = b.block("tail_\(c)"), skip = b.block("tail_done_\(c)")
-                b.condBranch(LLVMBuildICmp(b.builder, LLVMIntULT, b.add(tailStart, b.i64(c)), k, "")!, run, skip)
-                b.position(at: run)
-                step(b.add(tailStart, b.i64(c)), sets[c])
-                b.branch(skip)
-                b.position(at: skip)
+            // the k % copies columns left, into the first set (one loop: copies − 1 unrolled
+            // conditional steps made the function 4x larger for the optimiser)
+            if copies > 1 {
+                let tailStart = b.mul(steps, b.i64(copies))
+                b.loop(b.sub(k, tailStart)) { c in step(b.add(tailStart, c), sets[0]) }
             }
             let accumulators = sets[0]
             for set in sets.dropFirst() {
@@ -179,9 +175,7 @@ extension OpLowering {
                     if v < vectors - 1 || shape.lastLanes == OpLowering.lanes {
                         LLVMSetAlignment(LLVMBuildStore(b.builder, value, b.element(y, at)), 4)
                     } else {
-                        for lane in 0..<shape.lastLanes {
-                            b.store(LLVMBuildExtractElement(b.builder, value, b.i32(lane), "")!, y, b.add(at, b.i64(lane)))
-                        }
+                        maskedStore(value, to: b.element(y, at), lanes: shape.lastLanes, vector)
                     }
                 }
             }
@@ -197,6 +191,19 @@ extension OpLowering {
         let load = LLVMBuildLoad2(b.builder, vector, b.element(base, index), "")!
         LLVMSetAlignment(load, 4)
         return load
+    }
+
+    /// Stores the first `lanes` of a 16-float vector (llvm.masked.store: one instruction with
+    /// AVX-512, instead of a scalar store per lane for the optimiser to re-vectorise).
+    private func maskedStore(_ value: IRBuilder.Value, to address: IRBuilder.Value, lanes: Int, _ vector: LLVMTypeRef) {
+        let id = LLVMLookupIntrinsicID("llvm.masked.store", 17)
+        var overloads: [LLVMTypeRef?] = [vector, b.pointer]
+        let function = overloads.withUnsafeMutableBufferPointer { LLVMGetIntrinsicDeclaration(b.module, id, $0.baseAddress, 2) }!
+        let bit = LLVMInt1TypeInContext(b.context)!
+        var bits: [LLVMValueRef?] = (0..<OpLowering.lanes).map { LLVMConstInt(bit, $0 < lanes ? 1 : 0, 0) }
+        let mask = bits.withUnsafeMutableBufferPointer { LLVMConstVector($0.baseAddress, UInt32($0.count))! }
+        let type = b.functionType(b.void, [vector, b.pointer, b.i32, LLVMVectorType(bit, UInt32(OpLowering.lanes))!])
+        _ = b.call(function, type, [value, address, b.i32(4), mask])
     }
 
     private func splat(_ scalar: IRBuilder.Value, _ vector: LLVMTypeRef) -> IRBuilder.Value {
