@@ -131,7 +131,9 @@ struct FunctionLowering {
                 return LLVMBuildLoad2(b.builder, b.pointer, b.element(weightTable, b.i64(i), type: b.pointer), "")!
             }
         case .workspace(let fixed, let perSample):
-            let offset = perSample == 0 ? b.i64(fixed) : b.add(b.i64(fixed), b.mul(batch, b.i64(perSample)))
+            // no `+ 0` or `· 1`: segments are not optimised, what is written here is what runs
+            let perSampleOffset = perSample == 1 ? batch! : b.mul(batch, b.i64(perSample))
+            let offset = perSample == 0 ? b.i64(fixed) : fixed == 0 ? perSampleOffset : b.add(b.i64(fixed), perSampleOffset)
             return b.element(workspace, offset)
         }
     }
@@ -288,7 +290,7 @@ struct FunctionLowering {
                 return .embedded
             }
         }
-        let rowsPerSample = folded?.rowsPerSample ?? 1
+        let rowsPerSample = folded?.rowsPerSample ?? RowParallelRegions.queryRows(planned, in: graph)?.rowsPerSample ?? 1
         return CallSite(kernel: index, function: function, arguments: arguments, rowsPerSample: rowsPerSample, extent: stepFolded?.extent ?? 0,
                         shape: .init(function: UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(function))), arguments: kinds, rowsPerSample: rowsPerSample))
     }
@@ -327,10 +329,19 @@ struct FunctionLowering {
 
     /// Emits `steps` into the current function (`name`: its name, for the tasks and tables it creates).
     func emitSteps(_ steps: ArraySlice<Step>, name: String) throws {
+        // addresses computed between the steps (not inside a loop or a region's branches)
+        // dominate every later step: each is computed once (these functions are not optimised)
+        var computed: [MemoryPlan.Location: IRBuilder.Value] = [:]
         for step in steps {
             switch step {
             case .call(let site):
-                call(site, addresses: site.arguments.map(address(of:)), extent: b.i64(site.extent))
+                let addresses = site.arguments.map { location in
+                    if let known = computed[location] { return known }
+                    let address = address(of: location)
+                    computed[location] = address
+                    return address
+                }
+                call(site, addresses: addresses, extent: b.i64(site.extent))
             case .loop(let sites, let period):
                 emitLoop(sites, period: period, name: name)
             case .region(let region):
@@ -425,7 +436,11 @@ struct FunctionLowering {
         let folded = RowFolding.fold(planned, in: graph)
         let stepFolded = folded == nil ? DecodingStepFolding.fold(planned, in: graph) : nil
         var (kernel, kernelGraph) = folded.map { ($0.kernel, $0.graph) } ?? stepFolded.map { ($0.kernel, $0.graph) } ?? (planned, graph)
-        if inRegion && folded == nil { kernel = RowParallelRegions.queryRowKernel(kernel) }
+        // an attention over whole sequences is always its query-row kernel: in a region on the
+        // region's rows, elsewhere on all rows (one kernel function, not two)
+        if folded == nil && (inRegion || RowParallelRegions.queryRows(planned, in: graph) != nil) {
+            kernel = RowParallelRegions.queryRowKernel(kernel)
+        }
         let function = try kernels.kernel(for: kernel, in: kernelGraph) { function in
             let (caller, callerFunction) = (b.currentBlock, b.function)
             b.begin(function)

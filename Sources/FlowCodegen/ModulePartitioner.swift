@@ -17,7 +17,18 @@ struct ModulePartitioner {
     func split(_ module: LLVMModuleRef, context: LLVMContextRef) throws -> [(context: LLVMContextRef, module: LLVMModuleRef)] {
         ModulePartitioner.exposeInternalSymbols(module)
         let owner = assignFunctions(module)
+        // the other parts declare the constants without their data: written as undef, then restored
+        var initializers: [(LLVMValueRef, LLVMValueRef)] = []
+        var global = LLVMGetFirstGlobal(module)
+        while let g = global {
+            if LLVMIsDeclaration(g) == 0, let value = LLVMGetInitializer(g) {
+                initializers.append((g, value))
+                LLVMSetInitializer(g, LLVMGetUndef(LLVMTypeOf(value)))
+            }
+            global = LLVMGetNextGlobal(g)
+        }
         let bitcode = LLVMWriteBitcodeToMemoryBuffer(module)!
+        for (g, value) in initializers { LLVMSetInitializer(g, value) }
         defer { LLVMDisposeMemoryBuffer(bitcode) }
         let copies = try (1..<parts).map { part in
             let context = LLVMContextCreate()!
