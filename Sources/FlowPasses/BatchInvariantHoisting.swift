@@ -22,6 +22,13 @@ public enum BatchInvariantHoisting {
     static let elementwise = OpCatalog.unaryElementwise.union(OpCatalog.binaryElementwise)
 
     public static func run(_ input: Graph) throws -> Graph {
+        // no broadcast of an unbatched value: no invariant to start from, the graph as it is
+        // (most rounds of Simplify, which runs this pass until nothing changes)
+        guard input.nodes.contains(where: { $0.op == "broadcast_like" && !input.type(of: $0.operands[0]).batched }) else {
+            var same = input
+            same.bodies = try input.bodies.map { try run($0) }
+            return same
+        }
         var out = Graph()
         out.bodies = try input.bodies.map { try run($0) }
         var map: [ValueID: ValueID] = [:]

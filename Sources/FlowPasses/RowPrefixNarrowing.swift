@@ -47,6 +47,10 @@ public enum RowPrefixNarrowing {
         var g = input
         g.bodies = try input.bodies.map { try run($0) }
         let demand = demands(in: g)
+        // every sequence read whole: nothing to narrow or drop, the graph as it is (most rounds
+        // of Simplify, which runs this pass until nothing changes)
+        let whole = g.nodes.allSatisfy { node in node.results.allSatisfy { r in rows(of: g.type(of: r)).map { demand[r] == $0 } ?? true } }
+        if whole { return g }
         var out = Graph()
         out.bodies = g.bodies
         var map: [ValueID: ValueID] = [:]

@@ -60,7 +60,11 @@ public enum Simplify {
                 for (r, p) in zip(node.results, previous) { map[r] = p }
                 continue
             }
-            let results = try context.graph.append(node.op, mapped.operands, node.attributes, at: node.location)
+            // operands of the same types (rewrites keep types): the node's result types hold
+            let sameTypes = zip(mapped.operands, node.operands).allSatisfy { context.graph.type(of: $0) == g.type(of: $1) }
+            let results = sameTypes
+                ? context.graph.appendCopy(of: node, operands: mapped.operands, resultTypes: node.results.map { g.type(of: $0) })
+                : try context.graph.append(node.op, mapped.operands, node.attributes, at: node.location)
             for (r, p) in zip(node.results, results) { map[r] = p; context.producers[p] = context.graph.nodes.last }
             seen[key] = results
         }

@@ -60,6 +60,14 @@ public struct Graph: Sendable, Equatable {
         return results
     }
 
+    /// Appends a copy of `node`, a node of a verified graph, on operands of the same types as
+    /// its own there: its attributes and result types carry over (nothing to infer again).
+    public mutating func appendCopy(of node: Node, operands: [ValueID], resultTypes: [TensorType]) -> [ValueID] {
+        let results = resultTypes.map { newValue($0) }
+        nodes.append(Node(op: node.op, operands: operands, attributes: node.attributes, results: results, location: node.location))
+        return results
+    }
+
     /// Single-result form of `append`.
     public mutating func apply(_ op: String, _ operands: [ValueID], _ attributes: [String: Attribute] = [:],
                                at location: SourceLocation) throws -> ValueID {
