@@ -1,18 +1,30 @@
 import FlowIR
 
-/// A set of element positions of one sample of a tensor, as bits.
+/// A set of element positions of one sample of a tensor, as bits: positions 0 ..< 64 in one word
+/// held inline, the rest in an array that stays empty (no heap storage) when the capacity is at
+/// most 64 — a value's dependencies are one set per element, and TarFlow's and most
+/// autoregressive flows' sources have at most 64 positions.
 struct PositionSet: Equatable {
-    var words: [UInt64]
+    private var low: UInt64 = 0
+    /// positions 64 ... , 64 per word
+    private var high: [UInt64]
 
-    init(capacity: Int) { words = [UInt64](repeating: 0, count: (capacity + 63) / 64) }
+    init(capacity: Int) { high = capacity > 64 ? [UInt64](repeating: 0, count: (capacity - 1) / 64) : [] }
 
-    mutating func insert(_ i: Int) { words[i >> 6] |= 1 << UInt64(i & 63) }
-    func contains(_ i: Int) -> Bool { words[i >> 6] & (1 << UInt64(i & 63)) != 0 }
-    mutating func formUnion(_ other: PositionSet) { for i in words.indices { words[i] |= other.words[i] } }
-    var isEmpty: Bool { words.allSatisfy { $0 == 0 } }
+    mutating func insert(_ i: Int) {
+        if i < 64 { low |= 1 << UInt64(i) } else { high[(i >> 6) - 1] |= 1 << UInt64(i & 63) }
+    }
+    func contains(_ i: Int) -> Bool {
+        i < 64 ? low & (1 << UInt64(i)) != 0 : high[(i >> 6) - 1] & (1 << UInt64(i & 63)) != 0
+    }
+    mutating func formUnion(_ other: PositionSet) {
+        low |= other.low
+        for i in high.indices { high[i] |= other.high[i] }
+    }
+    var isEmpty: Bool { low == 0 && high.allSatisfy { $0 == 0 } }
     var members: [Int] {
         var out: [Int] = []
-        for (w, word) in words.enumerated() where word != 0 {
+        for (w, word) in ([low] + high).enumerated() where word != 0 {
             for b in 0..<64 where word & (1 << UInt64(b)) != 0 { out.append(w * 64 + b) }
         }
         return out
