@@ -4,9 +4,9 @@ import FlowIR
 /// Splits a module into parts, each in its own LLVM context, that can be optimised and emitted
 /// on separate threads (LLVM's pipeline is single-threaded; a model's hundreds of kernels are
 /// independent functions). Part 0 is the module itself and every other part a copy of it
-/// (through bitcode), in which the functions of the other parts are reduced to declarations; functions go to the part with
-/// the fewest instructions so far, largest first; the constants (embedded weights) all stay in
-/// part 0 and are declarations elsewhere. Internal symbols become external with hidden
+/// (through bitcode), in which the functions of the other parts are reduced to declarations;
+/// functions go to the part with the fewest instructions so far, largest first; the constants
+/// (embedded weights) all stay in part 0 and are declarations elsewhere. Internal symbols become external with hidden
 /// visibility first, so that parts can reference each other's and the linked shared object
 /// still exports only the ABI's symbols.
 struct ModulePartitioner {
@@ -18,15 +18,8 @@ struct ModulePartitioner {
         ModulePartitioner.exposeInternalSymbols(module)
         let owner = assignFunctions(module)
         // the other parts declare the constants without their data: written as undef, then restored
-        var initializers: [(LLVMValueRef, LLVMValueRef)] = []
-        var global = LLVMGetFirstGlobal(module)
-        while let g = global {
-            if LLVMIsDeclaration(g) == 0, let value = LLVMGetInitializer(g) {
-                initializers.append((g, value))
-                LLVMSetInitializer(g, LLVMGetUndef(LLVMTypeOf(value)))
-            }
-            global = LLVMGetNextGlobal(g)
-        }
+        let initializers = ModulePartitioner.definedGlobals(module).compactMap { g in LLVMGetInitializer(g).map { (g, $0) } }
+        for (g, value) in initializers { LLVMSetInitializer(g, LLVMGetUndef(LLVMTypeOf(value))) }
         let bitcode = LLVMWriteBitcodeToMemoryBuffer(module)!
         for (g, value) in initializers { LLVMSetInitializer(g, value) }
         defer { LLVMDisposeMemoryBuffer(bitcode) }
@@ -41,11 +34,7 @@ struct ModulePartitioner {
             }
             ModulePartitioner.keep(part, of: owner, in: parsed)
             // the constants (embedded weights) are defined in part 0 only
-            var global = LLVMGetFirstGlobal(parsed)
-            while let g = global {
-                if LLVMIsDeclaration(g) == 0 { LLVMSetInitializer(g, nil) }
-                global = LLVMGetNextGlobal(g)
-            }
+            for g in ModulePartitioner.definedGlobals(parsed) { LLVMSetInitializer(g, nil) }
             return (context, parsed)
         }
         ModulePartitioner.keep(0, of: owner, in: module)
@@ -107,6 +96,16 @@ struct ModulePartitioner {
         while let f = function {
             if LLVMIsDeclaration(f) == 0 { result.append(f) }
             function = LLVMGetNextFunction(f)
+        }
+        return result
+    }
+
+    static func definedGlobals(_ module: LLVMModuleRef) -> [LLVMValueRef] {
+        var result: [LLVMValueRef] = []
+        var global = LLVMGetFirstGlobal(module)
+        while let g = global {
+            if LLVMIsDeclaration(g) == 0 { result.append(g) }
+            global = LLVMGetNextGlobal(g)
         }
         return result
     }

@@ -63,14 +63,11 @@ struct TargetEmitter {
                 do {
                     let own = try machine()
                     defer { LLVMDisposeTargetMachine(own) }
-                    let t0 = Date()
+                    var partTimer = PhaseTimer()   // how balanced the parts are
                     try shared.2.optimise(shared.0[part].module, own)
-                    let t1 = Date()
+                    partTimer.lap("  part \(part): optimise")
                     try shared.2.emitObject(shared.0[part].module, own, to: shared.1[part])
-                    if ProcessInfo.processInfo.environment["FLOWC_TIMING"] != nil {   // how balanced the parts are
-                        let line = String(format: "  part %d: optimise %.2f s, emit %.2f s\n", part, t1.timeIntervalSince(t0), Date().timeIntervalSince(t1))
-                        FileHandle.standardError.write(line.data(using: .utf8)!)
-                    }
+                    partTimer.lap("  part \(part): emit")
                 } catch {
                     failures[part] = error
                 }
