@@ -57,7 +57,7 @@ extension OpLowering {
             }
             // few rows: the two column halves on two threads (ColumnSplit)
             try ColumnSplit.dispatch(b, rows: rows, minimumRows: minimumRows, part: part, kernelType: LLVMGlobalGetValueType(b.function!)) {
-                try packedProduct(x: xs, packed: ws, y: y, rows: rows, n: n, k: k, paddedWidth: wdims[1], split: (part, splitVector))
+                try packedProduct(x: xs, packed: ws, y: y, rows: rows, n: n, k: k, paddedWidth: wdims[1], split: (part, splitVector, minimumRows))
                 let middle = b.i64(splitVector * OpLowering.lanes)
                 let first = b.select(LLVMBuildICmp(b.builder, LLVMIntEQ, part, b.i64(2), "")!, middle, b.i64(0))
                 let last = b.select(LLVMBuildICmp(b.builder, LLVMIntEQ, part, b.i64(1), "")!, middle, b.i64(n))

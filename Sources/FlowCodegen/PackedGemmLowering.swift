@@ -22,10 +22,23 @@ extension OpLowering {
         return full >= 4 ? 2 * (full / 4) : nil
     }
 
-    /// `split`: nil, or the kernel's part argument and the split vector when the product may run
-    /// as two column halves (part 0: all columns, 1: the vectors before the split vector, 2: the rest).
+    /// Vectors per panel of the tile of the `rows` (1–5) rows left after whole tiles. Each
+    /// accumulator is a chain of dependent FMAs (4 cycles), so a tile keeps both FMA units busy
+    /// with ≥ 8 accumulators: 8 vectors for 1 row, 4 for 2, 2 for 3–5. (With 2 vectors a single
+    /// row's 256 → 64 product took twice as long: 2 chains over K.) When a split call can reach
+    /// this tile — some row count ≡ rows (mod tileRows) in minimumRows...maximumRows — each half
+    /// must own whole panels: the width then divides the split vector (13 rows are 6 + 6 + 1).
+    static func remainderWidth(rows: Int, split: (splitVector: Int, minimumRows: Int)?) -> Int {
+        let wanted = rows == 1 ? 8 : rows == 2 ? 4 : 2
+        guard let split, (split.minimumRows...ColumnSplit.maximumRows).contains(where: { $0 % tileRows == rows }) else { return wanted }
+        return [8, 4, 2].first { $0 <= wanted && split.splitVector % $0 == 0 }!   // split vectors are even
+    }
+
+    /// `split`: nil, or the kernel's part argument, the split vector and the fewest rows split
+    /// when the product may run as two column halves (part 0: all columns, 1: the vectors before
+    /// the split vector, 2: the rest).
     func packedProduct(x: IRBuilder.Value, packed p: IRBuilder.Value, y: IRBuilder.Value, rows: IRBuilder.Value, n: Int, k: Int, paddedWidth: Int,
-                       split: (part: IRBuilder.Value, splitVector: Int)? = nil) throws {
+                       split: (part: IRBuilder.Value, splitVector: Int, minimumRows: Int)? = nil) throws {
         preferWideVectors()
         let allVectors = paddedWidth / OpLowering.lanes, ragged = n % OpLowering.lanes
         let tiles = LLVMBuildUDiv(b.builder, rows, b.i64(OpLowering.tileRows), "")!
@@ -36,7 +49,7 @@ extension OpLowering {
         func panels(firstRow: IRBuilder.Value, rowCount: Int, width: Int) throws {
             let whole = (n / OpLowering.lanes) / width
             var first = b.i64(0), last = b.i64(whole)
-            if let (part, splitVector) = split {
+            if let (part, splitVector, _) = split {
                 let middle = b.i64(splitVector / width)
                 first = b.select(LLVMBuildICmp(b.builder, LLVMIntEQ, part, b.i64(2), "")!, middle, first)
                 last = b.select(LLVMBuildICmp(b.builder, LLVMIntEQ, part, b.i64(1), "")!, middle, last)
@@ -49,7 +62,7 @@ extension OpLowering {
             if rest > 0 {
                 let restPanel = { try tile(firstRow: firstRow, rows: rowCount, firstVector: b.i64(whole * width), vectors: rest,
                                            lastLanes: ragged == 0 ? OpLowering.lanes : ragged, panels: b.i64(1)) }
-                if let (part, _) = split {
+                if let (part, _, _) = split {
                     // the rest belongs to the second half
                     let run = b.block("rest_panel"), skip = b.block("rest_done")
                     b.condBranch(LLVMBuildICmp(b.builder, LLVMIntNE, part, b.i64(1), "")!, run, skip)
@@ -64,9 +77,7 @@ extension OpLowering {
         }
         // whole tiles of 6 rows × 2 vectors (12 accumulators)
         try b.loop(tiles) { t in try panels(firstRow: b.mul(t, b.i64(OpLowering.tileRows)), rowCount: OpLowering.tileRows, width: 2) }
-        // the 1–5 rows left: one tile of that height. Each accumulator is a chain of dependent
-        // FMAs (latency 4 cycles), so a single row takes 8 vectors per panel to keep the FMA
-        // unit busy; 2–5 rows have ≥ 4 chains with 2 vectors.
+        // the 1–5 rows left: one tile of that height, as wide as `remainderWidth` allows
         let done = b.block("rows_done")
         let remainder = b.sub(rows, tailStart)
         let dispatch = LLVMBuildSwitch(b.builder, remainder, done, UInt32(OpLowering.tileRows - 1))!
@@ -74,10 +85,7 @@ extension OpLowering {
             let block = b.block("rows_\(count)")
             LLVMAddCase(dispatch, b.i64(count), block)
             b.position(at: block)
-            // (a split vector that is not a multiple of 8 keeps a single row's panels 2 wide:
-            // 13 rows are 6 + 6 + 1, and each half must own whole panels)
-            let wide = count == 1 && (split.map { $0.splitVector % 8 == 0 } ?? true)
-            try panels(firstRow: tailStart, rowCount: count, width: wide ? 8 : 2)
+            try panels(firstRow: tailStart, rowCount: count, width: OpLowering.remainderWidth(rows: count, split: split.map { ($0.splitVector, $0.minimumRows) }))
             b.branch(done)
         }
         b.position(at: done)
@@ -85,12 +93,18 @@ extension OpLowering {
         /// `panels` register tiles side by side from `firstVector`: a call of the module's
         /// function for this tile shape.
         func tile(firstRow: IRBuilder.Value, rows: Int, firstVector: IRBuilder.Value, vectors: Int, lastLanes: Int, panels: IRBuilder.Value) throws {
-            // an output of one vector (N ≤ 16) keeps 4 sets of accumulators (see `tileFunction`)
-            let shape = TileShape(rows: rows, vectors: vectors, lastLanes: lastLanes, copies: allVectors == 1 ? 4 : 1)
+            let shape = TileShape(rows: rows, vectors: vectors, lastLanes: lastLanes, copies: OpLowering.accumulatorSets(vectors: allVectors))
             let (function, type) = tileFunction(shape)
             _ = b.call(function, type, [x, p, y, firstRow, b.mul(firstVector, b.i64(OpLowering.lanes)), panels, b.i64(k), b.i64(n), b.i64(paddedWidth)])
         }
     }
+
+    /// Sets of accumulators a product of `vectors` output vectors keeps (see `tileFunction`): a
+    /// single row has one chain of dependent FMAs per vector, and needs 8 to keep both FMA units
+    /// busy (latency 4 cycles). N ≤ 16 keeps 4 sets, N ≤ 64 two (a 1-row tile then has 4 or 8
+    /// chains; measured: TarFlow's 1-row 256 → 64 MLP layers, half its token decoding, ran at
+    /// one FMA per 4 cycles per vector with one set). The 6-row tile then holds 24 accumulators.
+    static func accumulatorSets(vectors: Int) -> Int { vectors == 1 ? 4 : vectors <= 4 ? 2 : 1 }
 
     /// A register tile's shape: the tile functions of a module are one per shape.
     struct TileShape {
@@ -121,11 +135,11 @@ extension OpLowering {
         let (k, n, paddedWidth) = (b.parameter(6), b.parameter(7), b.parameter(8))
         let (rows, vectors, copies) = (shape.rows, shape.vectors, shape.copies)
         let vector = LLVMVectorType(b.f32, UInt32(OpLowering.lanes))!
-        // Each accumulator is a chain of dependent FMAs (4 cycles each). An output of one vector
-        // (N ≤ 16: a velocity's N = 2, TarFlow's proj_out) has a single chain per row, too few
-        // at batch 1: the k loop then keeps 4 sets of accumulators, k stepping through them,
-        // summed at the end. Decided by N alone, not by the tile's height, so every row sums in
-        // the same order and a sample's result does not depend on where it falls in the batch.
+        // Each accumulator is a chain of dependent FMAs (4 cycles each). A narrow output (N ≤ 64:
+        // a velocity's N = 2, TarFlow's proj_out and 256 → 64 layers) has too few chains per row
+        // at batch 1: the k loop then keeps `copies` sets of accumulators, k stepping through
+        // them, summed at the end. Decided by N alone, not by the tile's height, so every row sums
+        // in the same order and a sample's result does not depend on where it falls in the batch.
         b.loop(panels) { panel in
             let column = b.add(firstColumn, b.mul(panel, b.i64(vectors * OpLowering.lanes)))
             func zeroed() -> [[IRBuilder.Value]] {
