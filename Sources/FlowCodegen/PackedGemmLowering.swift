@@ -101,10 +101,10 @@ extension OpLowering {
 
     /// Sets of accumulators a product of `vectors` output vectors keeps (see `tileFunction`): a
     /// single row has one chain of dependent FMAs per vector, and needs 8 to keep both FMA units
-    /// busy (latency 4 cycles). N ≤ 16 keeps 4 sets, N ≤ 64 two (a 1-row tile then has 4 or 8
-    /// chains; measured: TarFlow's 1-row 256 → 64 MLP layers, half its token decoding, ran at
-    /// one FMA per 4 cycles per vector with one set). The 6-row tile then holds 24 accumulators.
-    static func accumulatorSets(vectors: Int) -> Int { vectors == 1 ? 4 : vectors <= 4 ? 2 : 1 }
+    /// busy (latency 4 cycles). N ≤ 16 keeps 4 sets. (Two sets for N ≤ 64 made TarFlow's 1-row
+    /// 256 → 64 layers ~15% faster, its batch-1 sample 2%, but added six tile functions: 15%
+    /// more instructions to compile it.)
+    static func accumulatorSets(vectors: Int) -> Int { vectors == 1 ? 4 : 1 }
 
     /// A register tile's shape: the tile functions of a module are one per shape.
     struct TileShape {
@@ -135,8 +135,8 @@ extension OpLowering {
         let (k, n, paddedWidth) = (b.parameter(6), b.parameter(7), b.parameter(8))
         let (rows, vectors, copies) = (shape.rows, shape.vectors, shape.copies)
         let vector = LLVMVectorType(b.f32, UInt32(OpLowering.lanes))!
-        // Each accumulator is a chain of dependent FMAs (4 cycles each). A narrow output (N ≤ 64:
-        // a velocity's N = 2, TarFlow's proj_out and 256 → 64 layers) has too few chains per row
+        // Each accumulator is a chain of dependent FMAs (4 cycles each). An output of one vector
+        // (N ≤ 16: a velocity's N = 2, TarFlow's proj_out) has a single chain per row, too few
         // at batch 1: the k loop then keeps `copies` sets of accumulators, k stepping through
         // them, summed at the end. Decided by N alone, not by the tile's height, so every row sums
         // in the same order and a sample's result does not depend on where it falls in the batch.
