@@ -14,7 +14,7 @@ import Foundation
 /// it with the system `cc` against OpenBLAS.
 public enum ArtifactCompiler {
     public struct Options: Sendable {
-        /// 0 ... 3: the pass pipeline `default<O0>` ... `default<O3>`.
+        /// 0 ... 2: LLVM's pass pipeline `default<O0>` ... `default<O2>`; 3: Flowc's (`TargetEmitter.pipeline`).
         public var optimization = 3
         /// A CPU name for portable artifacts (`x86-64-v3`); nil: this machine's CPU and features.
         public var cpu: String?

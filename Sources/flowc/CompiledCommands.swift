@@ -15,7 +15,7 @@ enum CompiledCommands {
                                    [--emit-llvm FILE | --emit-asm FILE | --emit-kernels FILE]
                 \(Commands.specOptions)
                   -o FILE             the shared object to write
-                  -O N                optimisation level of the LLVM pipeline default<ON> (default 3)
+                  -O N                optimisation level: 3 (default) Flowc's LLVM pass pipeline, 0–2 LLVM's default<ON>
                   --target CPU        a CPU for portable artifacts (for example x86-64-v3); default: this machine
                   --emit-llvm FILE    also write the optimised LLVM IR
                   --emit-asm FILE     also write the assembly
