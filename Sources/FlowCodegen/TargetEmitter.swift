@@ -3,7 +3,7 @@ import FlowIR
 import Foundation
 
 /// From an LLVM module to a shared object: target machine for the host (or a named CPU),
-/// the new pass manager's `default<On>` pipeline and object files emitted in-process (the
+/// the new pass manager's pipeline (`pipeline`) and object files emitted in-process (the
 /// module split over the cores by ModulePartitioner), then `cc -shared` against OpenBLAS and libm.
 struct TargetEmitter {
     let options: ArtifactCompiler.Options
