@@ -56,6 +56,15 @@ extension OpLowering {
                     LLVMBuildStore(b.builder, v, acc)
                     b.store(v, dst, at(i))
                 }
+            } else if step == 1 {
+                // the exponentials are one loop over the whole buffer, after the lines
+                let m = b.variable("max")
+                LLVMBuildStore(b.builder, b.f32(-Double.infinity), m)
+                b.loop(b.i64(length)) { i in
+                    LLVMBuildStore(b.builder, b.intrinsic("llvm.maxnum", [LLVMBuildLoad2(b.builder, b.f32, m, "")!, b.load(src, at(i))]), m)
+                }
+                let mx = LLVMBuildLoad2(b.builder, b.f32, m, "")!
+                b.loop(b.i64(length)) { i in b.store(b.fsub(b.load(src, at(i)), mx), dst, at(i)) }
             } else {
                 let m = b.variable("max"), total = b.variable("total")
                 LLVMBuildStore(b.builder, b.f32(-Double.infinity), m)
@@ -72,6 +81,24 @@ extension OpLowering {
                 let t = LLVMBuildLoad2(b.builder, b.f32, total, "")!
                 b.loop(b.i64(length)) { i in b.store(b.fdiv(b.load(dst, at(i)), t), dst, at(i)) }
             }
+        }
+        guard node.op == "softmax", step == 1 else { return }
+        // A line along the last axis is contiguous, and so are the lines: dst holds x − max(line).
+        // The exponentials run in place over the whole buffer — one loop without aliasing that
+        // the vectoriser takes, where a spline's lines of 8 bins were 8 scalar exponentials each
+        // (a loop reading x and writing dst needs a runtime overlap check, too dear per line) —
+        // then each line's sum, in order, and the division: the same values as line by line.
+        let count = b.mul(g.type(of: x).batched ? f.batch : b.i64(1), b.i64(g.type(of: x).elementsPerSample))
+        b.loop(count) { j in b.store(ScalarMath.exp(b, b.load(dst, j)), dst, j) }
+        b.loops(outer) { index in
+            let base = b.offset(index, outerStrides)
+            let total = b.variable("total")
+            LLVMBuildStore(b.builder, b.f32(0), total)
+            b.loop(b.i64(length)) { i in
+                LLVMBuildStore(b.builder, b.fadd(LLVMBuildLoad2(b.builder, b.f32, total, "")!, b.load(dst, b.add(base, i))), total)
+            }
+            let t = LLVMBuildLoad2(b.builder, b.f32, total, "")!
+            b.loop(b.i64(length)) { i in b.store(b.fdiv(b.load(dst, b.add(base, i)), t), dst, b.add(base, i)) }
         }
     }
 
