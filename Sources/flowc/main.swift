@@ -18,6 +18,7 @@ func fail(_ message: String, code: Int32) -> Never {
     exit(code)
 }
 
+OpenBLASThreads.stopUnlessConfigured()
 var raw = Array(CommandLine.arguments.dropFirst())
 guard let first = raw.first else { fail(toolUsage, code: 2) }
 if first == "--help" || first == "-h" || first == "help" {
