@@ -99,28 +99,31 @@ final class CompiledModelTests: XCTestCase {
     }
 
     /// Products narrower than 256 columns split at a multiple of 2 vectors when at least 2 rows
-    /// are needed to split them: a 384 → 64 product with a bias and GELU at 13 rows — 6 + 6 + 1,
-    /// whose single leftover row must keep 2-vector panels so each half owns the columns it
+    /// are needed to split them: a 384 → 64 product with a bias and GELU at 13 and 14 rows —
+    /// 6 + 6 + 1 and 6 + 6 + 2, whose leftover rows must keep 2-vector panels (not the 8 and 4
+    /// of `remainderWidth` when no split can reach them) so each half owns the columns it
     /// finishes. Hooks that run the halves in order and in reverse order on one thread, and one
     /// thread alone, give the pool's bits: a half that finished columns of the other would differ.
     func testNarrowProductsSplitAtTwoVectors() throws {
-        let text = """
-        model narrow {
-          input x: f32[B, 13, 448]
-          flow {
-            a = slice(x, axis=2, start=0, end=384)
-            b = slice(x, axis=2, start=384, end=448)
-            return concat(a, b + gelu(linear(a, weight("w"), weight("bias"))), axis=2)
-          }
-        }
+        for tokens in [13, 14] {
+            let text = """
+            model narrow {
+              input x: f32[B, \(tokens), 448]
+              flow {
+                a = slice(x, axis=2, start=0, end=384)
+                b = slice(x, axis=2, start=384, end=448)
+                return concat(a, b + gelu(linear(a, weight("w"), weight("bias"))), axis=2)
+              }
+            }
 
-        """
-        let weights = NSTemporaryDirectory() + "flowc-narrow-\(getpid()).safetensors"
-        try SafetensorsFile.write([("w", [64, 384], Philox.normals(seed: 21, firstRow: 0, rows: 64, perRow: 384).map { 0.05 * $0 }),
-                                   ("bias", [64], Philox.normals(seed: 22, firstRow: 0, rows: 1, perRow: 64).map { 0.1 * $0 })], to: weights)
-        let narrow = NSTemporaryDirectory() + "flowc-test-\(getpid())-narrow.so"
-        try ArtifactCompiler.compile(try Elaborator.elaborate(text: text, path: "narrow.flow", options: .init(weightsPath: weights)), output: narrow)
-        try assertHalvesGiveTheSameBits(path: narrow, batch: 1, offers: 1)
+            """
+            let weights = NSTemporaryDirectory() + "flowc-narrow-\(getpid()).safetensors"
+            try SafetensorsFile.write([("w", [64, 384], Philox.normals(seed: 21, firstRow: 0, rows: 64, perRow: 384).map { 0.05 * $0 }),
+                                       ("bias", [64], Philox.normals(seed: 22, firstRow: 0, rows: 1, perRow: 64).map { 0.1 * $0 })], to: weights)
+            let narrow = NSTemporaryDirectory() + "flowc-test-\(getpid())-narrow\(tokens).so"
+            try ArtifactCompiler.compile(try Elaborator.elaborate(text: text, path: "narrow.flow", options: .init(weightsPath: weights)), output: narrow)
+            try assertHalvesGiveTheSameBits(path: narrow, batch: 1, offers: 1)
+        }
     }
 
     /// Row-parallel regions (RowParallelRegions): each TarFlow layer's kernels from one attention
