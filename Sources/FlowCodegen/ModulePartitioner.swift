@@ -6,9 +6,9 @@ import FlowIR
 /// independent functions). Part 0 is the module itself and every other part a copy of it
 /// (through bitcode), in which the functions of the other parts are reduced to declarations;
 /// functions go to the part with the fewest instructions so far, largest first; the constants
-/// (embedded weights) all stay in part 0 and are declarations elsewhere. Internal symbols become external with hidden
-/// visibility first, so that parts can reference each other's and the linked shared object
-/// still exports only the ABI's symbols.
+/// (embedded weights) all stay in part 0 and are declarations elsewhere. Internal symbols
+/// become external with hidden visibility first, so that parts can reference each other's and
+/// the linked shared object still exports only the ABI's symbols.
 struct ModulePartitioner {
     let parts: Int
 
@@ -84,28 +84,24 @@ struct ModulePartitioner {
             LLVMSetLinkage(value, LLVMExternalLinkage)
             LLVMSetVisibility(value, LLVMHiddenVisibility)
         }
-        var function = LLVMGetFirstFunction(module)
-        while let f = function { expose(f); function = LLVMGetNextFunction(f) }
-        var global = LLVMGetFirstGlobal(module)
-        while let g = global { expose(g); global = LLVMGetNextGlobal(g) }
+        for value in functions(module) + globals(module) { expose(value) }
     }
 
-    static func definedFunctions(_ module: LLVMModuleRef) -> [LLVMValueRef] {
-        var result: [LLVMValueRef] = []
-        var function = LLVMGetFirstFunction(module)
-        while let f = function {
-            if LLVMIsDeclaration(f) == 0 { result.append(f) }
-            function = LLVMGetNextFunction(f)
-        }
-        return result
-    }
+    /// A module's functions and globals, declarations included, in the module's order.
+    static func functions(_ module: LLVMModuleRef) -> [LLVMValueRef] { list(LLVMGetFirstFunction(module), next: LLVMGetNextFunction) }
+    static func globals(_ module: LLVMModuleRef) -> [LLVMValueRef] { list(LLVMGetFirstGlobal(module), next: LLVMGetNextGlobal) }
 
-    static func definedGlobals(_ module: LLVMModuleRef) -> [LLVMValueRef] {
+    /// The functions and globals the module defines (not only declares).
+    static func definedFunctions(_ module: LLVMModuleRef) -> [LLVMValueRef] { functions(module).filter { LLVMIsDeclaration($0) == 0 } }
+    static func definedGlobals(_ module: LLVMModuleRef) -> [LLVMValueRef] { globals(module).filter { LLVMIsDeclaration($0) == 0 } }
+
+    /// The values of one of LLVM's intrusive lists, from `first` through `next`.
+    private static func list(_ first: LLVMValueRef?, next: (LLVMValueRef) -> LLVMValueRef?) -> [LLVMValueRef] {
         var result: [LLVMValueRef] = []
-        var global = LLVMGetFirstGlobal(module)
-        while let g = global {
-            if LLVMIsDeclaration(g) == 0 { result.append(g) }
-            global = LLVMGetNextGlobal(g)
+        var value = first
+        while let v = value {
+            result.append(v)
+            value = next(v)
         }
         return result
     }
