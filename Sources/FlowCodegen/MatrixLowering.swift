@@ -26,9 +26,9 @@ extension OpLowering {
     /// generated microkernel; `linear` small products generated dot-product loops, larger sgemm.
     func gemm(_ node: Node, epilogue: [Node], output: ValueID) throws {
         let x = node.operands[0], w = node.operands[1]
-        let packed = node.op == WeightPacking.op   // w is then the packed Wᵀ [K, N16]
+        let packed = node.op == WeightPacking.op   // w is then the packed Wᵀ (WeightPacking.layout)
         let wdims = g.type(of: w).dims
-        let (n, k) = packed ? (g.type(of: node.results[0]).dims.last!, wdims[0]) : (wdims[0], wdims[1])
+        let (n, k) = packed ? (g.type(of: node.results[0]).dims.last!, g.type(of: x).dims.last!) : (wdims[0], wdims[1])
         let rowsPerSample = g.type(of: x).elementsPerSample / k
         let rows = g.type(of: x).batched ? b.mul(f.batch, b.i64(rowsPerSample)) : b.i64(rowsPerSample)
         let y = f.address(output), xs = f.address(x), ws = f.address(w)
@@ -51,13 +51,13 @@ extension OpLowering {
         if packed {
             guard let part = f.kernelPart, let minimumRows = ColumnSplit.minimumRows(k: k, n: n),
                   let splitVector = OpLowering.splitVector(n: n, minimumRows: minimumRows) else {
-                try packedProduct(x: xs, packed: ws, y: y, rows: rows, n: n, k: k, paddedWidth: wdims[1])
+                try packedProduct(x: xs, packed: ws, y: y, rows: rows, n: n, k: k, layout: WeightPacking.layout(n: n))
                 epilogueInPlace()
                 return
             }
             // few rows: the two column halves on two threads (ColumnSplit)
             try ColumnSplit.dispatch(b, rows: rows, minimumRows: minimumRows, part: part, kernelType: LLVMGlobalGetValueType(b.function!)) {
-                try packedProduct(x: xs, packed: ws, y: y, rows: rows, n: n, k: k, paddedWidth: wdims[1], split: (part, splitVector, minimumRows))
+                try packedProduct(x: xs, packed: ws, y: y, rows: rows, n: n, k: k, layout: WeightPacking.layout(n: n), split: (part, splitVector, minimumRows))
                 let middle = b.i64(splitVector * OpLowering.lanes)
                 let first = b.select(LLVMBuildICmp(b.builder, LLVMIntEQ, part, b.i64(2), "")!, middle, b.i64(0))
                 let last = b.select(LLVMBuildICmp(b.builder, LLVMIntEQ, part, b.i64(1), "")!, middle, b.i64(n))
@@ -214,7 +214,7 @@ extension OpLowering {
                     }
                 }
             }
-            try packedProduct(x: weights, packed: patches, y: product, rows: b.i64(o), n: columns, k: depth, paddedWidth: rowWidth)
+            try packedProduct(x: weights, packed: patches, y: product, rows: b.i64(o), n: columns, k: depth, layout: PackedLayout(panelWidth: rowWidth))
             b.loops([b.i64(count), b.i64(o), b.i64(pixels)]) { index in
                 let (s, channel, pixel) = (index[0], index[1], index[2])
                 let at = b.offset([b.add(first, s), channel, pixel], [o * pixels, pixels, 1])

@@ -31,7 +31,8 @@ struct MemoryPlan {
          regions: [Range<Int>] = []) {
         for (v, p) in inputParameters { locations[v] = .parameter(p); root[v] = v }
         for v in constants { locations[v] = .constant(v); root[v] = v }
-        for node in g.nodes where node.op == "reshape" { root[node.results[0]] = node.operands[0] }
+        // (a folded constant is its own storage, even when a reshape made it)
+        for node in g.nodes where node.op == "reshape" && !constants.contains(node.results[0]) { root[node.results[0]] = node.operands[0] }
         var lastUse: [ValueID: Int] = [:]
         var definition: [ValueID: Int] = [:]
         func rootOf(_ v: ValueID) -> ValueID {

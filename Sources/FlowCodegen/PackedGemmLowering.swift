@@ -1,16 +1,26 @@
 import CLLVM
 import FlowIR
 
-/// The GEMM microkernel for `linear_packed` (see WeightPacking): y[R, N] = x[R, K] · P[K, N16]
-/// with P the compile-time packed Wᵀ. Register tiles of `tileRows` rows × two 16-lane vectors of
-/// columns: per k, two vector loads of P, one broadcast of x per row, 2·tileRows FMAs into
+/// The GEMM microkernel for `linear_packed` (see WeightPacking): y[R, N] = x[R, K] · Wᵀ[K, N]
+/// with Wᵀ packed at compile time in panels of columns (`PackedLayout`). Register tiles of
+/// `tileRows` rows × two 16-lane vectors of columns: per k, two vector loads of Wᵀ, one
+/// broadcast of x per row, 2·tileRows FMAs into
 /// accumulators that stay in registers for the whole K loop (12 of the 32 zmm registers). The
-/// column panels of 32 run in a loop, the last one or two vectors (with the ragged end of N) are
-/// a panel of their own; the 1–5 rows left after whole tiles are one tile of their own height.
+/// tiles of 32 columns run in a loop, the last one or two vectors (with the ragged end of N) are
+/// a tile of their own; the 1–5 rows left after whole tiles are one tile of their own height.
 /// Each tile is a call of a function shared by all products of the module (`tileFunction`). No
 /// BLAS call, no allocation; the bias and epilogue run afterwards over y (OpLowering.gemm).
 extension OpLowering {
     static let tileRows = 6, lanes = 16
+
+    /// How Wᵀ [K, N16] (N rounded up to 16 with zero columns) is stored: panels of
+    /// `panelWidth` = P columns, each its [K, P] block row-major, one after another; when P does
+    /// not divide N16, a last panel of the `lastPanelWidth` = L columns left, [K, L]. Wᵀ[k, c]
+    /// of panel j = c / P is at j·P·K + k·(j's width) + c % P. A row-major [K, N16] matrix (a
+    /// convolution's patches, built at run time) is one panel, P = N16.
+    struct PackedLayout: Equatable {
+        var panelWidth: Int, lastPanelWidth = 0
+    }
 
     /// Vectors of columns before the split point of a product run as two halves (see
     /// `ColumnSplit`), a multiple of every panel width the split row counts use: 8 vectors when
@@ -37,10 +47,10 @@ extension OpLowering {
     /// `split`: nil, or the kernel's part argument, the split vector and the fewest rows split
     /// when the product may run as two column halves (part 0: all columns, 1: the vectors before
     /// the split vector, 2: the rest).
-    func packedProduct(x: IRBuilder.Value, packed p: IRBuilder.Value, y: IRBuilder.Value, rows: IRBuilder.Value, n: Int, k: Int, paddedWidth: Int,
+    func packedProduct(x: IRBuilder.Value, packed p: IRBuilder.Value, y: IRBuilder.Value, rows: IRBuilder.Value, n: Int, k: Int, layout: PackedLayout,
                        split: (part: IRBuilder.Value, splitVector: Int, minimumRows: Int)? = nil) throws {
         preferWideVectors()
-        let allVectors = paddedWidth / OpLowering.lanes, ragged = n % OpLowering.lanes
+        let allVectors = (n + OpLowering.lanes - 1) / OpLowering.lanes, ragged = n % OpLowering.lanes
         let tiles = LLVMBuildUDiv(b.builder, rows, b.i64(OpLowering.tileRows), "")!
         let tailStart = b.mul(tiles, b.i64(OpLowering.tileRows))
         /// Every column panel of `rowCount` rows from `firstRow`: panels of `width` vectors in a
@@ -95,7 +105,9 @@ extension OpLowering {
         func tile(firstRow: IRBuilder.Value, rows: Int, firstVector: IRBuilder.Value, vectors: Int, lastLanes: Int, panels: IRBuilder.Value) throws {
             let shape = TileShape(rows: rows, vectors: vectors, lastLanes: lastLanes, copies: OpLowering.accumulatorSets(vectors: allVectors))
             let (function, type) = tileFunction(shape)
-            _ = b.call(function, type, [x, p, y, firstRow, b.mul(firstVector, b.i64(OpLowering.lanes)), panels, b.i64(k), b.i64(n), b.i64(paddedWidth)])
+            let lastPanelColumn = layout.lastPanelWidth == 0 ? Int(Int32.max) : allVectors * OpLowering.lanes - layout.lastPanelWidth
+            _ = b.call(function, type, [x, p, y, firstRow, b.mul(firstVector, b.i64(OpLowering.lanes)), panels, b.i64(k), b.i64(n),
+                                        b.i64(layout.panelWidth), b.i64(lastPanelColumn), b.i64(layout.lastPanelWidth)])
         }
     }
 
@@ -115,13 +127,14 @@ extension OpLowering {
         var copies: Int
     }
 
-    /// `void flowc.tile.R.V.L.C(x, P, y, i64 firstRow, i64 firstColumn, i64 panels, i64 K, i64 N, i64 N16)`:
-    /// for each of `panels` panels of 16V columns from firstColumn,
-    /// y[firstRow ..< +R, columns] = x[rows, 0..<K] · P[0..<K, columns], R × V accumulators in
-    /// registers over the whole K. Shared by every product of the module (K and the strides are
+    /// `void flowc.tile.R.V.L.C(x, W, y, i64 firstRow, i64 firstColumn, i64 tiles, i64 K, i64 N,
+    /// i64 P, i64 lastPanelColumn, i64 lastPanelWidth)`: for each of `tiles` tiles of 16V columns
+    /// from firstColumn, y[firstRow ..< +R, columns] = x[rows, 0..<K] · Wᵀ[0..<K, columns], R × V
+    /// accumulators in registers over the whole K; Wᵀ as `PackedLayout` says, its last panel
+    /// from column lastPanelColumn. Shared by every product of the module (K and the layout are
     /// arguments), so each shape is compiled once; one call per row of tiles.
     func tileFunction(_ shape: TileShape) -> (IRBuilder.Value, LLVMTypeRef) {
-        let type = b.functionType(b.void, [b.pointer, b.pointer, b.pointer, b.i64, b.i64, b.i64, b.i64, b.i64, b.i64])
+        let type = b.functionType(b.void, [b.pointer, b.pointer, b.pointer] + Array(repeating: b.i64, count: 8))
         let name = "flowc.tile.\(shape.rows).\(shape.vectors).\(shape.lastLanes).\(shape.copies)"
         if let existing = LLVMGetNamedFunction(b.module, name) { return (existing, type) }
         let (caller, callerBlock) = (b.function, b.currentBlock)
@@ -132,7 +145,8 @@ extension OpLowering {
         b.begin(function)
         preferWideVectors()
         let (x, p, y, firstRow, firstColumn, panels) = (b.parameter(0), b.parameter(1), b.parameter(2), b.parameter(3), b.parameter(4), b.parameter(5))
-        let (k, n, paddedWidth) = (b.parameter(6), b.parameter(7), b.parameter(8))
+        let (k, n) = (b.parameter(6), b.parameter(7))
+        let (panelWidth, lastPanelColumn, lastPanelWidth) = (b.parameter(8), b.parameter(9), b.parameter(10))
         let (rows, vectors, copies) = (shape.rows, shape.vectors, shape.copies)
         let vector = LLVMVectorType(b.f32, UInt32(OpLowering.lanes))!
         // Each accumulator is a chain of dependent FMAs (4 cycles each). An output of one vector
@@ -142,6 +156,12 @@ extension OpLowering {
         // in the same order and a sample's result does not depend on where it falls in the batch.
         b.loop(panels) { panel in
             let column = b.add(firstColumn, b.mul(panel, b.i64(vectors * OpLowering.lanes)))
+            // The tile's columns at k = 0: (c / P)·P·K + c % P. A tile never straddles two
+            // panels (WeightPacking.layout), so vector v is 16v floats further; a row of the
+            // panel is P floats, or the last panel's width.
+            let panelStart = b.mul(b.mul(LLVMBuildUDiv(b.builder, column, panelWidth, "")!, panelWidth), k)
+            let tileWeights = b.element(p, b.add(panelStart, LLVMBuildURem(b.builder, column, panelWidth, "")!))
+            let rowStride = b.select(LLVMBuildICmp(b.builder, LLVMIntSGE, column, lastPanelColumn, "")!, lastPanelWidth, panelWidth)
             func zeroed() -> [[IRBuilder.Value]] {
                 (0..<rows).map { _ in (0..<vectors).map { _ in
                     let slot = b.variable("acc", type: vector)
@@ -151,11 +171,17 @@ extension OpLowering {
             }
             let sets = (0..<copies).map { _ in zeroed() }
             let rowStarts = (0..<rows).map { r in b.mul(b.add(firstRow, b.i64(r)), k) }
-            /// the FMAs of input column kk into accumulator set `set`
+            // The weights of input column kk are read through a pointer stepped by rowStride (a
+            // phi after mem2reg): from an index kk·rowStride, LLVM's loop strength reduction
+            // kept a multiply per k and indexed addresses, which Intel cores split into two
+            // µops per FMA (measured: 1-row products ~7% slower).
+            let cursor = b.variable("weights", type: b.pointer)
+            LLVMBuildStore(b.builder, tileWeights, cursor)
+            /// the FMAs of input column kk (its weights at the cursor) into accumulator set `set`
             func step(_ kk: IRBuilder.Value, _ set: [[IRBuilder.Value]]) {
-                let weights = (0..<vectors).map { v in
-                    vectorLoad(p, b.add(b.mul(kk, paddedWidth), b.add(column, b.i64(v * OpLowering.lanes))), vector)
-                }
+                let row = LLVMBuildLoad2(b.builder, b.pointer, cursor, "")!
+                LLVMBuildStore(b.builder, b.element(row, rowStride), cursor)
+                let weights = (0..<vectors).map { v in vectorLoad(row, b.i64(v * OpLowering.lanes), vector) }
                 for r in 0..<rows {
                     let xs = splat(b.load(x, b.add(rowStarts[r], kk)), vector)
                     for v in 0..<vectors {

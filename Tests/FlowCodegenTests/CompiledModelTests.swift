@@ -126,6 +126,53 @@ final class CompiledModelTests: XCTestCase {
         }
     }
 
+    /// The packed weight layouts (WeightPacking.layout) against a brute-force product in f64:
+    /// one panel (N = 112), three whole panels of 128 (N = 384), and two panels with a ragged
+    /// last one (N = 200: 128 + 80 columns, the 80 of N16 = 208), each at 1, 2, 7 and 13 rows
+    /// (1–5-row tiles of 8, 4 and 2 vectors, 6-row tiles and their leftovers). The model is an
+    /// additive coupling, so z's second part is b + a·Wᵀ + bias. Tolerance 4·10⁻⁶ times the
+    /// sum of |terms|: f32 accumulation over K ≤ 40 products rounds each partial sum once
+    /// (K·2⁻²⁴ ≈ 2.4·10⁻⁶), and a misplaced panel or stride gives O(1) errors.
+    func testPackedLayoutsMatchABruteForceProduct() throws {
+        for (n, k) in [(112, 40), (384, 19), (200, 37)] {
+            let text = """
+            model packed {
+              input x: f32[B, \(k + n)]
+              flow {
+                a = slice(x, axis=1, start=0, end=\(k))
+                b = slice(x, axis=1, start=\(k), end=\(k + n))
+                return concat(a, b + linear(a, weight("w"), weight("bias")), axis=1)
+              }
+            }
+
+            """
+            let w = Philox.normals(seed: 31, firstRow: 0, rows: n, perRow: k).map { 0.2 * $0 }
+            let bias = Philox.normals(seed: 32, firstRow: 0, rows: 1, perRow: n)
+            let weights = NSTemporaryDirectory() + "flowc-packed-\(getpid()).safetensors"
+            try SafetensorsFile.write([("w", [n, k], w), ("bias", [n], bias)], to: weights)
+            let path = NSTemporaryDirectory() + "flowc-test-\(getpid())-packed\(n).so"
+            try ArtifactCompiler.compile(try Elaborator.elaborate(text: text, path: "packed.flow", options: .init(weightsPath: weights)), output: path)
+            let model = try CompiledModel(path: path)
+            // f32 weights as the model holds them
+            let (w32, bias32) = (w.map { Double(Float($0)) }, bias.map { Double(Float($0)) })
+            for rows in [1, 2, 7, 13] {
+                let x = Philox.normals(seed: 33, firstRow: 0, rows: rows, perRow: k + n).map { Float($0) }
+                let z = try model.forward(x).z
+                var worst = 0.0
+                for r in 0..<rows {
+                    let row = Array(x[(r * (k + n))..<((r + 1) * (k + n))]).map(Double.init)
+                    for j in 0..<n {
+                        let terms = (0..<k).map { row[$0] * w32[j * k + $0] }
+                        let exact = row[k + j] + bias32[j] + terms.reduce(0, +)
+                        let scale = terms.map(abs).reduce(0, +) + abs(bias32[j]) + abs(row[k + j])
+                        worst = max(worst, abs(Double(z[r * (k + n) + k + j]) - exact) / scale)
+                    }
+                }
+                XCTAssertLessThan(worst, 4e-6, "N = \(n), K = \(k), \(rows) rows: worst error / Σ|terms|")
+            }
+        }
+    }
+
     /// Row-parallel regions (RowParallelRegions): each TarFlow layer's kernels from one attention
     /// to the next — the attention's query rows, proj, residual, layernorm, MLP, qkv and its
     /// split — run as two row halves, one hand-over per region: 6 in the forward pass (3 per
