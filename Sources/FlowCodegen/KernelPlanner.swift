@@ -37,7 +37,7 @@ struct Kernel {
         case .single: return "\(out) = \(chain)"
         case .fused(let ns): return "\(out) = fused \(ns.count) elementwise ops in one loop: \(chain)"
         case .gemm(let n, let epilogue):
-            let product = n.op == WeightPacking.op ? "GEMM microkernel (6×32 register tiles, packed Wᵀ)"
+            let product = n.op == WeightPacking.op ? "GEMM microkernel (6×64 register tiles, packed Wᵀ)"
                 : n.op == "conv2d" ? "im2col over groups of samples + GEMM microkernel" : "sgemm / small-matmul loops"
             return "\(out) = \(product), epilogue of \(epilogue.count) ops: \(chain)"
         }

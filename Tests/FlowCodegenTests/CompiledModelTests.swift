@@ -100,9 +100,9 @@ final class CompiledModelTests: XCTestCase {
 
     /// Products narrower than 256 columns split at a multiple of 2 vectors when at least 2 rows
     /// are needed to split them: a 384 → 64 product with a bias and GELU at 13 and 14 rows —
-    /// 6 + 6 + 1 and 6 + 6 + 2, whose leftover rows must keep 2-vector panels (not the 8 and 4
-    /// of `remainderWidth` when no split can reach them) so each half owns the columns it
-    /// finishes. Hooks that run the halves in order and in reverse order on one thread, and one
+    /// 6 + 6 + 1 and 6 + 6 + 2, whose tiles, whole and leftover, must keep 2-vector panels (not
+    /// the 4 and 8 of `tileWidth` when no split can reach them) so each half owns the columns
+    /// it finishes. Hooks that run the halves in order and in reverse order on one thread, and one
     /// thread alone, give the pool's bits: a half that finished columns of the other would differ.
     func testNarrowProductsSplitAtTwoVectors() throws {
         for tokens in [13, 14] {
