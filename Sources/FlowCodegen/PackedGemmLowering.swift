@@ -88,23 +88,40 @@ extension OpLowering {
                 }
             }
         }
+        /// Every row: whole tiles of 6 rows (`widths[5]` vectors: 4, 24 accumulators), then the
+        /// 1–5 rows left as one tile of that height, `widths[rows - 1]` vectors.
+        func allRows(widths: [Int]) throws {
+            try b.loop(tiles) { t in try panels(firstRow: b.mul(t, b.i64(OpLowering.tileRows)), rowCount: OpLowering.tileRows, width: widths[5]) }
+            let done = b.block("rows_done")
+            let dispatch = LLVMBuildSwitch(b.builder, b.sub(rows, tailStart), done, UInt32(OpLowering.tileRows - 1))!
+            for count in 1..<OpLowering.tileRows {
+                let block = b.block("rows_\(count)")
+                LLVMAddCase(dispatch, b.i64(count), block)
+                b.position(at: block)
+                try panels(firstRow: tailStart, rowCount: count, width: widths[count - 1])
+                b.branch(done)
+            }
+            b.position(at: done)
+        }
         let splitShape = split.map { ($0.splitVector, $0.minimumRows) }
-        // whole tiles of 6 rows × 4 vectors (24 accumulators)
-        try b.loop(tiles) { t in
-            try panels(firstRow: b.mul(t, b.i64(OpLowering.tileRows)), rowCount: OpLowering.tileRows, width: OpLowering.tileWidth(rows: OpLowering.tileRows, split: splitShape))
-        }
-        // the 1–5 rows left: one tile of that height, as wide as `tileWidth` allows
-        let done = b.block("rows_done")
-        let remainder = b.sub(rows, tailStart)
-        let dispatch = LLVMBuildSwitch(b.builder, remainder, done, UInt32(OpLowering.tileRows - 1))!
-        for count in 1..<OpLowering.tileRows {
-            let block = b.block("rows_\(count)")
-            LLVMAddCase(dispatch, b.i64(count), block)
-            b.position(at: block)
-            try panels(firstRow: tailStart, rowCount: count, width: OpLowering.tileWidth(rows: count, split: splitShape))
+        let splitWidths = (1...OpLowering.tileRows).map { OpLowering.tileWidth(rows: $0, split: splitShape) }
+        let wholeWidths = (1...OpLowering.tileRows).map { OpLowering.tileWidth(rows: $0, split: nil) }
+        if let part = split?.part, splitWidths != wholeWidths {
+            // A call of the whole product (part 0: too many rows to split, or no second thread)
+            // keeps the widest tiles; only the halves need widths that divide the split vector
+            // (TarFlow's 256 → 64 layer: 6 × 2 tiles at batch 256 took 13% of its log_prob).
+            let whole = b.block("whole_product"), halves = b.block("product_halves"), done = b.block("product_done")
+            b.condBranch(LLVMBuildICmp(b.builder, LLVMIntEQ, part, b.i64(0), "")!, whole, halves)
+            b.position(at: whole)
+            try allRows(widths: wholeWidths)
             b.branch(done)
+            b.position(at: halves)
+            try allRows(widths: splitWidths)
+            b.branch(done)
+            b.position(at: done)
+        } else {
+            try allRows(widths: splitWidths)
         }
-        b.position(at: done)
 
         /// `panels` register tiles side by side from `firstVector`: a call of the module's
         /// function for this tile shape.
