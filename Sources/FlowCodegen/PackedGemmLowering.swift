@@ -23,9 +23,9 @@ extension OpLowering {
     }
 
     /// Vectors of columns before the split point of a product run as two halves (see
-    /// `ColumnSplit`), a multiple of every panel width the split row counts use: 8 vectors when
-    /// a single row may split (its panels are 8 wide; N ≥ 256), else 2 (the 2–6-row tiles;
-    /// N ≥ 64: TarFlow's 256 → 64 MLP layer at 16 tokens). nil when N is narrower.
+    /// `ColumnSplit`): a multiple of 8 when a single row may split (its tiles are 8 wide;
+    /// N ≥ 256), else an even count (N ≥ 64: TarFlow's 256 → 64 MLP layer at 16 tokens), which
+    /// `tileWidth` then divides. nil when N is narrower.
     static func splitVector(n: Int, minimumRows: Int) -> Int? {
         let full = n / lanes
         if minimumRows == 1 { return full >= 16 ? 8 * (full / 16) : nil }
@@ -56,10 +56,10 @@ extension OpLowering {
         let allVectors = (n + OpLowering.lanes - 1) / OpLowering.lanes, ragged = n % OpLowering.lanes
         let tiles = LLVMBuildUDiv(b.builder, rows, b.i64(OpLowering.tileRows), "")!
         let tailStart = b.mul(tiles, b.i64(OpLowering.tileRows))
-        /// Every column panel of `rowCount` rows from `firstRow`: panels of `width` vectors in a
-        /// loop, then one narrower panel with the rest (and the ragged end of N); with a split,
-        /// only the part's panels (the split vector is a multiple of every width).
-        func panels(firstRow: IRBuilder.Value, rowCount: Int, width: Int) throws {
+        /// The tiles across all columns of `rowCount` rows from `firstRow`: tiles of `width`
+        /// vectors in a loop, then one narrower tile with the rest (and the ragged end of N);
+        /// with a split, only the part's tiles (the split vector is a multiple of the width).
+        func tilesAcross(firstRow: IRBuilder.Value, rowCount: Int, width: Int) throws {
             let whole = (n / OpLowering.lanes) / width
             var first = b.i64(0), last = b.i64(whole)
             if let (part, splitVector, _) = split {
@@ -69,15 +69,15 @@ extension OpLowering {
             }
             if whole > 0 {
                 try tile(firstRow: firstRow, rows: rowCount, firstVector: b.mul(first, b.i64(width)), vectors: width, lastLanes: OpLowering.lanes,
-                         panels: b.sub(last, first))
+                         count: b.sub(last, first))
             }
             let rest = allVectors - whole * width
             if rest > 0 {
                 let restPanel = { try tile(firstRow: firstRow, rows: rowCount, firstVector: b.i64(whole * width), vectors: rest,
-                                           lastLanes: ragged == 0 ? OpLowering.lanes : ragged, panels: b.i64(1)) }
+                                           lastLanes: ragged == 0 ? OpLowering.lanes : ragged, count: b.i64(1)) }
                 if let (part, _, _) = split {
                     // the rest belongs to the second half
-                    let run = b.block("rest_panel"), skip = b.block("rest_done")
+                    let run = b.block("rest_tile"), skip = b.block("rest_done")
                     b.condBranch(LLVMBuildICmp(b.builder, LLVMIntNE, part, b.i64(1), "")!, run, skip)
                     b.position(at: run)
                     try restPanel()
@@ -91,14 +91,14 @@ extension OpLowering {
         /// Every row: whole tiles of 6 rows (`widths[5]` vectors: 4, 24 accumulators), then the
         /// 1–5 rows left as one tile of that height, `widths[rows - 1]` vectors.
         func allRows(widths: [Int]) throws {
-            try b.loop(tiles) { t in try panels(firstRow: b.mul(t, b.i64(OpLowering.tileRows)), rowCount: OpLowering.tileRows, width: widths[5]) }
+            try b.loop(tiles) { t in try tilesAcross(firstRow: b.mul(t, b.i64(OpLowering.tileRows)), rowCount: OpLowering.tileRows, width: widths[5]) }
             let done = b.block("rows_done")
             let dispatch = LLVMBuildSwitch(b.builder, b.sub(rows, tailStart), done, UInt32(OpLowering.tileRows - 1))!
             for count in 1..<OpLowering.tileRows {
                 let block = b.block("rows_\(count)")
                 LLVMAddCase(dispatch, b.i64(count), block)
                 b.position(at: block)
-                try panels(firstRow: tailStart, rowCount: count, width: widths[count - 1])
+                try tilesAcross(firstRow: tailStart, rowCount: count, width: widths[count - 1])
                 b.branch(done)
             }
             b.position(at: done)
@@ -123,13 +123,13 @@ extension OpLowering {
             try allRows(widths: splitWidths)
         }
 
-        /// `panels` register tiles side by side from `firstVector`: a call of the module's
+        /// `count` register tiles side by side from `firstVector`: a call of the module's
         /// function for this tile shape.
-        func tile(firstRow: IRBuilder.Value, rows: Int, firstVector: IRBuilder.Value, vectors: Int, lastLanes: Int, panels: IRBuilder.Value) throws {
+        func tile(firstRow: IRBuilder.Value, rows: Int, firstVector: IRBuilder.Value, vectors: Int, lastLanes: Int, count: IRBuilder.Value) throws {
             let shape = TileShape(rows: rows, vectors: vectors, lastLanes: lastLanes, copies: OpLowering.accumulatorSets(vectors: allVectors))
             let (function, type) = tileFunction(shape)
             let lastPanelColumn = layout.lastPanelWidth == 0 ? Int(Int32.max) : allVectors * OpLowering.lanes - layout.lastPanelWidth
-            _ = b.call(function, type, [x, p, y, firstRow, b.mul(firstVector, b.i64(OpLowering.lanes)), panels, b.i64(k), b.i64(n),
+            _ = b.call(function, type, [x, p, y, firstRow, b.mul(firstVector, b.i64(OpLowering.lanes)), count, b.i64(k), b.i64(n),
                                         b.i64(layout.panelWidth), b.i64(lastPanelColumn), b.i64(layout.lastPanelWidth)])
         }
     }
@@ -167,7 +167,7 @@ extension OpLowering {
                                 LLVMCreateEnumAttribute(b.context, LLVMGetEnumAttributeKindForName("noinline", 8), 0))
         b.begin(function)
         preferWideVectors()
-        let (x, p, y, firstRow, firstColumn, panels) = (b.parameter(0), b.parameter(1), b.parameter(2), b.parameter(3), b.parameter(4), b.parameter(5))
+        let (x, p, y, firstRow, firstColumn, tiles) = (b.parameter(0), b.parameter(1), b.parameter(2), b.parameter(3), b.parameter(4), b.parameter(5))
         let (k, n) = (b.parameter(6), b.parameter(7))
         let (panelWidth, lastPanelColumn, lastPanelWidth) = (b.parameter(8), b.parameter(9), b.parameter(10))
         let (rows, vectors, copies) = (shape.rows, shape.vectors, shape.copies)
@@ -186,8 +186,8 @@ extension OpLowering {
             let rowStart = b.mul(b.add(firstRow, b.i64(r)), k)
             b.loop(lines) { line in prefetch(b.element(x, b.add(rowStart, b.mul(line, b.i64(OpLowering.lanes))))) }
         }
-        b.loop(panels) { panel in
-            let column = b.add(firstColumn, b.mul(panel, b.i64(vectors * OpLowering.lanes)))
+        b.loop(tiles) { t in
+            let column = b.add(firstColumn, b.mul(t, b.i64(vectors * OpLowering.lanes)))
             // The tile's columns at k = 0: (c / P)·P·K + c % P. A tile never straddles two
             // panels (WeightPacking.layout), so vector v is 16v floats further; a row of the
             // panel is P floats, or the last panel's width.
