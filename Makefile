@@ -56,9 +56,10 @@ demo: build
 	@echo "    held-out mean log-likelihood above, PyTorch's figure in examples/two_moons/README.md"
 	@echo "  examples/digits/tarflow.flow (apple/ml-tarflow TarFlow, 4 blocks): 64 samples, picture .build/demo/digits.png"
 
-# Compiled vs interpreted vs PyTorch eager (when python3 has torch and zuko) timings of the
-# reference models, best-peer ratios, FMA peak, compile times and entry-point heap allocations,
-# in release mode.
+# Compiled vs interpreted vs PyTorch eager (when python3 has torch and zuko) vs ONNX Runtime
+# (when it also has onnxruntime and onnxscript: pip install onnxruntime onnxscript) timings of
+# the reference models, best-peer ratios, FMA peak, compile times and entry-point heap
+# allocations, in release mode.
 bench: setup
 	$(SWIFT) build -c release --product flowc-bench
 	.build/release/flowc-bench

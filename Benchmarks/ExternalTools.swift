@@ -1,8 +1,9 @@
 import Foundation
 
 /// The parts of the benchmark that run other programs: PyTorch eager (Benchmarks/pytorch_eager.py),
-/// the FMA peak (fma_peak.c) and the entry-point allocation counter (entry_allocations.c), each
-/// skipped with a note when its tool (python3 with torch, a C compiler) is missing.
+/// ONNX Runtime (onnxruntime_peer.py), the FMA peak (fma_peak.c) and the entry-point allocation
+/// counter (entry_allocations.c), each skipped with a note when its tool (python3 with torch, or
+/// with onnxruntime and onnxscript; a C compiler) is missing.
 enum ExternalTools {
     static let benchmarks = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
 
@@ -29,15 +30,31 @@ enum ExternalTools {
     /// PyTorch eager µs by "model pass batch", for models given as (key, weights file).
     static func pytorchEager(_ models: [(String, String)], batches: [Int]) -> [String: Double]? {
         guard output("python3", ["-c", "import torch, zuko, safetensors"]) != nil else { return nil }
-        let script = benchmarks.appendingPathComponent("pytorch_eager.py").path
-        guard let text = output("python3", [script, "--batches=" + batches.map(String.init).joined(separator: ",")] + models.map { "\($0.0)=\($0.1)" }) else { return nil }
+        return timings(script: "pytorch_eager.py", models, batches: batches) { model, pass, check in
+            "the PyTorch port of \(model) \(pass) is \(check) away from the fixture"
+        }
+    }
+
+    /// ONNX Runtime µs by "model pass batch" (the same PyTorch ports, exported), in this run.
+    static func onnxRuntime(_ models: [(String, String)], batches: [Int]) -> [String: Double]? {
+        guard output("python3", ["-c", "import torch, zuko, safetensors, onnxruntime, onnxscript"]) != nil else { return nil }
+        return timings(script: "onnxruntime_peer.py", models, batches: batches) { model, pass, check in
+            "ONNX Runtime's \(model) \(pass) is \(check) away from PyTorch eager"
+        }
+    }
+
+    /// Runs a timing script of this directory; its JSON lines (model, pass, batch, us, check)
+    /// by "model pass batch", with a warning for each check above 1e-4.
+    private static func timings(script: String, _ models: [(String, String)], batches: [Int], warning: (String, String, Double) -> String) -> [String: Double]? {
+        let path = benchmarks.appendingPathComponent(script).path
+        guard let text = output("python3", [path, "--batches=" + batches.map(String.init).joined(separator: ",")] + models.map { "\($0.0)=\($0.1)" }) else { return nil }
         var result: [String: Double] = [:]
         for line in text.split(separator: "\n") {
             guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
                   let model = object["model"] as? String, let pass = object["pass"] as? String,
                   let batch = object["batch"] as? Int, let micros = object["us"] as? Double else { continue }
             result["\(model) \(pass) \(batch)"] = micros
-            if let check = object["check"] as? Double, check > 1e-4 { print("warning: the PyTorch port of \(model) \(pass) is \(check) away from the fixture") }
+            if let check = object["check"] as? Double, check > 1e-4 { print("warning: " + warning(model, pass, check)) }
         }
         return result
     }

@@ -8,10 +8,10 @@ import FlowRuntime
 import FlowSolvers
 import Foundation
 
-/// Compiled vs interpreted vs PyTorch eager, in one run: log_prob and sample (from given noise)
-/// of every reference model at batch 1 and 256 (compiled: the median of 3 rounds over all rows, each
-/// the median of calls after 3 warm-up calls, the peers' method; interpreted: one round), next to the best
-/// peer of issue 8's table; then the machine's FMA peak and the GEMM rows' GFLOP/s, compile times,
+/// Compiled vs interpreted vs PyTorch eager vs ONNX Runtime, in one run: log_prob and sample (from
+/// given noise) of every reference model at batch 1 and 256 (compiled: the median of 3 rounds over
+/// all rows, each the median of calls after 3 warm-up calls, the peers' method; interpreted: one
+/// round), next to the best peer of issue 8's table (another run); then the machine's FMA peak and the GEMM rows' GFLOP/s, compile times,
 /// and heap allocations inside the entry points. Run in release: `make bench`.
 struct Row {
     var model: String
@@ -150,18 +150,21 @@ for _ in 1..<rounds {
 for i in rows.indices { rows[i].compiled = median([rows[i].compiled] + roundTimes[i]) }
 let eager = ExternalTools.pytorchEager(weightFiles, batches: [1, 256])
 if eager == nil { print("PyTorch eager: skipped (python3 with torch, zuko and safetensors not found)") }
+let onnx = ExternalTools.onnxRuntime(weightFiles, batches: [1, 256])
+if onnx == nil { print("ONNX Runtime: skipped (python3 with torch, zuko, safetensors, onnxruntime and onnxscript not found)") }
 func ratio(_ a: Double?, _ b: Double) -> String { a.map { String(format: "%.1fx", $0 / b) } ?? "-" }
 func micros(_ a: Double?) -> String { a.map { String(format: "%.1f", $0) } ?? "-" }
-print("\n| model | pass | batch | interpreted µs | compiled µs | vs interpreted | PyTorch eager µs | vs eager | best peer µs (who) | vs best peer |")
-print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+print("\n| model | pass | batch | interpreted µs | compiled µs | vs interpreted | PyTorch eager µs | vs eager | ONNX Runtime µs | vs ONNX Runtime | best peer µs (who) | vs best peer |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for r in rows {
     let compiled = r.compiled * 1e6
     let comparable = !r.pass.contains("solver") && !r.pass.contains("dopri")   // the peers ran the compiled-loop samplers
-    let e = comparable ? eager?[r.peerKey] : nil, peer = comparable ? PeerTimings.best[r.peerKey] : nil
+    let e = comparable ? eager?[r.peerKey] : nil, o = comparable ? onnx?[r.peerKey] : nil, peer = comparable ? PeerTimings.best[r.peerKey] : nil
     print("| \(r.model) | \(r.pass) | \(r.batch) | \(micros(r.interpreted * 1e6)) | \(micros(compiled)) | \(ratio(r.interpreted * 1e6, compiled)) | "
-          + "\(micros(e)) | \(ratio(e, compiled)) | \(peer.map { "\(micros($0.micros)) (\($0.who))" } ?? "-") | \(ratio(peer?.micros, compiled)) |")
+          + "\(micros(e)) | \(ratio(e, compiled)) | \(micros(o)) | \(ratio(o, compiled)) | \(peer.map { "\(micros($0.micros)) (\($0.who))" } ?? "-") | \(ratio(peer?.micros, compiled)) |")
 }
-print("\nPeers: ../shared/baselines/results-peers.md (another run, same machine type); eager: Benchmarks/pytorch_eager.py in this run, 1 or 2 threads, the faster.")
+print("\nEager and ONNX Runtime: Benchmarks/pytorch_eager.py and onnxruntime_peer.py in this run (the same PyTorch ports; 1 or 2 threads, the faster). "
+      + "Best peer: ../shared/baselines/results-peers.md (another run, same machine type; PyTorch eager, torch.compile, ONNX Runtime, JAX jit).")
 
 let peak = ExternalTools.fmaPeak()
 print("\nf32 FMA peak (Benchmarks/fma_peak.c): " + (peak.map { String(format: "%.0f GFLOP/s on 1 thread, %.0f on 2", $0.one, $0.two) } ?? "not measured (no AVX-512 or no C compiler)"))

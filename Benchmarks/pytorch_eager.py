@@ -255,16 +255,23 @@ def median_seconds(call, arg):
     return statistics.median(times)
 
 
-def main():
+def parse_arguments(arguments):
+    """MODEL=WEIGHTS pairs and --batches=1,256 → ([(key, path)], [batch])."""
     batches = [1, 256]
     pairs = []
-    for arg in sys.argv[1:]:
+    for arg in arguments:
         if arg.startswith("--batches="):
             batches = [int(b) for b in arg.split("=", 1)[1].split(",")]
         else:
             pairs.append(arg.split("=", 1))
+    return pairs, batches
+
+
+def cells(pairs, batches):
+    """The timed cells: (key, pass, batch, call, input, check) per model, pass and batch size;
+    check is the pass's max |difference| from the fixture outputs in the weights file."""
     torch.manual_seed(0)
-    cells = []  # (key, pass, batch, call, input, check)
+    result = []
     for key, path in pairs:
         tensors = load_file(path)
         weights = {k[2:]: v for k, v in tensors.items() if k.startswith("w.")}
@@ -284,16 +291,29 @@ def main():
                     if call is None or arg is None:
                         continue
                     x = torch.randn(batch, *arg) * (0.5 if name == "log_prob" else 1.0)
-                    cells.append((key, name, batch, call, x, checks.get(name)))
+                    result.append((key, name, batch, call, x, checks.get(name)))
+    return result
+
+
+def best_of_rounds(calls, set_threads):
+    """calls[i](threads) → (callable, argument); 3 rounds over all cells, 1 and 2 threads each;
+    per cell the (median over rounds, threads) of the faster thread count."""
     times = {}  # (cell index, threads) -> round values
+    for _ in range(ROUNDS):
+        for i, prepare in enumerate(calls):
+            for threads in (1, 2):
+                set_threads(threads)
+                call, arg = prepare(threads)
+                times.setdefault((i, threads), []).append(median_seconds(call, arg))
+    return [min((statistics.median(times[(i, n)]), n) for n in (1, 2)) for i in range(len(calls))]
+
+
+def main():
+    pairs, batches = parse_arguments(sys.argv[1:])
+    timed = cells(pairs, batches)
     with torch.inference_mode():
-        for _ in range(ROUNDS):
-            for i, (_, _, _, call, x, _) in enumerate(cells):
-                for threads in (1, 2):
-                    torch.set_num_threads(threads)
-                    times.setdefault((i, threads), []).append(median_seconds(call, x))
-    for i, (key, name, batch, _, _, check) in enumerate(cells):
-        t, threads = min((statistics.median(times[(i, n)]), n) for n in (1, 2))
+        best = best_of_rounds([lambda threads, c=c: (c[3], c[4]) for c in timed], torch.set_num_threads)
+    for (key, name, batch, _, _, check), (t, threads) in zip(timed, best):
         print(json.dumps({"model": key, "pass": name, "batch": batch, "us": t * 1e6,
                           "threads": threads, "check": check}), flush=True)
 
