@@ -107,11 +107,13 @@ extension OpLowering {
         let splitWidths = (1...OpLowering.tileRows).map { OpLowering.tileWidth(rows: $0, split: splitShape) }
         let wholeWidths = (1...OpLowering.tileRows).map { OpLowering.tileWidth(rows: $0, split: nil) }
         if let part = split?.part, splitWidths != wholeWidths {
-            // A call of the whole product (part 0: too many rows to split, or no second thread)
-            // keeps the widest tiles; only the halves need widths that divide the split vector
-            // (TarFlow's 256 → 64 layer: 6 × 2 tiles at batch 256 took 13% of its log_prob).
+            // A call of the whole product (part 0: too many rows to split, or no second thread;
+            // part 3: inside a row-parallel region) keeps the widest tiles; only the halves
+            // (parts 1 and 2) need widths that divide the split vector (TarFlow's 256 → 64 and
+            // 64 → 64 layers: 6 × 2 tiles took 10% of its batch-1 log_prob, 13% at batch 256).
             let whole = b.block("whole_product"), halves = b.block("product_halves"), done = b.block("product_done")
-            b.condBranch(LLVMBuildICmp(b.builder, LLVMIntEQ, part, b.i64(0), "")!, whole, halves)
+            let half = LLVMBuildICmp(b.builder, LLVMIntULT, b.sub(part, b.i64(1)), b.i64(2), "")!   // part 1 or 2
+            b.condBranch(half, halves, whole)
             b.position(at: whole)
             try allRows(widths: wholeWidths)
             b.branch(done)
