@@ -37,7 +37,7 @@ extension OpLowering {
     /// both FMA units busy with ≥ 8 accumulators: 8 vectors for 1 row, 4 for 2–6. (With 2
     /// vectors a single row's 256 → 64 product took twice as long: 2 chains over K. The 6-row
     /// tile of 4 vectors loads 10 values per 24 FMAs, where 2 vectors loaded 8 per 12: batch-256
-    /// products 13–15% faster.) When a split call can reach this tile — some row count in
+    /// products 9–15% faster.) When a split call can reach this tile — some row count in
     /// minimumRows...maximumRows has whole tiles, or leaves `rows` after them — each half must
     /// own whole tiles: the width then divides the split vector (13 rows are 6 + 6 + 1).
     static func tileWidth(rows: Int, split: (splitVector: Int, minimumRows: Int)?) -> Int {
@@ -49,7 +49,7 @@ extension OpLowering {
 
     /// `split`: nil, or the kernel's part argument, the split vector and the fewest rows split
     /// when the product may run as two column halves (part 0: all columns, 1: the vectors before
-    /// the split vector, 2: the rest).
+    /// the split vector, 2: the rest, 3: all columns inside a row-parallel region).
     func packedProduct(x: IRBuilder.Value, packed p: IRBuilder.Value, y: IRBuilder.Value, rows: IRBuilder.Value, n: Int, k: Int, layout: PackedLayout,
                        split: (part: IRBuilder.Value, splitVector: Int, minimumRows: Int)? = nil) throws {
         preferWideVectors()
@@ -73,18 +73,18 @@ extension OpLowering {
             }
             let rest = allVectors - whole * width
             if rest > 0 {
-                let restPanel = { try tile(firstRow: firstRow, rows: rowCount, firstVector: b.i64(whole * width), vectors: rest,
+                let restTile = { try tile(firstRow: firstRow, rows: rowCount, firstVector: b.i64(whole * width), vectors: rest,
                                            lastLanes: ragged == 0 ? OpLowering.lanes : ragged, count: b.i64(1)) }
                 if let (part, _, _) = split {
                     // the rest belongs to the second half
                     let run = b.block("rest_tile"), skip = b.block("rest_done")
                     b.condBranch(LLVMBuildICmp(b.builder, LLVMIntNE, part, b.i64(1), "")!, run, skip)
                     b.position(at: run)
-                    try restPanel()
+                    try restTile()
                     b.branch(skip)
                     b.position(at: skip)
                 } else {
-                    try restPanel()
+                    try restTile()
                 }
             }
         }
