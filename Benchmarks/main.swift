@@ -149,9 +149,9 @@ for _ in 1..<rounds {
 }
 for i in rows.indices { rows[i].compiled = median([rows[i].compiled] + roundTimes[i]) }
 let eager = ExternalTools.pytorchEager(weightFiles, batches: [1, 256])
-if eager == nil { print("PyTorch eager: skipped (python3 with torch, zuko and safetensors not found)") }
+if eager == nil { print("PyTorch eager: skipped (python3 with torch, zuko and safetensors not found, or Benchmarks/pytorch_eager.py failed: run it to see why)") }
 let onnx = ExternalTools.onnxRuntime(weightFiles, batches: [1, 256])
-if onnx == nil { print("ONNX Runtime: skipped (python3 with torch, zuko, safetensors, onnxruntime and onnxscript not found)") }
+if onnx == nil { print("ONNX Runtime: skipped (python3 with torch, zuko, safetensors, onnxruntime and onnxscript not found, or Benchmarks/onnxruntime_peer.py failed: run it to see why)") }
 func ratio(_ a: Double?, _ b: Double) -> String { a.map { String(format: "%.1fx", $0 / b) } ?? "-" }
 func micros(_ a: Double?) -> String { a.map { String(format: "%.1f", $0) } ?? "-" }
 print("\n| model | pass | batch | interpreted µs | compiled µs | vs interpreted | PyTorch eager µs | vs eager | ONNX Runtime µs | vs ONNX Runtime | best peer µs (who) | vs best peer |")
