@@ -45,6 +45,19 @@ extension OpLowering {
         var outerStrides = s
         outerStrides.remove(at: axis)
         let step = s[axis]
+        /// The running maximum of src along a line (`at`: a line position's index).
+        func lineMax(_ at: (IRBuilder.Value) -> IRBuilder.Value) -> IRBuilder.Value {
+            let m = b.variable("max")
+            LLVMBuildStore(b.builder, b.f32(-Double.infinity), m)
+            b.loop(b.i64(length)) { i in
+                LLVMBuildStore(b.builder, b.intrinsic("llvm.maxnum", [LLVMBuildLoad2(b.builder, b.f32, m, "")!, b.load(src, at(i))]), m)
+            }
+            return LLVMBuildLoad2(b.builder, b.f32, m, "")!
+        }
+        /// dst along a line divided by `total`.
+        func divide(by total: IRBuilder.Value, _ at: (IRBuilder.Value) -> IRBuilder.Value) {
+            b.loop(b.i64(length)) { i in b.store(b.fdiv(b.load(dst, at(i)), total), dst, at(i)) }
+        }
         b.loops(outer) { index in
             let base = b.offset(index, outerStrides)
             func at(_ i: IRBuilder.Value) -> IRBuilder.Value { b.add(base, b.mul(i, b.i64(step))) }
@@ -58,28 +71,17 @@ extension OpLowering {
                 }
             } else if step == 1 {
                 // the exponentials are one loop over the whole buffer, after the lines
-                let m = b.variable("max")
-                LLVMBuildStore(b.builder, b.f32(-Double.infinity), m)
-                b.loop(b.i64(length)) { i in
-                    LLVMBuildStore(b.builder, b.intrinsic("llvm.maxnum", [LLVMBuildLoad2(b.builder, b.f32, m, "")!, b.load(src, at(i))]), m)
-                }
-                let mx = LLVMBuildLoad2(b.builder, b.f32, m, "")!
+                let mx = lineMax(at)
                 b.loop(b.i64(length)) { i in b.store(b.fsub(b.load(src, at(i)), mx), dst, at(i)) }
             } else {
-                let m = b.variable("max"), total = b.variable("total")
-                LLVMBuildStore(b.builder, b.f32(-Double.infinity), m)
+                let mx = lineMax(at), total = b.variable("total")
                 LLVMBuildStore(b.builder, b.f32(0), total)
-                b.loop(b.i64(length)) { i in
-                    LLVMBuildStore(b.builder, b.intrinsic("llvm.maxnum", [LLVMBuildLoad2(b.builder, b.f32, m, "")!, b.load(src, at(i))]), m)
-                }
-                let mx = LLVMBuildLoad2(b.builder, b.f32, m, "")!
                 b.loop(b.i64(length)) { i in
                     let e = ScalarMath.exp(b, b.fsub(b.load(src, at(i)), mx))
                     b.store(e, dst, at(i))
                     LLVMBuildStore(b.builder, b.fadd(LLVMBuildLoad2(b.builder, b.f32, total, "")!, e), total)
                 }
-                let t = LLVMBuildLoad2(b.builder, b.f32, total, "")!
-                b.loop(b.i64(length)) { i in b.store(b.fdiv(b.load(dst, at(i)), t), dst, at(i)) }
+                divide(by: LLVMBuildLoad2(b.builder, b.f32, total, "")!, at)
             }
         }
         guard node.op == "softmax", step == 1 else { return }
@@ -97,8 +99,7 @@ extension OpLowering {
             b.loop(b.i64(length)) { i in
                 LLVMBuildStore(b.builder, b.fadd(LLVMBuildLoad2(b.builder, b.f32, total, "")!, b.load(dst, b.add(base, i))), total)
             }
-            let t = LLVMBuildLoad2(b.builder, b.f32, total, "")!
-            b.loop(b.i64(length)) { i in b.store(b.fdiv(b.load(dst, b.add(base, i)), t), dst, b.add(base, i)) }
+            divide(by: LLVMBuildLoad2(b.builder, b.f32, total, "")!) { b.add(base, $0) }
         }
     }
 
