@@ -174,21 +174,22 @@ extension OpLowering {
         let (panelWidth, lastPanelColumn, lastPanelWidth) = (b.parameter(8), b.parameter(9), b.parameter(10))
         let (rows, vectors, copies) = (shape.rows, shape.vectors, shape.copies)
         let vector = LLVMVectorType(b.f32, UInt32(OpLowering.lanes))!
-        // Each accumulator is a chain of dependent FMAs (4 cycles each). An output of one vector
-        // (N ≤ 16: a velocity's N = 2, TarFlow's proj_out) has a single chain per row, too few
-        // at batch 1: the k loop then keeps `copies` sets of accumulators, k stepping through
-        // them, summed at the end. Decided by N alone, not by the tile's height, so every row sums
-        // in the same order and a sample's result does not depend on where it falls in the batch.
+        // where each of the tile's rows of x starts
+        let rowStarts = (0..<rows).map { r in b.mul(b.add(firstRow, b.i64(r)), k) }
         // The tile's rows of x, every 64-byte line requested at once: in a split product the
         // other core wrote them (the previous layer), and the k loop's broadcasts would
         // otherwise wait for them one line at a time (measured: the worker's half of e_fm's
         // batch-1 product took 2.0 µs against the caller's 1.5).
         // (One loop for all rows: a loop per row cost 5% more instructions to compile TarFlow.)
         let lines = LLVMBuildUDiv(b.builder, b.add(k, b.i64(OpLowering.lanes - 1)), b.i64(OpLowering.lanes), "")!
-        let rowStarts = (0..<rows).map { r in b.element(x, b.mul(b.add(firstRow, b.i64(r)), k)) }
         b.loop(lines) { line in
-            for start in rowStarts { prefetch(b.element(start, b.mul(line, b.i64(OpLowering.lanes)))) }
+            for start in rowStarts { prefetch(b.element(x, b.add(start, b.mul(line, b.i64(OpLowering.lanes))))) }
         }
+        // Each accumulator is a chain of dependent FMAs (4 cycles each). An output of one vector
+        // (N ≤ 16: a velocity's N = 2, TarFlow's proj_out) has a single chain per row, too few
+        // at batch 1: the k loop then keeps `copies` sets of accumulators, k stepping through
+        // them, summed at the end. Decided by N alone, not by the tile's height, so every row sums
+        // in the same order and a sample's result does not depend on where it falls in the batch.
         b.loop(tiles) { t in
             let column = b.add(firstColumn, b.mul(t, b.i64(vectors * OpLowering.lanes)))
             // The tile's columns at k = 0: (c / P)·P·K + c % P. A tile never straddles two
@@ -205,7 +206,6 @@ extension OpLowering {
                 } }
             }
             let sets = (0..<copies).map { _ in zeroed() }
-            let rowStarts = (0..<rows).map { r in b.mul(b.add(firstRow, b.i64(r)), k) }
             // The weights of input column kk are read through a pointer stepped by rowStride (a
             // phi after mem2reg): from an index kk·rowStride, LLVM's loop strength reduction
             // kept a multiply per k and indexed addresses, which Intel cores split into two
