@@ -11,8 +11,9 @@ import Foundation
 /// Compiled vs interpreted vs PyTorch eager vs ONNX Runtime, in one run: log_prob and sample (from
 /// given noise) of every reference model at batch 1 and 256 (compiled: the median of 3 rounds over
 /// all rows, each the median of calls after 3 warm-up calls, the peers' method; interpreted: one
-/// round), next to the best peer of issue 8's table (another run); then the machine's FMA peak and the GEMM rows' GFLOP/s, compile times,
-/// and heap allocations inside the entry points. Run in release: `make bench`.
+/// round), next to the best peer of issue 8's table (another run); then the machine's FMA peak
+/// and the GEMM rows' GFLOP/s, compile times, and heap allocations inside the entry points.
+/// Run in release: `make bench`.
 struct Row {
     var model: String
     var pass: String

@@ -117,19 +117,26 @@ final class CompiledModelTests: XCTestCase {
             }
 
             """
-            let weights = NSTemporaryDirectory() + "flowc-narrow-\(getpid()).safetensors"
-            try SafetensorsFile.write([("w", [64, 384], Philox.normals(seed: 21, firstRow: 0, rows: 64, perRow: 384).map { 0.05 * $0 }),
-                                       ("bias", [64], Philox.normals(seed: 22, firstRow: 0, rows: 1, perRow: 64).map { 0.1 * $0 })], to: weights)
-            let narrow = NSTemporaryDirectory() + "flowc-test-\(getpid())-narrow\(tokens).so"
-            try ArtifactCompiler.compile(try Elaborator.elaborate(text: text, path: "narrow.flow", options: .init(weightsPath: weights)), output: narrow)
+            let narrow = try Self.compile(text, name: "narrow\(tokens)", weights: [
+                ("w", [64, 384], Philox.normals(seed: 21, firstRow: 0, rows: 64, perRow: 384).map { 0.05 * $0 }),
+                ("bias", [64], Philox.normals(seed: 22, firstRow: 0, rows: 1, perRow: 64).map { 0.1 * $0 })])
             try assertHalvesGiveTheSameBits(path: narrow, batch: 1, offers: 1)
         }
+    }
+
+    /// A model written in the test, compiled with the given weights; the artifact's path.
+    static func compile(_ text: String, name: String, weights: [(name: String, shape: [Int], values: [Double])]) throws -> String {
+        let file = NSTemporaryDirectory() + "flowc-\(name)-\(getpid()).safetensors"
+        try SafetensorsFile.write(weights, to: file)
+        let path = NSTemporaryDirectory() + "flowc-test-\(getpid())-\(name).so"
+        try ArtifactCompiler.compile(try Elaborator.elaborate(text: text, path: "\(name).flow", options: .init(weightsPath: file)), output: path)
+        return path
     }
 
     /// The packed weight layouts (WeightPacking.layout) against a brute-force product in f64:
     /// one panel (N = 112), three whole panels of 128 (N = 384), and two panels with a ragged
     /// last one (N = 200: 128 + 80 columns, the 80 of N16 = 208), each at 1, 2, 7 and 13 rows
-    /// (1–5-row tiles of 8, 4 and 2 vectors, 6-row tiles and their leftovers). The model is an
+    /// (1–5-row tiles of 8 and 4 vectors, 6-row tiles and their leftovers). The model is an
     /// additive coupling, so z's second part is b + a·Wᵀ + bias. Tolerance 4·10⁻⁶ times the
     /// sum of |terms|: f32 accumulation over K ≤ 40 products rounds each partial sum once
     /// (K·2⁻²⁴ ≈ 2.4·10⁻⁶), and a misplaced panel or stride gives O(1) errors.
@@ -148,11 +155,7 @@ final class CompiledModelTests: XCTestCase {
             """
             let w = Philox.normals(seed: 31, firstRow: 0, rows: n, perRow: k).map { 0.2 * $0 }
             let bias = Philox.normals(seed: 32, firstRow: 0, rows: 1, perRow: n)
-            let weights = NSTemporaryDirectory() + "flowc-packed-\(getpid()).safetensors"
-            try SafetensorsFile.write([("w", [n, k], w), ("bias", [n], bias)], to: weights)
-            let path = NSTemporaryDirectory() + "flowc-test-\(getpid())-packed\(n).so"
-            try ArtifactCompiler.compile(try Elaborator.elaborate(text: text, path: "packed.flow", options: .init(weightsPath: weights)), output: path)
-            let model = try CompiledModel(path: path)
+            let model = try CompiledModel(path: try Self.compile(text, name: "packed\(n)", weights: [("w", [n, k], w), ("bias", [n], bias)]))
             // f32 weights as the model holds them
             let (w32, bias32) = (w.map { Double(Float($0)) }, bias.map { Double(Float($0)) })
             for rows in [1, 2, 7, 13] {
