@@ -152,6 +152,15 @@ final class IRBuilder {
         position(at: exit)
     }
 
+    /// for i in 0..<count { body(i) } with a count known at compile time: straight-line code for
+    /// counts up to `maximumUnrolled` (LLVM's unroller is off: TargetEmitter), so the SLP
+    /// vectoriser can turn a run of neighbouring scalar copies into one vector move; a loop
+    /// beyond.
+    func unrolledLoop(_ count: Int, maximumUnrolled: Int = 16, _ body: (Value) throws -> Void) rethrows {
+        if count > maximumUnrolled { return try loop(i64(count), body) }
+        for i in 0..<count { try body(i64(i)) }
+    }
+
     /// Nested loops over `counts` (outermost first); `body` gets one index per loop.
     func loops(_ counts: [Value], _ body: ([Value]) throws -> Void) rethrows {
         func nest(_ level: Int, _ indices: [Value]) throws {

@@ -160,7 +160,9 @@ extension OpLowering {
     /// microkernel (W [O, C·kh·kw] is already the left matrix; sample-pixels are the vector
     /// lanes), into scratch; then the bias and the epilogue chain on the way out to NCHW. Small
     /// images share one product across `convolutionGroup(pixels:)` samples (a 4×4 image alone
-    /// fills one vector of columns); the samples left over after whole groups run one by one.
+    /// fills one vector of columns); the samples left over after whole groups run one by one,
+    /// with a whole group's accumulator sets, so that each sample's sums are in the same order
+    /// wherever it falls in the batch (alone, a 4×4 image's one vector would get 4 sets).
     /// (Small images whose taps cover most of them become a dense `linear` before this:
     /// DenseConvolution.)
     func conv2d(_ node: Node, epilogue: [Node], output: ValueID) throws {
@@ -175,6 +177,8 @@ extension OpLowering {
         let pixels = oh * ow, depth = c * kh * kw
         guard let scratch = f.kernelScratch else { throw FlowError("internal: conv2d lowered without scratch", at: node.location) }
         let finish = try epilogueFunction(node, epilogue: epilogue, output: output)
+        let size = OpLowering.convolutionGroup(pixels: pixels)
+        let sets = OpLowering.accumulatorSets(vectors: OpLowering.im2colRowWidth(size * pixels) / OpLowering.lanes)
         /// Samples first ..< first + count (count fixed at compile time) as one product.
         func group(first: IRBuilder.Value, count: Int) throws {
             let columns = count * pixels, rowWidth = OpLowering.im2colRowWidth(columns)
@@ -184,7 +188,9 @@ extension OpLowering {
                 let image = b.element(src, b.offset([b.add(first, sample), channel], [c * h * wd, h * wd]))
                 // one patch row per tap (u, v), unrolled: the output rows i and columns j whose
                 // tap falls inside the image are compile-time ranges, so the copy has no test
-                // per element and the padding is written as runs of zeros
+                // per element and the padding is written as runs of zeros; runs of up to 16
+                // columns are straight-line code (a 4×4 image's run of 4 became one vector move;
+                // as a 4-trip scalar loop it was 60% of d_glow's 3×3 convolution)
                 for u in 0..<kh {
                     for v in 0..<kw {
                         let (rowsInside, columnsInside) = (OpLowering.inside(tap: u, stride: stride, padding: padding, input: h, output: oh),
@@ -193,7 +199,7 @@ extension OpLowering {
                         let patchRow = b.element(patches, b.add(b.mul(row, b.i64(rowWidth)), b.mul(sample, b.i64(pixels))))
                         func zeros(_ from: Int, _ to: Int, rowAt i: IRBuilder.Value) {
                             guard to > from else { return }
-                            b.loop(b.i64(to - from)) { j in b.store(b.f32(0), patchRow, b.add(b.mul(i, b.i64(ow)), b.add(j, b.i64(from)))) }
+                            b.unrolledLoop(to - from) { j in b.store(b.f32(0), patchRow, b.add(b.mul(i, b.i64(ow)), b.add(j, b.i64(from)))) }
                         }
                         for range in [0..<rowsInside.lowerBound, rowsInside.upperBound..<oh] where !range.isEmpty {
                             b.loop(b.i64(range.count)) { i in zeros(0, ow, rowAt: b.add(i, b.i64(range.lowerBound))) }
@@ -205,7 +211,7 @@ extension OpLowering {
                             zeros(columnsInside.upperBound, ow, rowAt: i)
                             guard !columnsInside.isEmpty else { return }
                             let sourceRow = b.element(image, b.mul(b.sub(b.add(b.mul(i, b.i64(stride)), b.i64(u)), b.i64(padding)), b.i64(wd)))
-                            b.loop(b.i64(columnsInside.count)) { dj in
+                            b.unrolledLoop(columnsInside.count) { dj in
                                 let j = b.add(dj, b.i64(columnsInside.lowerBound))
                                 let value = b.load(sourceRow, b.sub(b.add(b.mul(j, b.i64(stride)), b.i64(v)), b.i64(padding)))
                                 b.store(value, patchRow, b.add(b.mul(i, b.i64(ow)), j))
@@ -214,14 +220,13 @@ extension OpLowering {
                     }
                 }
             }
-            try packedProduct(x: weights, packed: patches, y: product, rows: b.i64(o), n: columns, k: depth, layout: PackedLayout(panelWidth: rowWidth))
+            try packedProduct(x: weights, packed: patches, y: product, rows: b.i64(o), n: columns, k: depth, layout: PackedLayout(panelWidth: rowWidth), accumulatorSets: sets)
             b.loops([b.i64(count), b.i64(o), b.i64(pixels)]) { index in
                 let (s, channel, pixel) = (index[0], index[1], index[2])
                 let at = b.offset([b.add(first, s), channel, pixel], [o * pixels, pixels, 1])
                 b.store(finish(b.load(product, b.offset([channel, s, pixel], [columns, pixels, 1])), at, channel), dst, at)
             }
         }
-        let size = OpLowering.convolutionGroup(pixels: pixels)
         let groups = LLVMBuildUDiv(b.builder, samples, b.i64(size), "")!
         if size > 1 { try b.loop(groups) { n in try group(first: b.mul(n, b.i64(size)), count: size) } }
         let rest = size > 1 ? b.mul(groups, b.i64(size)) : b.i64(0)

@@ -50,10 +50,13 @@ extension OpLowering {
     /// `split`: nil, or the kernel's part argument, the split vector and the fewest rows split
     /// when the product may run as two column halves (part 0: all columns, 1: the vectors before
     /// the split vector, 2: the rest, 3: all columns inside a row-parallel region).
+    /// `accumulatorSets`: the sets of accumulators (the order of each column's sum), by default
+    /// `accumulatorSets(vectors:)` of this product's columns.
     func packedProduct(x: IRBuilder.Value, packed p: IRBuilder.Value, y: IRBuilder.Value, rows: IRBuilder.Value, n: Int, k: Int, layout: PackedLayout,
-                       split: (part: IRBuilder.Value, splitVector: Int, minimumRows: Int)? = nil) throws {
+                       split: (part: IRBuilder.Value, splitVector: Int, minimumRows: Int)? = nil, accumulatorSets: Int? = nil) throws {
         preferWideVectors()
         let allVectors = (n + OpLowering.lanes - 1) / OpLowering.lanes, ragged = n % OpLowering.lanes
+        let sets = accumulatorSets ?? OpLowering.accumulatorSets(vectors: allVectors)
         let tiles = LLVMBuildUDiv(b.builder, rows, b.i64(OpLowering.tileRows), "")!
         let tailStart = b.mul(tiles, b.i64(OpLowering.tileRows))
         /// The tiles across all columns of `rowCount` rows from `firstRow`: tiles of `width`
@@ -128,7 +131,7 @@ extension OpLowering {
         /// `count` register tiles side by side from `firstVector`: a call of the module's
         /// function for this tile shape.
         func tile(firstRow: IRBuilder.Value, rows: Int, firstVector: IRBuilder.Value, vectors: Int, lastLanes: Int, count: IRBuilder.Value) throws {
-            let shape = TileShape(rows: rows, vectors: vectors, lastLanes: lastLanes, copies: OpLowering.accumulatorSets(vectors: allVectors))
+            let shape = TileShape(rows: rows, vectors: vectors, lastLanes: lastLanes, copies: sets)
             let (function, type) = tileFunction(shape)
             let lastPanelColumn = layout.lastPanelWidth == 0 ? Int(Int32.max) : allVectors * OpLowering.lanes - layout.lastPanelWidth
             _ = b.call(function, type, [x, p, y, firstRow, b.mul(firstVector, b.i64(OpLowering.lanes)), count, b.i64(k), b.i64(n),
