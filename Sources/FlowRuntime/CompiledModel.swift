@@ -11,7 +11,7 @@ public struct RuntimeError: Error, CustomStringConvertible, Equatable {
 
 /// A model compiled by `flowc compile`, loaded with dlopen. Thread-safe: entry points are
 /// reentrant and every call uses its own workspace, so many threads can share one model.
-/// Batches are split into chunks of `chunkRows` rows run in parallel; the chunking does not
+/// Batches are split into chunks of rows that the threads claim (`BatchChunks`); the cut does not
 /// depend on the thread count, so results are identical for any number of threads.
 public final class CompiledModel: @unchecked Sendable {
     /// The artifact's metadata (`flowc_metadata()`).
@@ -73,18 +73,6 @@ public final class CompiledModel: @unchecked Sendable {
     public let metadata: Metadata
     /// Threads used to split a batch (default: the machine's active processors).
     public var threads: Int
-    public static let chunkRows = 64
-
-    /// Chunks of `chunkRows` in a batch of `rows` rows.
-    static func chunkCount(_ rows: Int) -> Int { (rows + chunkRows - 1) / chunkRows }
-
-    /// The chunks (index, first row, rows) that participant `participant` of `participants`
-    /// runs: every participants-th chunk from its own index (work claimed per participant by
-    /// the worker pool, so a descheduled worker's share goes to another).
-    static func chunks(of rows: Int, participant: Int, of participants: Int) -> some Sequence<(index: Int, first: Int, count: Int)> {
-        stride(from: participant, to: chunkCount(rows), by: participants).lazy.map { ($0, $0 * chunkRows, min(chunkRows, rows - $0 * chunkRows)) }
-    }
-
     /// `body` (compiled calls of `entry` on `rows` rows) as the thread setting asks: with
     /// threads = 1 the products inside the calls are not split over the pool (ColumnSplit);
     /// otherwise `splitChooser` decides, by timing, whether they are.
@@ -223,14 +211,14 @@ public final class CompiledModel: @unchecked Sendable {
     public func noise(seed: UInt64, firstRow: Int, rows: Int, temperature: Float = 1) throws -> [Float] {
         guard rows >= 1 else { throw RuntimeError(message: "sample count must be at least 1, got \(rows)") }
         guard temperature.isFinite, temperature >= 0 else { throw RuntimeError(message: "temperature must be finite and ≥ 0, got \(temperature)") }
-        let width = latentElements, workers = min(threads, CompiledModel.chunkCount(rows))
+        let width = latentElements
         return [Float](unsafeUninitializedCapacity: rows * width) { buffer, initialized in
             // each chunk writes only its own rows
             nonisolated(unsafe) let buffer = buffer
-            WorkerPool.shared.run(participants: workers) { worker in
-                for (_, first, count) in CompiledModel.chunks(of: rows, participant: worker, of: workers) {
-                    let values = Philox.normals(seed: seed, firstRow: firstRow + first, rows: count, perRow: width)
-                    for (i, v) in values.enumerated() { buffer[first * width + i] = Float(v) * temperature }
+            BatchChunks(rows: rows) { _ in 0 }.run(threads: threads) { claim in
+                while let (_, chunk) = claim() {
+                    let values = Philox.normals(seed: seed, firstRow: firstRow + chunk.lowerBound, rows: chunk.count, perRow: width)
+                    for (i, v) in values.enumerated() { buffer[chunk.lowerBound * width + i] = Float(v) * temperature }
                 }
             }
             initialized = rows * width
@@ -352,12 +340,13 @@ public final class CompiledModel: @unchecked Sendable {
             : code == FLOWC_ERROR_BAD_BATCH ? "bad batch size" : "error code \(code)"
     }
 
-    /// Runs `call(firstRow, rows, workspace)` over fixed chunks of the batch on `threads` threads.
+    /// Runs `call(firstRow, rows, workspace)` over the chunks of the batch (`BatchChunks`) on
+    /// `threads` threads.
     private func parallel(batch: Int, entry: Int32, _ call: (Int, Int, UnsafeMutableRawPointer) -> Int32) throws {
         try requireEntry(entry)
-        let chunks = CompiledModel.chunkCount(batch), workers = min(threads, chunks)
-        let bytes = Int(workspaceSize(entry, Int64(min(batch, CompiledModel.chunkRows))))
-        if chunks == 1 {
+        let chunks = BatchChunks(rows: batch) { Int(workspaceSize(entry, Int64($0))) }
+        let bytes = Int(workspaceSize(entry, Int64(min(batch, chunks.rowsPerChunk))))
+        if chunks.count == 1 {
             // one chunk: no pool job and no table of return codes (small batches' calls take a
             // few µs, of which this bookkeeping was a tenth)
             let code = splittingAsChosen(entry: entry, rows: batch) {
@@ -369,23 +358,22 @@ public final class CompiledModel: @unchecked Sendable {
             return
         }
         // Each chunk writes only its own rows and return code: no two threads share memory.
-        nonisolated(unsafe) let codes = UnsafeMutableBufferPointer<Int32>.allocate(capacity: chunks)
+        nonisolated(unsafe) let codes = UnsafeMutableBufferPointer<Int32>.allocate(capacity: chunks.count)
         defer { codes.deallocate() }
         codes.initialize(repeating: 0)
         nonisolated(unsafe) let call = call
         let runChunks = {
-            WorkerPool.shared.run(participants: workers) { worker in
+            chunks.run(threads: self.threads) { claim in
                 let (workspace, capacity) = self.workspaces.take(bytes: bytes)
                 defer { self.workspaces.giveBack(workspace, bytes: capacity) }
-                for (chunk, first, count) in CompiledModel.chunks(of: batch, participant: worker, of: workers) {
-                    codes[chunk] = call(first, count, workspace)
+                while let (index, rows) = claim() {
+                    codes[index] = call(rows.lowerBound, rows.count, workspace)
                 }
             }
         }
         splittingAsChosen(entry: entry, rows: batch, runChunks)
         if let bad = codes.firstIndex(where: { $0 != FLOWC_OK }) {
-            let what = CompiledModel.describe(codes[bad])
-            throw RuntimeError(message: "\(metadata.name): rows \(bad * CompiledModel.chunkRows)..<\(min(batch, (bad + 1) * CompiledModel.chunkRows)): \(what)")
+            throw RuntimeError(message: "\(metadata.name): rows \(chunks[bad]): \(CompiledModel.describe(codes[bad]))")
         }
     }
 }

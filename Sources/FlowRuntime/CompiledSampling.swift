@@ -18,8 +18,8 @@ extension CompiledModel {
 
     /// Samples from given standard-normal noise with `settings`. The compiled whole-loop sampler
     /// runs when the settings are the compiled ones (no labels, no guidance); otherwise the
-    /// solver (`ODESolve`) calls the compiled network, each chunk of `chunkRows` samples on
-    /// its own thread. `labels`: one class per sample of a class-conditional model (nil: the
+    /// solver (`ODESolve`) calls the compiled network, on chunks of samples the threads claim
+    /// (`BatchChunks`). `labels`: one class per sample of a class-conditional model (nil: the
     /// null label, i.e. unconditional).
     public func sample(noise: [Float], settings: SamplerSettings, labels: [Int]? = nil) throws -> (samples: [Float], report: SolveReport) {
         let (layout, rows) = try samplingBatch(noise, labels)
@@ -56,32 +56,33 @@ extension CompiledModel {
     private func solve(noise: [Float], rows: Int, layout: FieldLayout, settings: SamplerSettings, labels: [Int]?) throws -> (samples: [Float], report: SolveReport) {
         try requireEntry(FLOWC_ENTRY_FIELD)
         do { try settings.validate(for: layout) } catch let e as SolverError { throw RuntimeError(message: e.message) }
-        let chunks = CompiledModel.chunkCount(rows), workers = min(threads, chunks)
+        // guidance evaluates the network on two rows (with and without the label) per sample
+        let rowsPerSample = settings.guidance == 0 ? 1 : 2
+        let chunks = BatchChunks(rows: rows) { Int(workspaceSize(FLOWC_ENTRY_FIELD, Int64(rowsPerSample * $0))) }
         // Each chunk writes only its own slot: no two threads share memory.
-        nonisolated(unsafe) let results = UnsafeMutableBufferPointer<Result<([Float], SolveReport), Error>?>.allocate(capacity: chunks)
+        nonisolated(unsafe) let results = UnsafeMutableBufferPointer<Result<([Float], SolveReport), Error>?>.allocate(capacity: chunks.count)
         defer { results.deallocate() }
         results.initialize(repeating: nil)
-        let rowsPerCall = settings.guidance == 0 ? CompiledModel.chunkRows : 2 * CompiledModel.chunkRows
         // the solver's field calls: one chooser timing per whole solve
         splittingAsChosen(entry: FLOWC_ENTRY_FIELD, rows: rows) {
-            WorkerPool.shared.run(participants: workers) { worker in
-                let field = CompiledField(model: self, layout: layout, rows: rowsPerCall)
-                for (chunk, first, count) in CompiledModel.chunks(of: rows, participant: worker, of: workers) {
-                    let part = Array(noise[(first * latentElements)..<((first + count) * latentElements)])
-                    results[chunk] = Result { try ODESolve.sample(field, noise: part, labels: labels.map { Array($0[first..<(first + count)]) }, settings: settings) }
+            chunks.run(threads: threads) { claim in
+                let field = CompiledField(model: self, layout: layout, rows: rowsPerSample * chunks.rowsPerChunk)
+                while let (index, samples) = claim() {
+                    let part = Array(noise[(samples.lowerBound * latentElements)..<(samples.upperBound * latentElements)])
+                    results[index] = Result { try ODESolve.sample(field, noise: part, labels: labels.map { Array($0[samples]) }, settings: settings) }
                 }
             }
         }
         var samples: [Float] = []
         samples.reserveCapacity(noise.count)
         var report = SolveReport(samples: 0)
-        for chunk in 0..<chunks {
+        for index in 0..<chunks.count {
             do {
-                let (part, partReport) = try results[chunk]!.get()
+                let (part, partReport) = try results[index]!.get()
                 samples += part
-                report.append(partReport, offset: chunk * CompiledModel.chunkRows)
+                report.append(partReport, offset: chunks[index].lowerBound)
             } catch let e as SolverError {
-                throw RuntimeError(message: "\(metadata.name): samples \(chunk * CompiledModel.chunkRows)..<\(min(rows, (chunk + 1) * CompiledModel.chunkRows)): \(e.message)")
+                throw RuntimeError(message: "\(metadata.name): samples \(chunks[index]): \(e.message)")
             }
         }
         return (samples, report)
