@@ -114,7 +114,8 @@ public enum ArtifactCompiler {
         }
         emitWorkspaceSize(b, sizes)
         ColumnSplit.emitSetter(b)
-        try emitMetadata(b, model, entries: available, options: options, external: globals.externalWeights, file: weights?.file.path)
+        try emitMetadata(b, model, entries: available, options: options, external: globals.externalWeights, file: weights?.file.path,
+                         weightBytes: globals.bytes)
         options.progress?("optimise (LLVM O\(options.optimization)), emit and link \(kernels.count) kernels")
         let text = try TargetEmitter(options: options).emit(b, output: output, listing: listing == .kernels ? nil : listing)
         return listing == .kernels ? kernelListing + "\n\(kernels.count) distinct kernel functions in the module\n" : text
@@ -149,7 +150,10 @@ public enum ArtifactCompiler {
         b.ret(result)
     }
 
-    static func emitMetadata(_ b: IRBuilder, _ model: Model, entries: [EntryPoints.Entry], options: Options, external: [(name: String, shape: [Int])], file: String?) throws {
+    /// `weightBytes`: the constants' bytes, recorded as "weight_bytes" (the runtime's chunk size,
+    /// BatchChunks, reads it).
+    static func emitMetadata(_ b: IRBuilder, _ model: Model, entries: [EntryPoints.Entry], options: Options, external: [(name: String, shape: [Int])], file: String?,
+                             weightBytes: Int) throws {
         let (sampler, guidance) = (options.sampler, options.guidance)
         let version = b.declare("flowc_abi_version", b.functionType(b.i32, []))
         b.begin(version)
@@ -176,7 +180,7 @@ public enum ArtifactCompiler {
         let json = """
         {"name": \(Attribute.string(model.name)), "dtype": "f32", "input_shape": \(input), "latent_shape": \(latent), \
         "entries": [\(entries.map { "\"\($0.rawValue)\"" }.joined(separator: ", "))], \(kind), "base": "\(base)", \
-        "abi_version": \(FLOWC_ABI_VERSION)\(try externalJSON(external, file))}
+        "weight_bytes": \(weightBytes), "abi_version": \(FLOWC_ABI_VERSION)\(try externalJSON(external, file))}
         """
         let text = b.constantString(json, name: "metadata")
         let metadata = b.declare("flowc_metadata", b.functionType(b.pointer, []))
@@ -214,6 +218,11 @@ final class ConstantGlobals {
     init(builder: IRBuilder, external: WeightStore?) {
         self.builder = builder
         self.external = external
+    }
+
+    /// Bytes of all constants: the embedded globals and the external weights.
+    var bytes: Int {
+        4 * (byContents.keys.reduce(0) { $0 + $1.count } + externalWeights.reduce(0) { $0 + $1.shape.reduce(1, *) })
     }
 
     /// A compile-time value: an embedded global, or a position in the external weight table.

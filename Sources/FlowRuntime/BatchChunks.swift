@@ -9,38 +9,40 @@ import Synchronization
 /// time of dealt 64-row chunks for TarFlow's log_prob, 0.84x for e_fm's sample, 0.90x for
 /// d_glow's, 0.97–1.01x for RealNVP's).
 ///
-/// Rows per chunk: the largest of 64, 32, 16 that cuts the batch into at least `minimumChunks`
-/// chunks and keeps a chunk's workspace within a quarter of the L2 cache, else 16. Few, large
-/// chunks reuse each weight panel over more rows (RealNVP's batch-1024 log_prob took 1.10x the
-/// time with 32-row chunks, 1.27x with 16); more chunks balance the threads, and a workspace
-/// that stays in L2 keeps TarFlow's activations there (its batch-1024 log_prob, whose 64-row
-/// workspace is 4.7 MB: 0.86x the time with 16-row chunks). Batches of 17–64 rows, one chunk on
-/// one core before, now run on both (RealNVP at 32 rows: 0.60x the time).
+/// Rows per chunk: the largest of 64, 32, 16 that cuts the batch into at least 8 chunks (4 when
+/// the weights do not fit in half the L2 cache) and keeps a chunk's workspace within a quarter
+/// of it, else 16. More chunks balance the threads; but every chunk reads all the weights, and
+/// weights that do not stay in L2 come from L3 once per chunk (RealNVP 64-d's 2.9 MB: its
+/// batch-256 log_prob took 1.10x the time in 32-row chunks, 1.26x in 16, so it keeps 64); a
+/// workspace that stays in L2 keeps TarFlow's activations there (its batch-1024 log_prob, whose
+/// 64-row workspace is 4.7 MB: 0.86x the time with 16-row chunks). Batches of 17–64 rows, one
+/// chunk on one core before, now run on both (RealNVP at 32 rows: 0.60x the time).
 ///
 /// The cut depends on the batch and the model only, never on the thread count, and each row is
 /// computed by the same code whichever chunk holds it: results are identical for any number of
 /// threads and any order of claims.
 struct BatchChunks: Sendable {
     static let candidateRows = [64, 32, 16]
-    static let minimumChunks = 8
 
-    /// Bytes of workspace a chunk may take: a quarter of the L2 cache (sysconf), or 512 KB
-    /// where the system does not say.
-    static let workspaceBudget: Int = {
+    /// The L2 cache's bytes per core (sysconf), or 2 MB where the system does not say.
+    static let l2Bytes: Int = {
         let l2 = sysconf(Int32(_SC_LEVEL2_CACHE_SIZE))
-        return l2 > 0 ? l2 / 4 : 1 << 19
+        return l2 > 0 ? l2 : 1 << 21
     }()
+    /// Bytes of workspace a chunk may take.
+    static var workspaceBudget: Int { l2Bytes / 4 }
 
     let rows: Int
     let rowsPerChunk: Int
     var count: Int { (rows + rowsPerChunk - 1) / rowsPerChunk }
 
-    /// The chunks of a batch of `rows` rows, `workspaceBytes(r)` the workspace a call on r rows
-    /// needs.
-    init(rows: Int, workspaceBytes: (Int) -> Int) {
+    /// The chunks of a batch of `rows` rows of a model with `weightBytes` of weights,
+    /// `workspaceBytes(r)` the workspace a call on r rows needs.
+    init(rows: Int, weightBytes: Int, workspaceBytes: (Int) -> Int) {
         self.rows = rows
+        let minimumChunks = weightBytes > BatchChunks.l2Bytes / 2 ? 4 : 8
         self.rowsPerChunk = BatchChunks.candidateRows.first { r in
-            rows >= r * BatchChunks.minimumChunks && workspaceBytes(r) <= BatchChunks.workspaceBudget
+            rows >= r * minimumChunks && workspaceBytes(r) <= BatchChunks.workspaceBudget
         } ?? BatchChunks.candidateRows.last!
     }
 

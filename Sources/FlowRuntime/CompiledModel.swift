@@ -53,12 +53,15 @@ public final class CompiledModel: @unchecked Sendable {
         /// The weight file a model compiled with --external-weights reads (its recorded name).
         public var externalWeightFile: String? { externalWeights?.file }
         var externalWeights: ExternalWeights.Manifest?
+        /// Bytes of the model's constants (nil from artifacts that predate the field).
+        public var weightBytes: Int?
 
         enum CodingKeys: String, CodingKey {
             case name, dtype, entries, base, kind, classes, sampler, guidance
             case noiseAt = "noise_at"
             case fieldWidth = "field_width"
             case externalWeights = "external_weights"
+            case weightBytes = "weight_bytes"
             case inputShape = "input_shape"
             case latentShape = "latent_shape"
         }
@@ -215,7 +218,7 @@ public final class CompiledModel: @unchecked Sendable {
         return [Float](unsafeUninitializedCapacity: rows * width) { buffer, initialized in
             // each chunk writes only its own rows
             nonisolated(unsafe) let buffer = buffer
-            BatchChunks(rows: rows) { _ in 0 }.run(threads: threads) { claim in
+            BatchChunks(rows: rows, weightBytes: 0) { _ in 0 }.run(threads: threads) { claim in
                 while let (_, chunk) = claim() {
                     let values = Philox.normals(seed: seed, firstRow: firstRow + chunk.lowerBound, rows: chunk.count, perRow: width)
                     for (i, v) in values.enumerated() { buffer[chunk.lowerBound * width + i] = Float(v) * temperature }
@@ -344,7 +347,7 @@ public final class CompiledModel: @unchecked Sendable {
     /// `threads` threads.
     private func parallel(batch: Int, entry: Int32, _ call: (Int, Int, UnsafeMutableRawPointer) -> Int32) throws {
         try requireEntry(entry)
-        let chunks = BatchChunks(rows: batch) { Int(workspaceSize(entry, Int64($0))) }
+        let chunks = BatchChunks(rows: batch, weightBytes: metadata.weightBytes ?? 0) { Int(workspaceSize(entry, Int64($0))) }
         let bytes = Int(workspaceSize(entry, Int64(min(batch, chunks.rowsPerChunk))))
         if chunks.count == 1 {
             // one chunk: no pool job and no table of return codes (small batches' calls take a

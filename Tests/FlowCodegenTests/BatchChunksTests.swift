@@ -6,21 +6,24 @@ import XCTest
 /// How a batch is cut into chunks (BatchChunks): the rule, the claims, and that no row's result
 /// depends on the cut.
 final class BatchChunksTests: XCTestCase {
-    /// The largest of 64, 32, 16 rows that leaves at least 8 chunks and a workspace within the
-    /// budget; 16 otherwise.
+    /// The largest of 64, 32, 16 rows that leaves at least 8 chunks (4 with weights over half
+    /// the L2 cache) and a workspace within the budget; 16 otherwise.
     func testRowsPerChunk() {
         let small: (Int) -> Int = { 100 * $0 }
-        XCTAssertEqual(BatchChunks(rows: 1024, workspaceBytes: small).rowsPerChunk, 64)
-        XCTAssertEqual(BatchChunks(rows: 512, workspaceBytes: small).rowsPerChunk, 64)
-        XCTAssertEqual(BatchChunks(rows: 511, workspaceBytes: small).rowsPerChunk, 32)
-        XCTAssertEqual(BatchChunks(rows: 256, workspaceBytes: small).rowsPerChunk, 32)
-        XCTAssertEqual(BatchChunks(rows: 255, workspaceBytes: small).rowsPerChunk, 16)
-        XCTAssertEqual(BatchChunks(rows: 3, workspaceBytes: small).rowsPerChunk, 16)
+        XCTAssertEqual(BatchChunks(rows: 1024, weightBytes: 0, workspaceBytes: small).rowsPerChunk, 64)
+        XCTAssertEqual(BatchChunks(rows: 512, weightBytes: 0, workspaceBytes: small).rowsPerChunk, 64)
+        XCTAssertEqual(BatchChunks(rows: 511, weightBytes: 0, workspaceBytes: small).rowsPerChunk, 32)
+        XCTAssertEqual(BatchChunks(rows: 256, weightBytes: 0, workspaceBytes: small).rowsPerChunk, 32)
+        XCTAssertEqual(BatchChunks(rows: 255, weightBytes: 0, workspaceBytes: small).rowsPerChunk, 16)
+        XCTAssertEqual(BatchChunks(rows: 3, weightBytes: 0, workspaceBytes: small).rowsPerChunk, 16)
         // a workspace over the budget at 64 and 32 rows (TarFlow's log_prob: 73 KB a sample)
         let budget = BatchChunks.workspaceBudget
         let large: (Int) -> Int = { $0 * (budget / 20) }
-        XCTAssertEqual(BatchChunks(rows: 4096, workspaceBytes: large).rowsPerChunk, 16)
-        let chunks = BatchChunks(rows: 40, workspaceBytes: small)
+        XCTAssertEqual(BatchChunks(rows: 4096, weightBytes: 0, workspaceBytes: large).rowsPerChunk, 16)
+        // weights that do not stay in L2 (RealNVP 64-d: 2.9 MB): 4 chunks are enough
+        XCTAssertEqual(BatchChunks(rows: 256, weightBytes: BatchChunks.l2Bytes, workspaceBytes: small).rowsPerChunk, 64)
+        XCTAssertEqual(BatchChunks(rows: 255, weightBytes: BatchChunks.l2Bytes, workspaceBytes: small).rowsPerChunk, 32)
+        let chunks = BatchChunks(rows: 40, weightBytes: 0, workspaceBytes: small)
         XCTAssertEqual(chunks.count, 3)
         XCTAssertEqual((0..<chunks.count).map { chunks[$0] }, [0..<16, 16..<32, 32..<40])
     }
@@ -29,7 +32,7 @@ final class BatchChunksTests: XCTestCase {
     /// speeds (one thread sleeps in its first chunk, so the other claims most of the rest).
     func testEveryChunkIsClaimedOnce() {
         for rows in [1, 40, 1000] {
-            let chunks = BatchChunks(rows: rows) { _ in 0 }
+            let chunks = BatchChunks(rows: rows, weightBytes: 0) { _ in 0 }
             let runs = Mutex([Int](repeating: 0, count: chunks.count))
             chunks.run(threads: 2) { claim in
                 var first = true

@@ -41,7 +41,8 @@ extern "C" {
 
 uint32_t flowc_abi_version(void);
 
-/* JSON: {"name", "dtype", "input_shape", "latent_shape", "entries", "kind", "base", "abi_version"[, "external_weights"]}.
+/* JSON: {"name", "dtype", "input_shape", "latent_shape", "entries", "kind", "base", "weight_bytes", "abi_version"[, "external_weights"]}.
+ * "weight_bytes" is the size of the model's constants (weights, packed and folded at compile time).
  * "kind" is "flow", "velocity", "mean_velocity" or "flow_map"; "classes" is the number of labels
  * of a class-conditional model (null: unconditional). A class-conditional flow's entry points take
  * packed rows: the input_shape (or latent_shape) values, then the label (0..K-1, or K for the
