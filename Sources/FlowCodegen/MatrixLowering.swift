@@ -19,8 +19,10 @@ extension OpLowering {
     static let smallRows = 8, smallWidth = 64
     /// Products with at most this many outputs always use the generated dot products (at any
     /// row count): for a velocity's N = 2 they are 2·K/16 FMAs per row where the microkernel's
-    /// one-vector tile does K (measured: 2.5% of e_fm's and f_meanflow's batch-256 time).
-    static let dotProductWidth = 4
+    /// one-vector tile does K (measured: 2.5% of e_fm's and f_meanflow's batch-256 time). Up to
+    /// 8 (TarFlow's 64 → 8 output layers): the microkernel's six one-vector tile shapes cost
+    /// 15% of the instructions to compile TarFlow (2.77G → 2.36G), for 0–2% of its call time.
+    static let dotProductWidth = 8
 
     /// y = x·Wᵀ + b, then the epilogue chain applied in place, row by row. `linear_packed` runs the
     /// generated microkernel; `linear` small products generated dot-product loops, larger sgemm.

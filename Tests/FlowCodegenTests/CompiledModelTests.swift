@@ -32,8 +32,8 @@ final class CompiledModelTests: XCTestCase {
 
     /// A sample does not depend on its position in the batch: row 0 of a batch of 37 (inside a
     /// 6-row register tile) and row 36 (a tile of one leftover row) equal the same noise rows
-    /// sampled alone, bit for bit — the microkernel sums every row in the same order, also for
-    /// the one-vector outputs it splits over 4 accumulator sets (e_fm's N = 2, TarFlow's N = 8).
+    /// sampled alone, bit for bit — every row is summed in the same order, by the microkernel's
+    /// tiles and by the generated dot products of narrow outputs (e_fm's N = 2, TarFlow's N = 8).
     func testASampleDoesNotDependOnItsPositionInTheBatch() throws {
         for key in ["e_fm", "g_tarflow"] {
             let model = try CompiledModel(path: try Self.artifact(key))
