@@ -20,8 +20,9 @@ extension OpLowering {
         let d = channels / heads
         guard case .float(let temperature)? = node.attributes["temperature"] else { fatalError("temperature verified") }
         let scale = b.f32(1 / (Double(d).squareRoot() * temperature))
-        // one query's scores, then weights (keys floats, allocated once per call)
-        let scores = LLVMBuildArrayAlloca(b.builder, b.f32, keys, "scores")!
+        preferWideVectors()
+        // one query's scores, then weights (keys rounded up to whole vectors, allocated once per call)
+        let scores = LLVMBuildArrayAlloca(b.builder, b.f32, b.mul(LLVMBuildUDiv(b.builder, b.add(keys, b.i64(OpLowering.lanes - 1)), b.i64(OpLowering.lanes), "")!, b.i64(OpLowering.lanes)), "scores")!
         // the query rows (flat over samples × tokens): all of them, or in a row-parallel region
         // rows [part, part + batch) (RowParallelRegions.queryRowsAttribute)
         let inRegion = node.attributes[RowParallelRegions.queryRowsAttribute] != nil
@@ -49,16 +50,31 @@ extension OpLowering {
                 }
                 b.store(b.fmul(LLVMBuildLoad2(b.builder, b.f32, dot, "")!, scale), scores, s)
             }
+            // The maximum and the weights run over whole vectors of scores, the ones past the
+            // visible keys −∞ (weight 0): loops of 16 inside a loop over the vectors, which the
+            // vectoriser takes whole. Over the visible count (1 ... 16 for TarFlow's 16 tokens,
+            // known at run time only) they stayed scalar: the vector body needs more trips.
+            let vectors = LLVMBuildUDiv(b.builder, b.add(visible, b.i64(OpLowering.lanes - 1)), b.i64(OpLowering.lanes), "")!
+            func overVectors(_ body: (IRBuilder.Value) -> Void) {
+                b.loop(vectors) { vector in
+                    b.loop(b.i64(OpLowering.lanes)) { lane in body(b.add(b.mul(vector, b.i64(OpLowering.lanes)), lane)) }
+                }
+            }
+            overVectors { s in
+                let shown = LLVMBuildICmp(b.builder, LLVMIntSLT, s, visible, "")!
+                b.store(b.select(shown, b.load(scores, s), b.f32(-Double.infinity)), scores, s)
+            }
             let largest = b.variable("max")
-            LLVMBuildStore(b.builder, b.load(scores, b.i64(0)), largest)
-            b.loop(b.sub(visible, b.i64(1))) { i in
-                let s = b.load(scores, b.add(i, b.i64(1)))
-                LLVMBuildStore(b.builder, b.intrinsic("llvm.maxnum", [LLVMBuildLoad2(b.builder, b.f32, largest, "")!, s]), largest)
+            LLVMBuildStore(b.builder, b.f32(-Double.infinity), largest)
+            overVectors { s in
+                let sofar = b.intrinsic("llvm.maxnum", [LLVMBuildLoad2(b.builder, b.f32, largest, "")!, b.load(scores, s)])
+                b.reassociable(sofar)
+                LLVMBuildStore(b.builder, sofar, largest)
             }
             let maximum = LLVMBuildLoad2(b.builder, b.f32, largest, "")!
             let total = b.variable("total")
             LLVMBuildStore(b.builder, b.f32(0), total)
-            b.loop(visible) { s in
+            overVectors { s in
                 let weight = ScalarMath.exp(b, b.fsub(b.load(scores, s), maximum))
                 b.store(weight, scores, s)
                 let sum = b.fadd(LLVMBuildLoad2(b.builder, b.f32, total, ""), weight)

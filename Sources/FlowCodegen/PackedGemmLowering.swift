@@ -305,7 +305,7 @@ extension OpLowering {
     }
 
     /// Lets the backend keep 512-bit vectors in this function (the host tuning may prefer 256).
-    private func preferWideVectors() {
+    func preferWideVectors() {
         for (key, value) in [("prefer-vector-width", "512"), ("min-legal-vector-width", "512")] {
             let attribute = LLVMCreateStringAttribute(b.context, key, UInt32(key.utf8.count), value, UInt32(value.utf8.count))
             LLVMAddAttributeAtIndex(b.function!, UInt32(bitPattern: Int32(LLVMAttributeFunctionIndex)), attribute)
