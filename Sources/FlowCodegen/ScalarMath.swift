@@ -27,10 +27,11 @@ enum ScalarMath {
     }
 
     /// x/(1 + e^-x): one exp and one division, the whole epilogue of an MLP's SiLU layers.
-    /// e^-x overflows to +inf below x = −88.7, where x/inf = −0 (the true value is below 1e-36
-    /// in magnitude); above 88.7, e^-x flushes to 0 and the result is x.
+    /// e^-x saturates (`PolynomialMath.saturatingExp`): below x = −88.7 at e^88.7, where the
+    /// result is below 1e-36 in magnitude either way (as the true value); above 87.3 at
+    /// e^-87.3, which 1 + e^-x rounds away, so the result is x; a NaN x gives NaN.
     static func silu(_ b: IRBuilder, _ x: IRBuilder.Value) -> IRBuilder.Value {
-        b.fdiv(x, b.fadd(b.f32(1), exp(b, b.fneg(x))))
+        b.fdiv(x, b.fadd(b.f32(1), PolynomialMath.saturatingExp(b, b.fneg(x))))
     }
 
     /// max(x, 0) + log1p(e^-|x|)
