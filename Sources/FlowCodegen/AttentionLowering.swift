@@ -21,8 +21,12 @@ extension OpLowering {
         guard case .float(let temperature)? = node.attributes["temperature"] else { fatalError("temperature verified") }
         let scale = b.f32(1 / (Double(d).squareRoot() * temperature))
         preferWideVectors()
-        // one query's scores, then weights (keys rounded up to whole vectors, allocated once per call)
-        let scores = LLVMBuildArrayAlloca(b.builder, b.f32, b.mul(LLVMBuildUDiv(b.builder, b.add(keys, b.i64(OpLowering.lanes - 1)), b.i64(OpLowering.lanes), "")!, b.i64(OpLowering.lanes)), "scores")!
+        /// 16-lane vectors that hold `count` values
+        func wholeVectors(_ count: IRBuilder.Value) -> IRBuilder.Value {
+            LLVMBuildUDiv(b.builder, b.add(count, b.i64(OpLowering.lanes - 1)), b.i64(OpLowering.lanes), "")!
+        }
+        // one query's scores, then weights (whole vectors of them, allocated once per call)
+        let scores = LLVMBuildArrayAlloca(b.builder, b.f32, b.mul(wholeVectors(keys), b.i64(OpLowering.lanes)), "scores")!
         // the query rows (flat over samples × tokens): all of them, or in a row-parallel region
         // rows [part, part + batch) (RowParallelRegions.queryRowsAttribute)
         let inRegion = node.attributes[RowParallelRegions.queryRowsAttribute] != nil
@@ -54,7 +58,7 @@ extension OpLowering {
             // visible keys −∞ (weight 0): loops of 16 inside a loop over the vectors, which the
             // vectoriser takes whole. Over the visible count (1 ... 16 for TarFlow's 16 tokens,
             // known at run time only) they stayed scalar: the vector body needs more trips.
-            let vectors = LLVMBuildUDiv(b.builder, b.add(visible, b.i64(OpLowering.lanes - 1)), b.i64(OpLowering.lanes), "")!
+            let vectors = wholeVectors(visible)
             func overVectors(_ body: (IRBuilder.Value) -> Void) {
                 b.loop(vectors) { vector in
                     b.loop(b.i64(OpLowering.lanes)) { lane in body(b.add(b.mul(vector, b.i64(OpLowering.lanes)), lane)) }
