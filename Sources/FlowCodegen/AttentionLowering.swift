@@ -20,7 +20,6 @@ extension OpLowering {
         let d = channels / heads
         guard case .float(let temperature)? = node.attributes["temperature"] else { fatalError("temperature verified") }
         let scale = b.f32(1 / (Double(d).squareRoot() * temperature))
-        preferWideVectors()
         /// 16-lane vectors that hold `count` values
         func wholeVectors(_ count: IRBuilder.Value) -> IRBuilder.Value {
             LLVMBuildUDiv(b.builder, b.add(count, b.i64(OpLowering.lanes - 1)), b.i64(OpLowering.lanes), "")!

@@ -103,6 +103,14 @@ final class IRBuilder {
         return LLVMAddFunction(module, name, type)
     }
 
+    /// Lets the backend use 512-bit vectors in function `f` (the host tuning may prefer 256).
+    func preferWideVectors(_ f: Value) {
+        for (key, value) in [("prefer-vector-width", "512"), ("min-legal-vector-width", "512")] {
+            let attribute = LLVMCreateStringAttribute(context, key, UInt32(key.utf8.count), value, UInt32(value.utf8.count))
+            LLVMAddAttributeAtIndex(f, UInt32(bitPattern: Int32(LLVMAttributeFunctionIndex)), attribute)
+        }
+    }
+
     func begin(_ f: Value) {
         function = f
         let entry = LLVMAppendBasicBlockInContext(context, f, "entry")

@@ -54,7 +54,6 @@ extension OpLowering {
     /// `accumulatorSets(vectors:)` of this product's columns.
     func packedProduct(x: IRBuilder.Value, packed p: IRBuilder.Value, y: IRBuilder.Value, rows: IRBuilder.Value, n: Int, k: Int, layout: PackedLayout,
                        split: (part: IRBuilder.Value, splitVector: Int, minimumRows: Int)? = nil, accumulatorSets: Int? = nil) throws {
-        preferWideVectors()
         let allVectors = (n + OpLowering.lanes - 1) / OpLowering.lanes, ragged = n % OpLowering.lanes
         let sets = accumulatorSets ?? OpLowering.accumulatorSets(vectors: allVectors)
         let tiles = LLVMBuildUDiv(b.builder, rows, b.i64(OpLowering.tileRows), "")!
@@ -170,8 +169,8 @@ extension OpLowering {
         LLVMSetLinkage(function, LLVMInternalLinkage)
         LLVMAddAttributeAtIndex(function, UInt32(bitPattern: Int32(LLVMAttributeFunctionIndex)),
                                 LLVMCreateEnumAttribute(b.context, LLVMGetEnumAttributeKindForName("noinline", 8), 0))
+        b.preferWideVectors(function)
         b.begin(function)
-        preferWideVectors()
         let (x, p, y, firstRow, firstColumn, tiles) = (b.parameter(0), b.parameter(1), b.parameter(2), b.parameter(3), b.parameter(4), b.parameter(5))
         let (k, n) = (b.parameter(6), b.parameter(7))
         let (panelWidth, lastPanelColumn, lastPanelWidth) = (b.parameter(8), b.parameter(9), b.parameter(10))
@@ -304,11 +303,4 @@ extension OpLowering {
         b.intrinsic("llvm.fma", [a, x, c], type: vector)
     }
 
-    /// Lets the backend keep 512-bit vectors in this function (the host tuning may prefer 256).
-    func preferWideVectors() {
-        for (key, value) in [("prefer-vector-width", "512"), ("min-legal-vector-width", "512")] {
-            let attribute = LLVMCreateStringAttribute(b.context, key, UInt32(key.utf8.count), value, UInt32(value.utf8.count))
-            LLVMAddAttributeAtIndex(b.function!, UInt32(bitPattern: Int32(LLVMAttributeFunctionIndex)), attribute)
-        }
-    }
 }
