@@ -343,11 +343,17 @@ public final class CompiledModel: @unchecked Sendable {
             : code == FLOWC_ERROR_BAD_BATCH ? "bad batch size" : "error code \(code)"
     }
 
+    /// The chunks of `rows` rows (samples) for calls of `entry` on `rowsPerSample` rows each:
+    /// sized by this model's weights and that entry point's workspace.
+    func chunks(of rows: Int, entry: Int32, rowsPerSample: Int = 1) -> BatchChunks {
+        BatchChunks(rows: rows, weightBytes: metadata.weightBytes ?? 0) { Int(workspaceSize(entry, Int64(rowsPerSample * $0))) }
+    }
+
     /// Runs `call(firstRow, rows, workspace)` over the chunks of the batch (`BatchChunks`) on
     /// `threads` threads.
     private func parallel(batch: Int, entry: Int32, _ call: (Int, Int, UnsafeMutableRawPointer) -> Int32) throws {
         try requireEntry(entry)
-        let chunks = BatchChunks(rows: batch, weightBytes: metadata.weightBytes ?? 0) { Int(workspaceSize(entry, Int64($0))) }
+        let chunks = chunks(of: batch, entry: entry)
         let bytes = Int(workspaceSize(entry, Int64(min(batch, chunks.rowsPerChunk))))
         if chunks.count == 1 {
             // one chunk: no pool job and no table of return codes (small batches' calls take a

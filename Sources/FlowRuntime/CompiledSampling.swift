@@ -58,7 +58,7 @@ extension CompiledModel {
         do { try settings.validate(for: layout) } catch let e as SolverError { throw RuntimeError(message: e.message) }
         // guidance evaluates the network on two rows (with and without the label) per sample
         let rowsPerSample = settings.guidance == 0 ? 1 : 2
-        let chunks = BatchChunks(rows: rows, weightBytes: metadata.weightBytes ?? 0) { Int(workspaceSize(FLOWC_ENTRY_FIELD, Int64(rowsPerSample * $0))) }
+        let chunks = chunks(of: rows, entry: FLOWC_ENTRY_FIELD, rowsPerSample: rowsPerSample)
         // Each chunk writes only its own slot: no two threads share memory.
         nonisolated(unsafe) let results = UnsafeMutableBufferPointer<Result<([Float], SolveReport), Error>?>.allocate(capacity: chunks.count)
         defer { results.deallocate() }
