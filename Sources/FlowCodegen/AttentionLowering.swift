@@ -54,27 +54,29 @@ extension OpLowering {
                 b.store(b.fmul(LLVMBuildLoad2(b.builder, b.f32, dot, "")!, scale), scores, s)
             }
             // The maximum and the weights run over whole vectors of scores, the ones past the
-            // visible keys −∞ (weight 0): loops of 16 inside a loop over the vectors, which the
-            // vectoriser takes whole. Over the visible count (1 ... 16 for TarFlow's 16 tokens,
-            // known at run time only) they stayed scalar: the vector body needs more trips.
+            // visible keys −∞ (weight 0). The fill and the maximum are one pass of explicit
+            // 16-lane vectors: LLVM does not vectorise a maxnum reduction (without `nnan`), and
+            // its scalar loop was a quarter of TarFlow's attention. The exponentials are loops
+            // of 16 inside a loop over the vectors, which the vectoriser takes whole; over the
+            // visible count (1 ... 16 for TarFlow's 16 tokens, known at run time only) they
+            // stayed scalar: the vector body needs more trips.
             let vectors = wholeVectors(visible)
             func overVectors(_ body: (IRBuilder.Value) -> Void) {
                 b.loop(vectors) { vector in
                     b.loop(b.i64(OpLowering.lanes)) { lane in body(b.add(b.mul(vector, b.i64(OpLowering.lanes)), lane)) }
                 }
             }
-            overVectors { s in
-                let shown = LLVMBuildICmp(b.builder, LLVMIntSLT, s, visible, "")!
-                b.store(b.select(shown, b.load(scores, s), b.f32(-Double.infinity)), scores, s)
+            let largest = b.variable("max", type: b.vector)
+            LLVMBuildStore(b.builder, b.splat(b.f32(-Double.infinity)), largest)
+            b.loop(vectors) { vector in
+                let first = b.mul(vector, b.i64(OpLowering.lanes))
+                let remaining = LLVMBuildTrunc(b.builder, b.sub(visible, first), b.i32, "")!
+                let shown = LLVMBuildICmp(b.builder, LLVMIntSGT, b.splat(remaining, type: b.i32), b.laneIndices, "")!
+                let scoresHere = b.select(shown, b.vectorLoad(scores, first), b.splat(b.f32(-Double.infinity)))
+                b.vectorStore(scoresHere, scores, first)
+                LLVMBuildStore(b.builder, b.intrinsic("llvm.maxnum", [LLVMBuildLoad2(b.builder, b.vector, largest, "")!, scoresHere], type: b.vector), largest)
             }
-            let largest = b.variable("max")
-            LLVMBuildStore(b.builder, b.f32(-Double.infinity), largest)
-            overVectors { s in
-                let sofar = b.intrinsic("llvm.maxnum", [LLVMBuildLoad2(b.builder, b.f32, largest, "")!, b.load(scores, s)])
-                b.reassociable(sofar)
-                LLVMBuildStore(b.builder, sofar, largest)
-            }
-            let maximum = LLVMBuildLoad2(b.builder, b.f32, largest, "")!
+            let maximum = b.reduceMaximum(LLVMBuildLoad2(b.builder, b.vector, largest, "")!)
             let total = b.variable("total")
             LLVMBuildStore(b.builder, b.f32(0), total)
             overVectors { s in
@@ -85,13 +87,33 @@ extension OpLowering {
                 LLVMBuildStore(b.builder, sum, total)
             }
             let inverse = b.fdiv(b.f32(1), LLVMBuildLoad2(b.builder, b.f32, total, "")!)
-            b.loop(b.i64(d)) { j in b.store(b.f32(0), out, b.add(row, j)) }
-            b.loop(visible) { s in
-                let weight = b.fmul(b.load(scores, s), inverse)
-                b.loop(b.i64(d)) { j in
-                    let o = b.add(row, j)
-                    b.store(PolynomialMath.multiplyAdd(b, weight, b.load(v, b.add(key(s), j)), b.load(out, o)), out, o)
+            let parts = d / OpLowering.lanes
+            guard d % OpLowering.lanes == 0, parts <= 8 else {
+                b.loop(b.i64(d)) { j in b.store(b.f32(0), out, b.add(row, j)) }
+                b.loop(visible) { s in
+                    let weight = b.fmul(b.load(scores, s), inverse)
+                    b.loop(b.i64(d)) { j in
+                        let o = b.add(row, j)
+                        b.store(PolynomialMath.multiplyAdd(b, weight, b.load(v, b.add(key(s), j)), b.load(out, o)), out, o)
+                    }
                 }
+                return
+            }
+            // o_t summed over the keys in ≤ 8 vector registers, one per 16 channels (the same
+            // multiply-adds in the same order as over the row in memory, without a load and a
+            // store of it per key)
+            let sums = (0..<parts).map { _ in b.variable("weighted", type: b.vector) }
+            for sum in sums { LLVMBuildStore(b.builder, LLVMConstNull(b.vector), sum) }
+            b.loop(visible) { s in
+                let weight = b.splat(b.fmul(b.load(scores, s), inverse))
+                for (part, sum) in sums.enumerated() {
+                    let values = b.vectorLoad(v, b.add(key(s), b.i64(part * OpLowering.lanes)))
+                    let sofar = LLVMBuildLoad2(b.builder, b.vector, sum, "")!
+                    LLVMBuildStore(b.builder, PolynomialMath.multiplyAdd(b, weight, values, sofar, type: b.vector), sum)
+                }
+            }
+            for (part, sum) in sums.enumerated() {
+                b.vectorStore(LLVMBuildLoad2(b.builder, b.vector, sum, "")!, out, b.add(row, b.i64(part * OpLowering.lanes)))
             }
         }
     }

@@ -33,6 +33,8 @@ final class IRBuilder {
     var i8: LLVMTypeRef { LLVMInt8TypeInContext(context) }
     var pointer: LLVMTypeRef { LLVMPointerTypeInContext(context, 0) }
     var void: LLVMTypeRef { LLVMVoidTypeInContext(context) }
+    /// 16 f32 lanes: one AVX-512 register (OpLowering.lanes).
+    var vector: LLVMTypeRef { LLVMVectorType(f32, UInt32(OpLowering.lanes)) }
 
     func functionType(_ result: LLVMTypeRef, _ parameters: [LLVMTypeRef]) -> LLVMTypeRef {
         var p: [LLVMTypeRef?] = parameters
@@ -243,4 +245,49 @@ final class IRBuilder {
     func loadIndex(_ base: Value, _ index: Value) -> Value { LLVMBuildLoad2(builder, i64, element(base, index, type: i64), "") }
 
     func store(_ v: Value, _ base: Value, _ index: Value) { LLVMBuildStore(builder, v, element(base, index)) }
+
+    // MARK: 16-lane vectors (explicit where LLVM's vectoriser would not take a loop)
+
+    /// 16 floats from base[index], no alignment assumed.
+    func vectorLoad(_ base: Value, _ index: Value) -> Value {
+        let load = LLVMBuildLoad2(builder, vector, element(base, index), "")!
+        LLVMSetAlignment(load, 4)
+        return load
+    }
+
+    /// Stores 16 floats at base[index], no alignment assumed.
+    func vectorStore(_ value: Value, _ base: Value, _ index: Value) {
+        LLVMSetAlignment(LLVMBuildStore(builder, value, element(base, index)), 4)
+    }
+
+    /// A scalar (f32, or of `type`) in every lane.
+    func splat(_ scalar: Value, type: LLVMTypeRef? = nil) -> Value {
+        let lanes = LLVMVectorType(type ?? f32, UInt32(OpLowering.lanes))!
+        let inserted = LLVMBuildInsertElement(builder, LLVMGetPoison(lanes), scalar, i32(0), "")!
+        return LLVMBuildShuffleVector(builder, inserted, LLVMGetPoison(lanes), LLVMConstNull(LLVMVectorType(i32, UInt32(OpLowering.lanes))), "")!
+    }
+
+    /// The i32 vector 0, 1, ..., 15.
+    var laneIndices: Value {
+        var lanes: [LLVMValueRef?] = (0..<OpLowering.lanes).map { i32($0) }
+        return lanes.withUnsafeMutableBufferPointer { LLVMConstVector($0.baseAddress, UInt32($0.count))! }
+    }
+
+    /// The largest of 16 lanes, with maxnum's rule for NaN: a tree of four maxnum of the vector
+    /// and its upper half moved down (llvm.vector.reduce.fmax became 15 scalar steps on x86).
+    func reduceMaximum(_ v: Value) -> Value {
+        var v = v, width = OpLowering.lanes
+        while width > 1 {
+            width /= 2
+            var lanes: [LLVMValueRef?] = (0..<OpLowering.lanes).map { i32(($0 % width) + width) }
+            let upper = lanes.withUnsafeMutableBufferPointer { LLVMConstVector($0.baseAddress, UInt32($0.count))! }
+            v = intrinsic("llvm.maxnum", [v, LLVMBuildShuffleVector(builder, v, LLVMGetPoison(vector), upper, "")!], type: vector)
+        }
+        return LLVMBuildExtractElement(builder, v, i32(0), "")!
+    }
+
+    /// a·x + c on 16 lanes, one rounding each (llvm.fma).
+    func fma(_ a: Value, _ x: Value, _ c: Value) -> Value {
+        intrinsic("llvm.fma", [a, x, c], type: vector)
+    }
 }

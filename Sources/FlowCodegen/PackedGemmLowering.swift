@@ -175,7 +175,7 @@ extension OpLowering {
         let (k, n) = (b.parameter(6), b.parameter(7))
         let (panelWidth, lastPanelColumn, lastPanelWidth) = (b.parameter(8), b.parameter(9), b.parameter(10))
         let (rows, vectors, copies) = (shape.rows, shape.vectors, shape.copies)
-        let vector = LLVMVectorType(b.f32, UInt32(OpLowering.lanes))!
+        let vector = b.vector
         // where each of the tile's rows of x starts
         let rowStarts = (0..<rows).map { r in b.mul(b.add(firstRow, b.i64(r)), k) }
         // The tile's rows of x, every 64-byte line requested at once: in a split product the
@@ -218,11 +218,11 @@ extension OpLowering {
             func step(_ kk: IRBuilder.Value, _ set: [[IRBuilder.Value]]) {
                 let row = LLVMBuildLoad2(b.builder, b.pointer, cursor, "")!
                 LLVMBuildStore(b.builder, b.element(row, rowStride), cursor)
-                let weights = (0..<vectors).map { v in vectorLoad(row, b.i64(v * OpLowering.lanes), vector) }
+                let weights = (0..<vectors).map { v in b.vectorLoad(row, b.i64(v * OpLowering.lanes)) }
                 for r in 0..<rows {
-                    let xs = splat(b.load(x, b.add(rowStarts[r], kk)), vector)
+                    let xs = b.splat(b.load(x, b.add(rowStarts[r], kk)))
                     for v in 0..<vectors {
-                        let sum = fma(xs, weights[v], LLVMBuildLoad2(b.builder, vector, set[r][v], "")!, vector)
+                        let sum = b.fma(xs, weights[v], LLVMBuildLoad2(b.builder, vector, set[r][v], "")!)
                         LLVMBuildStore(b.builder, sum, set[r][v])
                     }
                 }
@@ -250,7 +250,7 @@ extension OpLowering {
                     let value = LLVMBuildLoad2(b.builder, vector, accumulators[r][v], "")!
                     let at = b.add(rowStart, b.i64(v * OpLowering.lanes))
                     if v < vectors - 1 || shape.lastLanes == OpLowering.lanes {
-                        LLVMSetAlignment(LLVMBuildStore(b.builder, value, b.element(y, at)), 4)
+                        b.vectorStore(value, y, at)
                     } else {
                         maskedStore(value, to: b.element(y, at), lanes: shape.lastLanes, vector)
                     }
@@ -272,13 +272,6 @@ extension OpLowering {
         _ = b.call(function, type, [address, b.i32(0), b.i32(3), b.i32(1)])
     }
 
-    /// 16 floats from base[index], no alignment assumed.
-    private func vectorLoad(_ base: IRBuilder.Value, _ index: IRBuilder.Value, _ vector: LLVMTypeRef) -> IRBuilder.Value {
-        let load = LLVMBuildLoad2(b.builder, vector, b.element(base, index), "")!
-        LLVMSetAlignment(load, 4)
-        return load
-    }
-
     /// Stores the first `lanes` of a 16-float vector (llvm.masked.store: one instruction with
     /// AVX-512, instead of a scalar store per lane for the optimiser to re-vectorise).
     private func maskedStore(_ value: IRBuilder.Value, to address: IRBuilder.Value, lanes: Int, _ vector: LLVMTypeRef) {
@@ -291,16 +284,4 @@ extension OpLowering {
         let type = b.functionType(b.void, [vector, b.pointer, b.i32, LLVMVectorType(bit, UInt32(OpLowering.lanes))!])
         _ = b.call(function, type, [value, address, b.i32(4), mask])
     }
-
-    private func splat(_ scalar: IRBuilder.Value, _ vector: LLVMTypeRef) -> IRBuilder.Value {
-        let inserted = LLVMBuildInsertElement(b.builder, LLVMGetPoison(vector), scalar, b.i32(0), "")!
-        let mask = LLVMConstNull(LLVMVectorType(b.i32, UInt32(OpLowering.lanes)))
-        return LLVMBuildShuffleVector(b.builder, inserted, LLVMGetPoison(vector), mask, "")!
-    }
-
-    /// a·b + c, one rounding (llvm.fma on 16 lanes).
-    private func fma(_ a: IRBuilder.Value, _ x: IRBuilder.Value, _ c: IRBuilder.Value, _ vector: LLVMTypeRef) -> IRBuilder.Value {
-        b.intrinsic("llvm.fma", [a, x, c], type: vector)
-    }
-
 }

@@ -80,6 +80,31 @@ final class CompiledTarFlowTests: XCTestCase {
         XCTAssertTrue(c.passes, "\(c)")
     }
 
+    /// A causal attention over 20 keys with heads of 16 channels: the scores of the later
+    /// queries fill two 16-lane vectors (the second partly −∞), and the weighted sum runs in
+    /// vector registers. Against the interpreter on the same average-velocity field: 1e-4 +
+    /// 1e-4·|b|, as the tests above (f32 sums over ≤ 20 keys of O(1) values, in another order).
+    func testCausalAttentionOverMoreKeysThanOneVector() throws {
+        let spec = """
+        model attend_long {
+          input x: f32[B, 20, 32]
+          input r: f32[B, 1]
+          input t: f32[B, 1]
+          kind mean_velocity(noise_at=1)
+          flow { return attention(x, x * 0.5, x, heads=2, causal=1) }
+        }
+        """
+        let model = try Elaborator.elaborate(text: spec, path: Repository.path("Tests/attend_long.flow"))
+        let path = NSTemporaryDirectory() + "flowc-attend-long-\(getpid()).so"
+        try ArtifactCompiler.compile(model, output: path)
+        let noise = Philox.normals(seed: 7, firstRow: 0, rows: 3, perRow: 640).map { Float($0) }
+        let settings = SamplerSettings(method: .meanflow, steps: 1)
+        let (x, _) = try CompiledModel(path: path).solve(noise: noise, settings: settings)
+        let (expected, _) = try ODESolve.sample(try InterpretedField(model: model), noise: noise, settings: settings)
+        let c = Closeness.compare(x.map(Double.init), expected.map(Double.init), atol: 1e-4, rtol: 1e-4)
+        XCTAssertTrue(c.passes, "\(c)")
+    }
+
     /// The class-conditional TarFlow compiled: z with labels and unconditional, and the guided
     /// sample compiled in (guidance 2 on a and b, annealed, attention temperature 0.8), against apple/ml-tarflow's fixture
     /// (1e-4 + 1e-4·|b|, as everywhere).
