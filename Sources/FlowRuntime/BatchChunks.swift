@@ -9,20 +9,24 @@ import Synchronization
 /// time of dealt 64-row chunks for TarFlow's log_prob, 0.84x for e_fm's sample, 0.90x for
 /// d_glow's, 0.97–1.01x for RealNVP's).
 ///
-/// Rows per chunk: the largest of 64, 32, 16 that cuts the batch into at least 8 chunks (4 when
-/// the weights do not fit in half the L2 cache) and keeps a chunk's workspace within a quarter
-/// of it, else 16. More chunks balance the threads; but every chunk reads all the weights, and
-/// weights that do not stay in L2 come from L3 once per chunk (RealNVP 64-d's 2.9 MB: its
-/// batch-256 log_prob took 1.10x the time in 32-row chunks, 1.26x in 16, so it keeps 64); a
-/// workspace that stays in L2 keeps TarFlow's activations there (its batch-1024 log_prob, whose
-/// 64-row workspace is 4.7 MB: 0.86x the time with 16-row chunks). Batches of 17–64 rows, one
-/// chunk on one core before, now run on both (RealNVP at 32 rows: 0.60x the time).
+/// Rows per chunk: the largest of 64, 32, 16 that cuts the batch into at least 8 chunks and
+/// keeps a chunk's workspace within a quarter of the L2 cache, else 16. More chunks balance the
+/// threads; but every chunk reads all the weights, and weights over half the L2 come from L3
+/// (~25 GB/s a core here) once per chunk: such a model takes the largest of 128, 64, 32, 16
+/// that leaves at least 2 chunks (RealNVP 64-d's 2.9 MB, measured against the 4 chunks of the
+/// previous rule: batch 256 in 128-row chunks 0.94–0.97x the time, batch 128 in 64-row chunks
+/// 0.87–0.91x; batches of 512 and 1024 in 128-row chunks 0.95–1.02x; 32-row chunks at batch
+/// 256 had taken 1.10x, 16-row 1.26x). A workspace that stays in L2 keeps TarFlow's activations
+/// there (its batch-1024 log_prob, whose 64-row workspace is 4.7 MB: 0.86x the time with 16-row
+/// chunks). Batches of 17–64 rows, one chunk on one core before, now run on both (RealNVP at
+/// 32 rows: 0.60x the time).
 ///
 /// The cut depends on the batch and the model only, never on the thread count, and each row is
 /// computed by the same code whichever chunk holds it: results are identical for any number of
 /// threads and any order of claims.
 struct BatchChunks: Sendable {
-    static let candidateRows = [64, 32, 16]
+    /// Rows per chunk to choose from, largest first; 128 only for weights over half the L2.
+    static let candidateRows = [128, 64, 32, 16]
 
     /// The L2 cache's bytes per core (sysconf), or 2 MB where the system does not say.
     static let l2Bytes: Int = {
@@ -40,8 +44,9 @@ struct BatchChunks: Sendable {
     /// `workspaceBytes(r)` the workspace a call on r rows needs.
     init(rows: Int, weightBytes: Int, workspaceBytes: (Int) -> Int) {
         self.rows = rows
-        let minimumChunks = weightBytes > BatchChunks.l2Bytes / 2 ? 4 : 8
-        self.rowsPerChunk = BatchChunks.candidateRows.first { r in
+        let weightsInL3 = weightBytes > BatchChunks.l2Bytes / 2
+        let (candidates, minimumChunks) = weightsInL3 ? (BatchChunks.candidateRows[...], 2) : (BatchChunks.candidateRows.dropFirst(), 8)
+        self.rowsPerChunk = candidates.first { r in
             rows >= r * minimumChunks && workspaceBytes(r) <= BatchChunks.workspaceBudget
         } ?? BatchChunks.candidateRows.last!
     }

@@ -6,8 +6,9 @@ import XCTest
 /// How a batch is cut into chunks (BatchChunks): the rule, the claims, and that no row's result
 /// depends on the cut.
 final class BatchChunksTests: XCTestCase {
-    /// The largest of 64, 32, 16 rows that leaves at least 8 chunks (4 with weights over half
-    /// the L2 cache) and a workspace within the budget; 16 otherwise.
+    /// The largest of 64, 32, 16 rows that leaves at least 8 chunks (of 128, 64, 32, 16 that
+    /// leaves 2, with weights over half the L2 cache) and a workspace within the budget; 16
+    /// otherwise.
     func testRowsPerChunk() {
         let small: (Int) -> Int = { 100 * $0 }
         XCTAssertEqual(BatchChunks(rows: 1024, weightBytes: 0, workspaceBytes: small).rowsPerChunk, 64)
@@ -20,9 +21,14 @@ final class BatchChunksTests: XCTestCase {
         let budget = BatchChunks.workspaceBudget
         let large: (Int) -> Int = { $0 * (budget / 20) }
         XCTAssertEqual(BatchChunks(rows: 4096, weightBytes: 0, workspaceBytes: large).rowsPerChunk, 16)
-        // weights that do not stay in L2 (RealNVP 64-d: 2.9 MB): 4 chunks are enough
-        XCTAssertEqual(BatchChunks(rows: 256, weightBytes: BatchChunks.l2Bytes, workspaceBytes: small).rowsPerChunk, 64)
-        XCTAssertEqual(BatchChunks(rows: 255, weightBytes: BatchChunks.l2Bytes, workspaceBytes: small).rowsPerChunk, 32)
+        // weights that do not stay in L2 (RealNVP 64-d: 2.9 MB): 2 chunks are enough, of up to 128 rows
+        let heavy = BatchChunks.l2Bytes
+        XCTAssertEqual(BatchChunks(rows: 1024, weightBytes: heavy, workspaceBytes: small).rowsPerChunk, 128)
+        XCTAssertEqual(BatchChunks(rows: 256, weightBytes: heavy, workspaceBytes: small).rowsPerChunk, 128)
+        XCTAssertEqual(BatchChunks(rows: 255, weightBytes: heavy, workspaceBytes: small).rowsPerChunk, 64)
+        XCTAssertEqual(BatchChunks(rows: 128, weightBytes: heavy, workspaceBytes: small).rowsPerChunk, 64)
+        XCTAssertEqual(BatchChunks(rows: 127, weightBytes: heavy, workspaceBytes: small).rowsPerChunk, 32)
+        XCTAssertEqual(BatchChunks(rows: 256, weightBytes: heavy, workspaceBytes: large).rowsPerChunk, 16)
         let chunks = BatchChunks(rows: 40, weightBytes: 0, workspaceBytes: small)
         XCTAssertEqual(chunks.count, 3)
         XCTAssertEqual((0..<chunks.count).map { chunks[$0] }, [0..<16, 16..<32, 32..<40])
