@@ -51,7 +51,7 @@ def exported(key, path, name, call, x):
         partial = target + ".partial"
         # (x was made in inference mode, which the exporter's tracing cannot use: a clone)
         with contextlib.redirect_stdout(sys.stderr), torch.no_grad():   # the exporter's progress lines
-            torch.onnx.export(Wrapped(call), (x.clone(),), partial, dynamo=True, optimize=True, external_data=False)
+            torch.onnx.export(Wrapped(call).eval(), (x.clone(),), partial, dynamo=True, optimize=True, external_data=False)
         os.replace(partial, target)
     return target
 

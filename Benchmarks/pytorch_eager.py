@@ -4,7 +4,8 @@
 
 Run by `make bench` (flowc-bench) when torch is importable; never a build or test dependency.
 Each model is written here in plain PyTorch from ../shared/baselines/MODELS.md (zuko's own
-classes for a, b, c), loads the weights file Flowc compiled, checks itself against the fixture
+classes for a, b, c; nn.Modules with the reference state_dict names for e, f, g, as the peers'
+models.py has them), loads the weights file Flowc compiled, checks itself against the fixture
 outputs stored in that file when present (max |difference| printed as "check"), then times
 log_prob and sample at each batch size under torch.inference_mode, as the peers' runs of
 results-peers.md were: 3 rounds over all cells, each cell 3 warm-up calls then the median of
@@ -20,6 +21,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from safetensors.torch import load_file
 
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
@@ -27,17 +29,6 @@ HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 def normal_log_prob(z):
     return (-0.5 * z * z - HALF_LOG_2PI).flatten(1).sum(1)
-
-
-def linear(w, name, x):
-    return F.linear(x, w[name + ".weight"], w[name + ".bias"])
-
-
-def mlp(w, prefix, x, layers, activation):
-    """Linear (activation Linear)^layers with names prefix.0, prefix.2, ... (nn.Sequential)."""
-    for i in range(layers):
-        x = activation(linear(w, f"{prefix}.{2 * i}", x))
-    return linear(w, f"{prefix}.{2 * layers}", x)
 
 
 def zuko_flow(w, kind):
@@ -109,19 +100,39 @@ def glow(w):
     return log_prob, sample
 
 
-def velocity_mlp(w):
-    layers = len([k for k in w if k.startswith("main.") and k.endswith(".weight")]) - 1
-    return lambda x: mlp(w, "main", x, layers, F.silu)
+# e, f and g as nn.Modules loaded with load_state_dict(strict=True), the way the reference
+# implementations are written and the way results-peers.md timed eager PyTorch (its models.py
+# classes): a module's call costs eager time that a functional rewrite would not have.
+
+
+class VelocityField(nn.Module):
+    """MODELS.md e: v(x, t) = main(cat(x, t)), main = Linear SiLU (Linear SiLU)* Linear."""
+
+    def __init__(self, w):
+        super().__init__()
+        linears = sorted({int(k.split(".")[1]) for k in w if k.startswith("main.")})
+        shapes = [w[f"main.{i}.weight"].shape for i in linears]
+        modules = []
+        for i, (out_features, in_features) in enumerate(shapes):
+            modules.append(nn.Linear(in_features, out_features))
+            if i < len(shapes) - 1:
+                modules.append(nn.SiLU())
+        self.main = nn.Sequential(*modules)
+        self.load_state_dict(w, strict=True)
+        self.eval()
+
+    def forward(self, x, t):
+        return self.main(torch.cat([x, t.reshape(-1, 1).to(x.dtype).expand(len(x), 1)], 1))
 
 
 def flow_matching(w, steps=8):
-    """MODELS.md e: v(x, t) = main(cat(x, t)); Euler from noise (t = 0) to data (t = 1)."""
-    v = velocity_mlp(w)
+    """MODELS.md e: Euler from noise (t = 0) to data (t = 1), t a one-element tensor per step."""
+    v = VelocityField(w)
 
     def sample(x):
-        dt = 1.0 / steps
+        h = 1.0 / steps
         for i in range(steps):
-            x = x + dt * v(torch.cat([x, torch.full((len(x), 1), i * dt)], 1))
+            x = x + h * v(x, torch.full((1,), i * h))
         return x
 
     return None, sample
@@ -129,108 +140,164 @@ def flow_matching(w, steps=8):
 
 def flow_matching_rk4(w, steps=8):
     """MODELS.md e with torchdiffeq's "rk4" step (Runge-Kutta 3/8 rule), 8 steps from t = 0 to 1."""
-    v = velocity_mlp(w)
-
-    def f(t, x):
-        return v(torch.cat([x, torch.full((len(x), 1), t)], 1))
+    v = VelocityField(w)
 
     def sample(x):
-        dt = 1.0 / steps
+        h = 1.0 / steps
         for i in range(steps):
-            t = i * dt
-            k1 = f(t, x)
-            k2 = f(t + dt / 3, x + dt * k1 / 3)
-            k3 = f(t + 2 * dt / 3, x + dt * (k2 - k1 / 3))
-            k4 = f(t + dt, x + dt * (k1 - k2 + k3))
-            x = x + dt * (k1 + 3 * (k2 + k3) + k4) / 8
+            t = i * h
+            k1 = v(x, torch.full((1,), t))
+            k2 = v(x + h * k1 / 3, torch.full((1,), t + h / 3))
+            k3 = v(x + h * (k2 - k1 / 3), torch.full((1,), t + 2 * h / 3))
+            k4 = v(x + h * (k1 - k2 + k3), torch.full((1,), t + h))
+            x = x + h * (k1 + 3 * (k2 + k3) + k4) / 8
         return x
 
     return None, sample
 
 
-def meanflow(w):
-    """MODELS.md f: one step x = e − u(e, r = 0, t = 1), u = main(cat(z, emb(t), emb(t − r)))."""
-    u = velocity_mlp(w)
-    half = (w["main.0.weight"].shape[1] - w["main.6.bias"].shape[0]) // 4
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / half)
+class MeanVelocityField(VelocityField):
+    """MODELS.md f: u(z, r, t) = main(cat(z, emb(t), emb(t − r))), emb the sinusoidal timestep
+    embedding cat(cos(s·f), sin(s·f)), f_k = 10000^(−k/half)."""
 
-    def embed(s):
-        a = s * freqs
+    def __init__(self, w):
+        super().__init__(w)
+        self.half = (w["main.0.weight"].shape[1] - w[f"main.{len(self.main) - 1}.bias"].shape[0]) // 4
+        self.register_buffer("freqs", torch.exp(-math.log(10000.0) * torch.arange(self.half, dtype=torch.float32) / self.half))
+
+    def embed(self, s):
+        a = s.reshape(-1, 1) * self.freqs
         return torch.cat([torch.cos(a), torch.sin(a)], 1)
 
+    def forward(self, z, r, t):
+        r, t = r.reshape(-1).expand(len(z)), t.reshape(-1).expand(len(z))
+        return self.main(torch.cat([z, self.embed(t), self.embed(t - r)], 1))
+
+
+def meanflow(w):
+    """MODELS.md f: one step x = e − (t − r)·u(e, r = 0, t = 1)."""
+    u = MeanVelocityField(w)
+
     def sample(e):
-        ones = torch.ones(len(e), 1)
-        return e - u(torch.cat([e, embed(ones), embed(ones)], 1))
+        return e - 1.0 * u(e, torch.full((1,), 0.0), torch.full((1,), 1.0))
 
     return None, sample
 
 
-def tarflow(w):
-    """MODELS.md g: apple/ml-tarflow's Model; sampling decodes token by token with a KV cache."""
-    blocks = len({k.split(".")[1] for k in w if k.startswith("blocks.")})
-    layers = len({k.split(".")[3] for k in w if k.startswith("blocks.0.attn_blocks.")})
-    channels = w["blocks.0.proj_in.weight"].shape[0]
-    heads, size = channels // 64, 64
+class TarFlowAttention(nn.Module):
+    def __init__(self, channels, heads):
+        super().__init__()
+        self.heads = heads
+        self.norm = nn.LayerNorm(channels)
+        self.qkv = nn.Linear(channels, 3 * channels)
+        self.proj = nn.Linear(channels, channels)
 
-    def layer_norm(p, h):
-        return F.layer_norm(h, (channels,), w[p + ".weight"], w[p + ".bias"], 1e-5)
-
-    def split_heads(t):
-        return t.reshape(t.shape[0], t.shape[1], heads, size).transpose(1, 2)
-
-    def layer(p, h, cache=None):
-        q, k, v = linear(w, p + "attention.qkv", layer_norm(p + "attention.norm", h)).chunk(3, dim=2)
-        q, k, v = split_heads(q), split_heads(k), split_heads(v)
+    def forward(self, h, cache=None):
+        """Causal self-attention of the tokens h; with a KV cache (a list), of h's one token
+        over every token cached so far."""
+        b, t, c = h.shape
+        q, k, v = self.qkv(self.norm(h)).reshape(b, t, 3 * self.heads, c // self.heads).transpose(1, 2).chunk(3, dim=1)
         if cache is None:
             o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
             cache.append((k, v))
-            k = torch.cat([c[0] for c in cache], 2) if len(cache) > 1 else k
-            v = torch.cat([c[1] for c in cache], 2) if len(cache) > 1 else v
-            o = F.scaled_dot_product_attention(q, k, v)
-        h = h + linear(w, p + "attention.proj", o.transpose(1, 2).reshape(h.shape[0], h.shape[1], channels))
-        return h + mlp(w, p + "mlp.main", layer_norm(p + "mlp.norm", h), 1, lambda a: F.gelu(a))
+            o = F.scaled_dot_product_attention(q, torch.cat([kv[0] for kv in cache], 2), torch.cat([kv[1] for kv in cache], 2))
+        return self.proj(o.transpose(1, 2).reshape(b, t, c))
 
-    def patchify(x):
-        return F.unfold(x, 2, stride=2).transpose(1, 2)
 
-    def log_prob(x):
-        h = patchify(x)
+class TarFlowMLP(nn.Module):
+    def __init__(self, channels, hidden):
+        super().__init__()
+        self.norm = nn.LayerNorm(channels)
+        self.main = nn.Sequential(nn.Linear(channels, hidden), nn.GELU(), nn.Linear(hidden, channels))
+
+    def forward(self, h):
+        return self.main(self.norm(h))
+
+
+class TarFlowLayer(nn.Module):
+    def __init__(self, channels, heads, hidden):
+        super().__init__()
+        self.attention = TarFlowAttention(channels, heads)
+        self.mlp = TarFlowMLP(channels, hidden)
+
+    def forward(self, h, cache=None):
+        h = h + self.attention(h, cache)
+        return h + self.mlp(h)
+
+
+class TarFlowBlock(nn.Module):
+    """One autoregressive block: z = (x − b(x<))·e^(−a(x<)) over the tokens, the odd blocks' in
+    reverse order; a and b from a causal transformer on the tokens shifted by one."""
+
+    def __init__(self, w, p, flip):
+        super().__init__()
+        self.flip = flip
+        channels, tokens = w[p + "pos_embed"].shape[1], w[p + "pos_embed"].shape[0]
+        layers = len({k.split(".")[3] for k in w if k.startswith(p + "attn_blocks.")})
+        hidden = w[p + "attn_blocks.0.mlp.main.0.weight"].shape[0]
+        self.proj_in = nn.Linear(w[p + "proj_in.weight"].shape[1], channels)
+        self.pos_embed = nn.Parameter(torch.zeros(tokens, channels))
+        self.attn_blocks = nn.ModuleList([TarFlowLayer(channels, channels // 64, hidden) for _ in range(layers)])
+        self.proj_out = nn.Linear(channels, w[p + "proj_out.weight"].shape[0])
+        # ml-tarflow keeps its causal mask as a buffer (here is_causal=True does that work)
+        self.register_buffer("attn_mask", torch.tril(torch.ones(tokens, tokens)))
+
+    def ordered(self, x, dim=1):
+        return x.flip(dim) if self.flip else x
+
+    def forward(self, x):
+        x = self.ordered(x)
+        h = self.proj_in(x) + self.ordered(self.pos_embed, 0)
+        for layer in self.attn_blocks:
+            h = layer(h)
+        out = self.proj_out(h)
+        xa, xb = torch.cat([torch.zeros_like(out[:, :1]), out[:, :-1]], 1).chunk(2, dim=2)
+        return self.ordered((x - xb) * torch.exp(-xa)), -xa.mean(dim=[1, 2])
+
+    def reverse(self, z):
+        x = self.ordered(z).clone()
+        pos = self.ordered(self.pos_embed, 0)
+        caches = [[] for _ in self.attn_blocks]
+        for i in range(x.shape[1] - 1):
+            h = self.proj_in(x[:, i:i + 1]) + pos[i:i + 1]
+            for layer, cache in zip(self.attn_blocks, caches):
+                h = layer(h, cache)
+            xa, xb = self.proj_out(h).chunk(2, dim=2)
+            x[:, i + 1:i + 2] = x[:, i + 1:i + 2] * torch.exp(xa) + xb
+        return self.ordered(x)
+
+
+class TarFlow(nn.Module):
+    """MODELS.md g: apple/ml-tarflow's Model (patch 2, its state_dict names); sampling decodes
+    token by token with a KV cache."""
+
+    def __init__(self, w):
+        super().__init__()
+        count = len({k.split(".")[1] for k in w if k.startswith("blocks.")})
+        self.blocks = nn.ModuleList([TarFlowBlock(w, f"blocks.{b}.", b % 2 == 1) for b in range(count)])
+        self.register_buffer("var", torch.ones_like(w["var"]))
+        self.load_state_dict(w, strict=True)
+        self.eval()
+
+    def log_prob(self, x):
+        h = F.unfold(x, 2, stride=2).transpose(1, 2)
         total = 0
-        for b in range(blocks):
-            p = f"blocks.{b}."
-            if b % 2:
-                h = h.flip(1)
-            pe = w[p + "pos_embed"].flip(0) if b % 2 else w[p + "pos_embed"]
-            a = linear(w, p + "proj_in", h) + pe
-            for l in range(layers):
-                a = layer(p + f"attn_blocks.{l}.", a)
-            out = linear(w, p + "proj_out", a)
-            out = torch.cat([torch.zeros_like(out[:, :1]), out[:, :-1]], 1)
-            xa, xb = out.chunk(2, dim=2)
-            h = (h - xb) * torch.exp(-xa)
-            if b % 2:
-                h = h.flip(1)
-            total = total - xa.mean(dim=[1, 2])
+        for block in self.blocks:
+            h, log_det = block(h)
+            total = total + log_det
         return normal_log_prob(h) + total * h.shape[1] * h.shape[2]
 
-    def sample(e):
-        h = e * w["var"].sqrt()
-        for b in reversed(range(blocks)):
-            p = f"blocks.{b}."
-            x = h.flip(1).clone() if b % 2 else h.clone()
-            pe = w[p + "pos_embed"].flip(0) if b % 2 else w[p + "pos_embed"]
-            caches = [[] for _ in range(layers)]
-            for i in range(x.shape[1] - 1):
-                a = linear(w, p + "proj_in", x[:, i:i + 1]) + pe[i:i + 1]
-                for l in range(layers):
-                    a = layer(p + f"attn_blocks.{l}.", a, caches[l])
-                xa, xb = linear(w, p + "proj_out", a).chunk(2, dim=2)
-                x[:, i + 1:i + 2] = x[:, i + 1:i + 2] * torch.exp(xa) + xb
-            h = x.flip(1) if b % 2 else x
+    def sample(self, e):
+        h = e * self.var.sqrt()
+        for block in reversed(self.blocks):
+            h = block.reverse(h)
         return F.fold(h.transpose(1, 2), (8, 8), 2, stride=2)
 
-    return log_prob, sample
+
+def tarflow(w):
+    model = TarFlow(w)
+    return model.log_prob, model.sample
 
 
 BUILDERS = {
