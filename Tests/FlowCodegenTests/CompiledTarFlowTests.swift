@@ -59,50 +59,39 @@ final class CompiledTarFlowTests: XCTestCase {
         let velocityPath = NSTemporaryDirectory() + "flowc-attend-v-\(getpid()).so"
         try ArtifactCompiler.compile(velocity, output: velocityPath)
         XCTAssertEqual(try CompiledModel(path: velocityPath).metadata.entries, ["sample", "field"])
+        try assertAttentionFieldMatchesTheInterpreter(name: "attend", tokens: 6, channels: 4, causal: false, steps: 2)
+    }
+
+    /// An average-velocity field attention(x, x·0.5, x) over `tokens` × `channels` in two heads,
+    /// compiled, sampled from 3 noise rows in `steps` MeanFlow steps and compared with the
+    /// interpreter's: 1e-4 + 1e-4·|b|, as everywhere (f32 sums over the keys of O(1) values, in
+    /// another order).
+    private func assertAttentionFieldMatchesTheInterpreter(name: String, tokens: Int, channels: Int, causal: Bool, steps: Int) throws {
         let spec = """
-        model attend {
-          input x: f32[B, 6, 4]
+        model \(name) {
+          input x: f32[B, \(tokens), \(channels)]
           input r: f32[B, 1]
           input t: f32[B, 1]
           kind mean_velocity(noise_at=1)
-          flow { return attention(x, x * 0.5, x, heads=2, causal=0) }
+          flow { return attention(x, x * 0.5, x, heads=2, causal=\(causal ? 1 : 0)) }
         }
         """
-        let model = try Elaborator.elaborate(text: spec, path: Repository.path("Tests/attend.flow"))
-        let path = NSTemporaryDirectory() + "flowc-attend-\(getpid()).so"
+        let model = try Elaborator.elaborate(text: spec, path: Repository.path("Tests/\(name).flow"))
+        let path = NSTemporaryDirectory() + "flowc-\(name)-\(getpid()).so"
         try ArtifactCompiler.compile(model, output: path)
-        let compiled = try CompiledModel(path: path)
-        let noise = Philox.normals(seed: 6, firstRow: 0, rows: 3, perRow: 24).map { Float($0) }
-        let settings = SamplerSettings(method: .meanflow, steps: 2)
-        let (x, _) = try compiled.solve(noise: noise, settings: settings)
+        let noise = Philox.normals(seed: 6, firstRow: 0, rows: 3, perRow: tokens * channels).map { Float($0) }
+        let settings = SamplerSettings(method: .meanflow, steps: steps)
+        let (x, _) = try CompiledModel(path: path).solve(noise: noise, settings: settings)
         let (expected, _) = try ODESolve.sample(try InterpretedField(model: model), noise: noise, settings: settings)
         let c = Closeness.compare(x.map(Double.init), expected.map(Double.init), atol: 1e-4, rtol: 1e-4)
-        XCTAssertTrue(c.passes, "\(c)")
+        XCTAssertTrue(c.passes, "\(name): \(c)")
     }
 
     /// A causal attention over 20 keys with heads of 16 channels: the scores of the later
     /// queries fill two 16-lane vectors (the second partly −∞), and the weighted sum runs in
-    /// vector registers. Against the interpreter on the same average-velocity field: 1e-4 +
-    /// 1e-4·|b|, as the tests above (f32 sums over ≤ 20 keys of O(1) values, in another order).
+    /// vector registers.
     func testCausalAttentionOverMoreKeysThanOneVector() throws {
-        let spec = """
-        model attend_long {
-          input x: f32[B, 20, 32]
-          input r: f32[B, 1]
-          input t: f32[B, 1]
-          kind mean_velocity(noise_at=1)
-          flow { return attention(x, x * 0.5, x, heads=2, causal=1) }
-        }
-        """
-        let model = try Elaborator.elaborate(text: spec, path: Repository.path("Tests/attend_long.flow"))
-        let path = NSTemporaryDirectory() + "flowc-attend-long-\(getpid()).so"
-        try ArtifactCompiler.compile(model, output: path)
-        let noise = Philox.normals(seed: 7, firstRow: 0, rows: 3, perRow: 640).map { Float($0) }
-        let settings = SamplerSettings(method: .meanflow, steps: 1)
-        let (x, _) = try CompiledModel(path: path).solve(noise: noise, settings: settings)
-        let (expected, _) = try ODESolve.sample(try InterpretedField(model: model), noise: noise, settings: settings)
-        let c = Closeness.compare(x.map(Double.init), expected.map(Double.init), atol: 1e-4, rtol: 1e-4)
-        XCTAssertTrue(c.passes, "\(c)")
+        try assertAttentionFieldMatchesTheInterpreter(name: "attend_long", tokens: 20, channels: 32, causal: true, steps: 1)
     }
 
     /// The class-conditional TarFlow compiled: z with labels and unconditional, and the guided
