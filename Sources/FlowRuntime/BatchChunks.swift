@@ -14,7 +14,7 @@ import Synchronization
 /// threads; but every chunk reads all the weights, and weights over half the L2 come from L3
 /// (~25 GB/s a core here) once per chunk: such a model takes the largest of 128, 64, 32, 16
 /// that leaves at least 2 chunks (RealNVP 64-d's 2.9 MB, measured against the 4 chunks of the
-/// previous rule: batch 256 in 128-row chunks 0.94–0.97x the time, batch 128 in 64-row chunks
+/// previous rule: batch 256 in 128-row chunks 0.94–0.98x the time, batch 128 in 64-row chunks
 /// 0.87–0.91x; batches of 512 and 1024 in 128-row chunks 0.95–1.02x; 32-row chunks at batch
 /// 256 had taken 1.10x, 16-row 1.26x). A workspace that stays in L2 keeps TarFlow's activations
 /// there (its batch-1024 log_prob, whose 64-row workspace is 4.7 MB: 0.86x the time with 16-row
