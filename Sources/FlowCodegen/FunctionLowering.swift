@@ -58,7 +58,7 @@ struct FunctionLowering {
         self.kernels = kernels
         self.graph = graph
         let dependsOnInput = graph.valuesDependingOnInputs()
-        self.plannedKernels = KernelPlanner.plan(graph, dependsOnInput: dependsOnInput)
+        self.plannedKernels = ProductPairs.pair(KernelPlanner.plan(graph, dependsOnInput: dependsOnInput), in: graph)
         self.b = builder
         self.constants = constants
         var outputs: [ValueID: Int] = [:]
@@ -74,6 +74,8 @@ struct FunctionLowering {
         for node in graph.nodes where node.op == "conv2d" && dependsOnInput.contains(node.operands[0]) {
             scratch.fixed = max(scratch.fixed, OpLowering.im2colFloats(node, graph))
         }
+        // a product pair's second half sums into the scratch
+        for kernel in plannedKernels { scratch.perSample = max(scratch.perSample, ProductPairs.scratchPerRow(kernel, in: graph)) }
     }
 
     /// Workspace floats of one call: planned buffers plus loop scratch.

@@ -45,6 +45,7 @@ final class KernelCache {
         case .single: body = "single"
         case .fused: body = "fused"
         case .gemm: body = "gemm"
+        case .productPair: body = "pair"
         }
         return "\(body):" + parts.joined(separator: ";") + "|" + parameters.map { g.type(of: $0).description }.joined(separator: ";")
     }

@@ -11,6 +11,9 @@ struct Kernel {
         /// x·Wᵀ (the microkernel, sgemm, or generated loops for small products) or a convolution,
         /// with the bias and a chain of elementwise ops applied in the epilogue.
         case gemm(Node, epilogue: [Node])
+        /// Two packed products of an MLP, the second reading only the first's result, split
+        /// over two threads with one hand-over (ProductPairs). Outputs: [second's, first's].
+        case productPair(Node, firstEpilogue: [Node], Node, secondEpilogue: [Node])
     }
 
     var body: Body
@@ -24,6 +27,7 @@ struct Kernel {
         case .single(let n): return [n]
         case .fused(let ns): return ns
         case .gemm(let n, let epilogue): return [n] + epilogue
+        case .productPair(let first, let firstEpilogue, let second, let secondEpilogue): return [first] + firstEpilogue + [second] + secondEpilogue
         }
     }
 
@@ -40,6 +44,8 @@ struct Kernel {
             let product = n.op == WeightPacking.op ? "GEMM microkernel (6×64 register tiles, packed Wᵀ)"
                 : n.op == "conv2d" ? "im2col over groups of samples + GEMM microkernel" : "sgemm / small-matmul loops"
             return "\(out) = \(product), epilogue of \(epilogue.count) ops: \(chain)"
+        case .productPair:
+            return "\(out) = two GEMM microkernels, one hand-over: each half computes its columns of the first product and its input half of the second, then y = sum of the halves + epilogue: \(chain)"
         }
     }
 }

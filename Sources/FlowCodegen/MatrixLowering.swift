@@ -42,13 +42,7 @@ extension OpLowering {
         /// y = finish(y) element by element over columns first ..< last, after a product that wrote y.
         func epilogueInPlace(columns first: IRBuilder.Value? = nil, _ last: IRBuilder.Value? = nil) {
             guard node.operands.count > 2 || !epilogue.isEmpty else { return }   // no bias, no chain
-            b.loop(rows) { r in
-                b.loop(b.sub(last ?? b.i64(n), first ?? b.i64(0))) { c in
-                    let j = first.map { b.add($0, c) } ?? c
-                    let at = b.add(b.mul(r, b.i64(n)), j)
-                    b.store(finish(b.load(y, at), r, j), y, at)
-                }
-            }
+            finishInPlace(epilogueAt, y: y, rows: rows, n: n, columns: first, last)
         }
         if packed {
             guard let part = f.kernelPart, let minimumRows = ColumnSplit.minimumRows(k: k, n: n),
@@ -102,6 +96,24 @@ extension OpLowering {
         b.position(at: done)
     }
 
+    /// A product's bias and epilogue chain on one element (`epilogueFunction`).
+    typealias Epilogue = (IRBuilder.Value, OutputElement, IRBuilder.Value) -> IRBuilder.Value
+
+    /// y[r, j] = finish(y[r, j]), or finish(y[r, j] + addend[r, j]), for every row r and the
+    /// columns first ..< last of y [rows, n]: after a product wrote y (ProductPairs: its first
+    /// half of the inputs, the addend the second).
+    func finishInPlace(_ finish: Epilogue, y: IRBuilder.Value, rows: IRBuilder.Value, n: Int, columns first: IRBuilder.Value? = nil,
+                       _ last: IRBuilder.Value? = nil, adding addend: IRBuilder.Value? = nil) {
+        b.loop(rows) { r in
+            b.loop(b.sub(last ?? b.i64(n), first ?? b.i64(0))) { c in
+                let j = first.map { b.add($0, c) } ?? c
+                let at = b.add(b.mul(r, b.i64(n)), j)
+                let value = addend.map { b.fadd(b.load(y, at), b.load($0, at)) } ?? b.load(y, at)
+                b.store(finish(value, .row(r, column: j), j), y, at)
+            }
+        }
+    }
+
     /// Where an epilogue's element is in the product's output: its flat index, or its row (flat
     /// over the leading axes) and column (the last axis).
     enum OutputElement {
@@ -116,7 +128,7 @@ extension OpLowering {
     /// the row's part (divisions by the leading extents) is invariant in a loop over columns,
     /// so that loop vectorises (TarFlow's position embedding [T, C] added to a [B, T, C]
     /// product: a scalar loop with a division per element took 4% of its batch-1 log_prob).
-    func epilogueFunction(_ node: Node, epilogue: [Node], output: ValueID) throws -> (IRBuilder.Value, OutputElement, IRBuilder.Value) -> IRBuilder.Value {
+    func epilogueFunction(_ node: Node, epilogue: [Node], output: ValueID) throws -> Epilogue {
         let bias = node.operands.count > 2 ? f.address(node.operands[2]) : nil   // linear's and conv2d's third operand
         let product = node.results[0]
         let produced = Set(([node] + epilogue).flatMap(\.results))

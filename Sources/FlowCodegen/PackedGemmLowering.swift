@@ -52,8 +52,13 @@ extension OpLowering {
     /// the split vector, 2: the rest, 3: all columns inside a row-parallel region).
     /// `accumulatorSets`: the sets of accumulators (the order of each column's sum), by default
     /// `accumulatorSets(vectors:)` of this product's columns.
+    /// `inputs`: the input columns summed over, by default all K (a product split along K sums
+    /// columns first ..< first + count of x's rows of K: ProductPairs); `accumulate`: y += the
+    /// product instead of y = (N a multiple of 16).
     func packedProduct(x: IRBuilder.Value, packed p: IRBuilder.Value, y: IRBuilder.Value, rows: IRBuilder.Value, n: Int, k: Int, layout: PackedLayout,
-                       split: (part: IRBuilder.Value, splitVector: Int, minimumRows: Int)? = nil, accumulatorSets: Int? = nil) throws {
+                       split: (part: IRBuilder.Value, splitVector: Int, minimumRows: Int)? = nil, accumulatorSets: Int? = nil,
+                       inputs: (first: Int, count: Int)? = nil, accumulate: Bool = false) throws {
+        let inputs = inputs ?? (0, k)
         let allVectors = (n + OpLowering.lanes - 1) / OpLowering.lanes, ragged = n % OpLowering.lanes
         let sets = accumulatorSets ?? OpLowering.accumulatorSets(vectors: allVectors)
         let tiles = LLVMBuildUDiv(b.builder, rows, b.i64(OpLowering.tileRows), "")!
@@ -130,11 +135,12 @@ extension OpLowering {
         /// `count` register tiles side by side from `firstVector`: a call of the module's
         /// function for this tile shape.
         func tile(firstRow: IRBuilder.Value, rows: Int, firstVector: IRBuilder.Value, vectors: Int, lastLanes: Int, count: IRBuilder.Value) throws {
-            let shape = TileShape(rows: rows, vectors: vectors, lastLanes: lastLanes, copies: sets)
+            let shape = TileShape(rows: rows, vectors: vectors, lastLanes: lastLanes, copies: sets, accumulate: accumulate)
             let (function, type) = tileFunction(shape)
             let lastPanelColumn = layout.lastPanelWidth == 0 ? Int(Int32.max) : allVectors * OpLowering.lanes - layout.lastPanelWidth
             _ = b.call(function, type, [x, p, y, firstRow, b.mul(firstVector, b.i64(OpLowering.lanes)), count, b.i64(k), b.i64(n),
-                                        b.i64(layout.panelWidth), b.i64(lastPanelColumn), b.i64(layout.lastPanelWidth)])
+                                        b.i64(layout.panelWidth), b.i64(lastPanelColumn), b.i64(layout.lastPanelWidth),
+                                        b.i64(inputs.first), b.i64(inputs.count)])
         }
     }
 
@@ -152,17 +158,20 @@ extension OpLowering {
         var lastLanes: Int
         /// Sets of accumulators the k loop steps through (see `tileFunction`).
         var copies: Int
+        /// Adds the tile to y (y + sum, whole vectors only) instead of storing it.
+        var accumulate = false
     }
 
     /// `void flowc.tile.R.V.L.C(x, W, y, i64 firstRow, i64 firstColumn, i64 tiles, i64 K, i64 N,
-    /// i64 P, i64 lastPanelColumn, i64 lastPanelWidth)`: for each of `tiles` tiles of 16V columns
-    /// from firstColumn, y[firstRow ..< +R, columns] = x[rows, 0..<K] · Wᵀ[0..<K, columns], R × V
+    /// i64 P, i64 lastPanelColumn, i64 lastPanelWidth, i64 firstInput, i64 inputs)`: for each of
+    /// `tiles` tiles of 16V columns from firstColumn, y[firstRow ..< +R, columns] =
+    /// x[rows, f ..< f + inputs] · Wᵀ[f ..< f + inputs, columns] (f = firstInput), R × V
     /// accumulators in registers over the whole K; Wᵀ as `PackedLayout` says, its last panel
     /// from column lastPanelColumn. Shared by every product of the module (K and the layout are
     /// arguments), so each shape is compiled once; one call per row of tiles.
     func tileFunction(_ shape: TileShape) -> (IRBuilder.Value, LLVMTypeRef) {
-        let type = b.functionType(b.void, [b.pointer, b.pointer, b.pointer] + Array(repeating: b.i64, count: 8))
-        let name = "flowc.tile.\(shape.rows).\(shape.vectors).\(shape.lastLanes).\(shape.copies)"
+        let type = b.functionType(b.void, [b.pointer, b.pointer, b.pointer] + Array(repeating: b.i64, count: 10))
+        let name = "flowc.tile.\(shape.rows).\(shape.vectors).\(shape.lastLanes).\(shape.copies)" + (shape.accumulate ? ".add" : "")
         if let existing = LLVMGetNamedFunction(b.module, name) { return (existing, type) }
         let (caller, callerBlock) = (b.function, b.currentBlock)
         let function = b.declare(name, type)
@@ -174,16 +183,18 @@ extension OpLowering {
         let (x, p, y, firstRow, firstColumn, tiles) = (b.parameter(0), b.parameter(1), b.parameter(2), b.parameter(3), b.parameter(4), b.parameter(5))
         let (k, n) = (b.parameter(6), b.parameter(7))
         let (panelWidth, lastPanelColumn, lastPanelWidth) = (b.parameter(8), b.parameter(9), b.parameter(10))
+        let (firstInput, inputs) = (b.parameter(11), b.parameter(12))
         let (rows, vectors, copies) = (shape.rows, shape.vectors, shape.copies)
+        precondition(!shape.accumulate || shape.lastLanes == OpLowering.lanes, "an accumulating tile adds whole vectors")
         let vector = b.vector
-        // where each of the tile's rows of x starts
-        let rowStarts = (0..<rows).map { r in b.mul(b.add(firstRow, b.i64(r)), k) }
+        // where each of the tile's rows of x starts (at its first input column summed)
+        let rowStarts = (0..<rows).map { r in b.add(b.mul(b.add(firstRow, b.i64(r)), k), firstInput) }
         // The tile's rows of x, every 64-byte line requested at once: in a split product the
         // other core wrote them (the previous layer), and the k loop's broadcasts would
         // otherwise wait for them one line at a time (measured: the worker's half of e_fm's
         // batch-1 product took 2.0 µs against the caller's 1.5).
         // (One loop for all rows: a loop per row cost 5% more instructions to compile TarFlow.)
-        let lines = LLVMBuildUDiv(b.builder, b.add(k, b.i64(OpLowering.lanes - 1)), b.i64(OpLowering.lanes), "")!
+        let lines = LLVMBuildUDiv(b.builder, b.add(inputs, b.i64(OpLowering.lanes - 1)), b.i64(OpLowering.lanes), "")!
         b.loop(lines) { line in
             for start in rowStarts { prefetch(b.element(x, b.add(start, b.mul(line, b.i64(OpLowering.lanes))))) }
         }
@@ -200,6 +211,7 @@ extension OpLowering {
             let panelStart = b.mul(b.mul(LLVMBuildUDiv(b.builder, column, panelWidth, "")!, panelWidth), k)
             let tileWeights = b.element(p, b.add(panelStart, LLVMBuildURem(b.builder, column, panelWidth, "")!))
             let rowStride = b.select(LLVMBuildICmp(b.builder, LLVMIntSGE, column, lastPanelColumn, "")!, lastPanelWidth, panelWidth)
+            let firstWeights = b.element(tileWeights, b.mul(firstInput, rowStride))
             func zeroed() -> [[IRBuilder.Value]] {
                 (0..<rows).map { _ in (0..<vectors).map { _ in
                     let slot = b.variable("acc", type: vector)
@@ -213,7 +225,7 @@ extension OpLowering {
             // kept a multiply per k and indexed addresses, which Intel cores split into two
             // µops per FMA (measured: 1-row products ~7% slower).
             let cursor = b.variable("weights", type: b.pointer)
-            LLVMBuildStore(b.builder, tileWeights, cursor)
+            LLVMBuildStore(b.builder, firstWeights, cursor)
             /// the FMAs of input column kk (its weights at the cursor) into accumulator set `set`
             func step(_ kk: IRBuilder.Value, _ set: [[IRBuilder.Value]]) {
                 let row = LLVMBuildLoad2(b.builder, b.pointer, cursor, "")!
@@ -227,7 +239,7 @@ extension OpLowering {
                     }
                 }
             }
-            let steps = copies == 1 ? k : LLVMBuildUDiv(b.builder, k, b.i64(copies), "")!
+            let steps = copies == 1 ? inputs : LLVMBuildUDiv(b.builder, inputs, b.i64(copies), "")!
             b.loop(steps) { kk in
                 for (c, set) in sets.enumerated() { step(b.add(b.mul(kk, b.i64(copies)), b.i64(c)), set) }
             }
@@ -235,7 +247,7 @@ extension OpLowering {
             // conditional steps made the function 4x larger for the optimiser)
             if copies > 1 {
                 let tailStart = b.mul(steps, b.i64(copies))
-                b.loop(b.sub(k, tailStart)) { c in step(b.add(tailStart, c), sets[0]) }
+                b.loop(b.sub(inputs, tailStart)) { c in step(b.add(tailStart, c), sets[0]) }
             }
             let accumulators = sets[0]
             for set in sets.dropFirst() {
@@ -247,8 +259,9 @@ extension OpLowering {
             for r in 0..<rows {
                 let rowStart = b.add(b.mul(b.add(firstRow, b.i64(r)), n), column)
                 for v in 0..<vectors {
-                    let value = LLVMBuildLoad2(b.builder, vector, accumulators[r][v], "")!
+                    let sum = LLVMBuildLoad2(b.builder, vector, accumulators[r][v], "")!
                     let at = b.add(rowStart, b.i64(v * OpLowering.lanes))
+                    let value = shape.accumulate ? LLVMBuildFAdd(b.builder, b.vectorLoad(y, at), sum, "")! : sum
                     if v < vectors - 1 || shape.lastLanes == OpLowering.lanes {
                         b.vectorStore(value, y, at)
                     } else {

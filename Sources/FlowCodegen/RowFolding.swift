@@ -71,6 +71,7 @@ enum RowFolding {
         case .single: body = .single(nodes[0])
         case .fused: body = .fused(nodes)
         case .gemm: body = .gemm(nodes[0], epilogue: Array(nodes.dropFirst()))
+        case .productPair: return nil   // two outputs: never reaches here
         }
         return Folded(kernel: Kernel(body: body, inputs: k.inputs.map { map[$0]! }, outputs: k.outputs.map { map[$0]! }),
                       graph: folded, rowsPerSample: rows)

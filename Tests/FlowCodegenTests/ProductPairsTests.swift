@@ -1,0 +1,52 @@
+@testable import FlowCodegen
+import FlowIR
+import XCTest
+
+/// ProductPairs as kernels in → kernels out: two packed products of one row per sample, the
+/// second reading only the first's result, become one kernel; not when that result has another
+/// use, nor over tokens ([B, T, C]: row-parallel regions), nor when either would not split.
+final class ProductPairsTests: XCTestCase {
+    let at = SourceLocation.synthetic("test")
+
+    /// x [B, rows..., k] → h = silu(x·W1ᵀ + b1) (n1) → y = h·W2ᵀ (n2), packed, planned, paired;
+    /// with `reuse`, the output is y + h[..n2] (h then has a second use).
+    func pairedKernels(tokens: [Int] = [], k: Int = 256, n1: Int = 256, n2: Int = 128, reuse: Bool = false) throws -> (Graph, [Kernel]) {
+        var g = Graph()
+        let x = g.addInput(name: "x", type: TensorType(.f32, batched: true, tokens + [k]))
+        func constant(_ shape: [Int]) throws -> ValueID {
+            try g.apply("const", [], ["values": .floats((0..<shape.reduce(1, *)).map { Double($0 % 5) / 5 }), "shape": .shape(batched: false, shape)], at: at)
+        }
+        let h = try g.apply("silu", [try g.apply("linear", [x, try constant([n1, k]), try constant([n1])], at: at)], at: at)
+        var y = try g.apply("linear", [h, try constant([n2, n1])], at: at)
+        if reuse { y = try g.apply("add", [y, try g.apply("slice", [h], ["axis": .int(-1), "start": .int(0), "end": .int(n2)], at: at)], at: at) }
+        g.outputs = [y]
+        let packed = try WeightPacking.pack(g, keepExternal: false)
+        return (packed, ProductPairs.pair(KernelPlanner.plan(packed, dependsOnInput: packed.valuesDependingOnInputs()), in: packed))
+    }
+
+    func testTwoSplittingProductsOfAnMLPAreOneKernel() throws {
+        let (g, kernels) = try pairedKernels()
+        XCTAssertEqual(kernels.count, 1)
+        guard case .productPair(let first, let firstEpilogue, let second, let secondEpilogue) = kernels[0].body else { return XCTFail("\(kernels[0].body)") }
+        XCTAssertEqual([first.op, second.op], [WeightPacking.op, WeightPacking.op])
+        XCTAssertEqual(firstEpilogue.map(\.op), ["silu"])
+        XCTAssertTrue(secondEpilogue.isEmpty)
+        // outputs: y, then h (written by the halves, read only inside the kernel)
+        XCTAssertEqual(kernels[0].outputs, [g.outputs[0], firstEpilogue[0].results[0]])
+        XCTAssertFalse(kernels[0].inputs.contains(firstEpilogue[0].results[0]))
+        XCTAssertEqual(ProductPairs.scratchPerRow(kernels[0], in: g), 128)
+    }
+
+    func testNoPairWhenTheFirstResultHasAnotherUse() throws {
+        let (_, kernels) = try pairedKernels(reuse: true)
+        XCTAssertFalse(kernels.contains { if case .productPair = $0.body { return true } else { return false } })
+    }
+
+    func testNoPairOverTokensOrWhenAProductDoesNotSplitAtTheSameRows() throws {
+        // tokens: row-parallel regions; 64 → 256 splits from 16 rows, 256 → 128 from 1
+        for (tokens, k, n1, n2) in [([4], 256, 256, 128), ([], 64, 256, 128), ([], 256, 256, 8)] {
+            let (_, kernels) = try pairedKernels(tokens: tokens, k: k, n1: n1, n2: n2)
+            XCTAssertEqual(kernels.count, 2, "tokens \(tokens), \(k) → \(n1) → \(n2)")
+        }
+    }
+}
