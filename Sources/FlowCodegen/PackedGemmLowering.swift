@@ -32,17 +32,35 @@ extension OpLowering {
         return full >= 4 ? 2 * (full / 4) : nil
     }
 
-    /// Vectors of columns of a tile of `rows` (1–6) rows: the whole tiles' 6, or the 1–5 left
-    /// after them. Each accumulator is a chain of dependent FMAs (4 cycles), so a tile keeps
+    /// Leftover rows (after whole tiles of 6) up to which the last whole tile shares them. (Up
+    /// to 3, 9 rows as 5 + 4: 0.8% more instructions to compile TarFlow, for row counts no
+    /// reference model's calls have; up to 2 costs 2.5%.)
+    static let sharedLeftover = 2
+
+    /// The heights of the register tiles over `rows` rows, top to bottom: tiles of 6 and one
+    /// of the 1–5 rows left, except that a leftover of 1 or 2 is shared with the last whole tile
+    /// as two tiles of nearly equal height: 8 rows are 4 + 4, not 6 + 2 (a TarFlow region's
+    /// half of 16 tokens). Each tile streams the weights of its columns from L2 (64 KB for a
+    /// 64 → 256 layer), so a 2-row tile costs about what a 4-row one does (measured: the
+    /// 2-row tiles took 7% of TarFlow's batch-1 log_prob, the 6-row ones 40%). A row's sums
+    /// do not depend on its tile's height. TarFlow's batch-1 log_prob 0.96–0.98x the time
+    /// (alternating calls; its sample and batch-256 calls, and the other models, 0.98–1.00x).
+    static func tileHeights(rows: Int) -> [Int] {
+        let whole = rows / tileRows, left = rows % tileRows
+        guard whole >= 1, (1...sharedLeftover).contains(left) else { return Array(repeating: tileRows, count: whole) + (left > 0 ? [left] : []) }
+        return Array(repeating: tileRows, count: whole - 1) + [(tileRows + left + 1) / 2, (tileRows + left) / 2]
+    }
+
+    /// Vectors of columns of a tile of `rows` (1–6) rows (`tileHeights`). Each accumulator is a chain of dependent FMAs (4 cycles), so a tile keeps
     /// both FMA units busy with ≥ 8 accumulators: 8 vectors for 1 row, 4 for 2–6. (With 2
     /// vectors a single row's 256 → 64 product took twice as long: 2 chains over K. The 6-row
     /// tile of 4 vectors loads 10 values per 24 FMAs, where 2 vectors loaded 8 per 12: batch-256
     /// products 9–15% faster.) When a split call can reach this tile — some row count in
-    /// minimumRows...maximumRows has whole tiles, or leaves `rows` after them — each half must
-    /// own whole tiles: the width then divides the split vector (13 rows are 6 + 6 + 1).
+    /// minimumRows...maximumRows has a tile of that height (13 rows are 6 + 4 + 3) — each
+    /// half must own whole tiles: the width then divides the split vector.
     static func tileWidth(rows: Int, split: (splitVector: Int, minimumRows: Int)?) -> Int {
         let wanted = rows == 1 ? 8 : 4
-        let reached = { (count: Int) in rows == tileRows ? count >= tileRows : count % tileRows == rows }
+        let reached = { (count: Int) in tileHeights(rows: count).contains(rows) }
         guard let split, (split.minimumRows...ColumnSplit.maximumRows).contains(where: reached) else { return wanted }
         return [8, 4, 2].first { $0 <= wanted && split.splitVector % $0 == 0 }!   // split vectors are even
     }
@@ -95,17 +113,28 @@ extension OpLowering {
                 }
             }
         }
-        /// Every row: whole tiles of 6 rows (`widths[5]` vectors: 4, 24 accumulators), then the
-        /// 1–5 rows left as one tile of that height, `widths[rows - 1]` vectors.
+        /// Every row, in tiles of the heights `tileHeights` gives (a tile of r rows is
+        /// `widths[r - 1]` vectors wide): whole tiles of 6 in a loop, then the rest — 1–5 rows,
+        /// or 7–8 when a whole tile shares a small leftover — through a switch.
         func allRows(widths: [Int]) throws {
-            try b.loop(tiles) { t in try tilesAcross(firstRow: b.mul(t, b.i64(OpLowering.tileRows)), rowCount: OpLowering.tileRows, width: widths[5]) }
+            let left = b.sub(rows, tailStart)
+            let shares = LLVMBuildAnd(b.builder, LLVMBuildICmp(b.builder, LLVMIntUGE, tiles, b.i64(1), "")!,
+                                      LLVMBuildICmp(b.builder, LLVMIntULT, b.sub(left, b.i64(1)), b.i64(OpLowering.sharedLeftover), "")!, "")!
+            let wholeTiles = b.sub(tiles, LLVMBuildZExt(b.builder, shares, b.i64, "")!)
+            try b.loop(wholeTiles) { t in try tilesAcross(firstRow: b.mul(t, b.i64(OpLowering.tileRows)), rowCount: OpLowering.tileRows, width: widths[5]) }
+            let restStart = b.mul(wholeTiles, b.i64(OpLowering.tileRows))
             let done = b.block("rows_done")
-            let dispatch = LLVMBuildSwitch(b.builder, b.sub(rows, tailStart), done, UInt32(OpLowering.tileRows - 1))!
-            for count in 1..<OpLowering.tileRows {
-                let block = b.block("rows_\(count)")
-                LLVMAddCase(dispatch, b.i64(count), block)
+            let rests = Array(1..<OpLowering.tileRows) + (1...OpLowering.sharedLeftover).map { OpLowering.tileRows + $0 }
+            let dispatch = LLVMBuildSwitch(b.builder, b.sub(rows, restStart), done, UInt32(rests.count))!
+            for rest in rests {
+                let block = b.block("rows_\(rest)")
+                LLVMAddCase(dispatch, b.i64(rest), block)
                 b.position(at: block)
-                try tilesAcross(firstRow: tailStart, rowCount: count, width: widths[count - 1])
+                var first = restStart
+                for height in OpLowering.tileHeights(rows: rest) {
+                    try tilesAcross(firstRow: first, rowCount: height, width: widths[height - 1])
+                    first = b.add(first, b.i64(height))
+                }
                 b.branch(done)
             }
             b.position(at: done)

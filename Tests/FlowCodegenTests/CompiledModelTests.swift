@@ -100,7 +100,7 @@ final class CompiledModelTests: XCTestCase {
 
     /// Products narrower than 256 columns split at a multiple of 2 vectors when at least 2 rows
     /// are needed to split them: a 384 → 64 product with a bias and GELU at 13 and 14 rows —
-    /// 6 + 6 + 1 and 6 + 6 + 2, whose tiles, whole and leftover, must keep 2-vector panels (not
+    /// 6 + 4 + 3 and 6 + 4 + 4 (PackedGemmLowering.tileHeights), whose tiles must keep 2-vector panels (not
     /// the 4 and 8 of `tileWidth` when no split can reach them) so each half owns the columns
     /// it finishes. Hooks that run the halves in order and in reverse order on one thread, and one
     /// thread alone, give the pool's bits: a half that finished columns of the other would differ.

@@ -1,0 +1,21 @@
+@testable import FlowCodegen
+import XCTest
+
+/// How the GEMM microkernel cuts rows into register tiles (OpLowering.tileHeights).
+final class TileHeightsTests: XCTestCase {
+    func testTilesCoverEveryRowOnceAndShareSmallLeftovers() {
+        for rows in 1...64 {
+            let heights = OpLowering.tileHeights(rows: rows)
+            XCTAssertEqual(heights.reduce(0, +), rows, "\(rows) rows: \(heights)")
+            XCTAssertTrue(heights.allSatisfy { (1...OpLowering.tileRows).contains($0) }, "\(rows) rows: \(heights)")
+        }
+        // a leftover of 1 or 2 rows is shared with the last whole tile; 3–5 are a tile of their own
+        XCTAssertEqual(OpLowering.tileHeights(rows: 8), [4, 4])
+        XCTAssertEqual(OpLowering.tileHeights(rows: 7), [4, 3])
+        XCTAssertEqual(OpLowering.tileHeights(rows: 13), [6, 4, 3])
+        XCTAssertEqual(OpLowering.tileHeights(rows: 9), [6, 3])
+        XCTAssertEqual(OpLowering.tileHeights(rows: 16), [6, 6, 4])
+        XCTAssertEqual(OpLowering.tileHeights(rows: 2), [2])
+        XCTAssertEqual(OpLowering.tileHeights(rows: 12), [6, 6])
+    }
+}
