@@ -72,10 +72,8 @@ enum ColumnSplit {
     }
 
     /// In a kernel: when `part` is 0, minimumRows ≤ rows ≤ maximumRows and the hook is set and
-    /// accepts, both halves run through the hook, then `joined`; otherwise `compute` runs (it
-    /// honours `part`).
-    static func dispatch(_ b: IRBuilder, rows: IRBuilder.Value, minimumRows: Int, part: IRBuilder.Value, kernelType: LLVMTypeRef,
-                         joined: () throws -> Void = {}, compute: () throws -> Void) rethrows {
+    /// accepts, both halves run through the hook; otherwise `compute` runs (it honours `part`).
+    static func dispatch(_ b: IRBuilder, rows: IRBuilder.Value, minimumRows: Int, part: IRBuilder.Value, kernelType: LLVMTypeRef, compute: () throws -> Void) rethrows {
         let kernel = b.function!
         let parameters = Int(LLVMCountParams(kernel)), arguments = parameters - 5
         let whole = LLVMBuildICmp(b.builder, LLVMIntEQ, part, b.i64(0), "")!
@@ -84,27 +82,23 @@ enum ColumnSplit {
         let context = [kernel] + (0..<arguments).map { b.parameter($0) }
             + [LLVMBuildIntToPtr(b.builder, b.parameter(arguments), b.pointer, "")!, b.parameter(arguments + 1), b.parameter(arguments + 2)]
         try offer(b, when: LLVMBuildAnd(b.builder, whole, few, "")!, task: trampoline(b, arguments: arguments, kernelType: kernelType),
-                  context: context, joined: joined, otherwise: compute)
+                  context: context, otherwise: compute)
     }
 
     /// When `condition` holds and the hook is set: `hook(2, task, context)`, the context an array
-    /// of the given pointers on the stack, then `joined` when the hook ran the tasks. When the
-    /// condition fails, the hook is unset or it declines, `otherwise` runs (emitted once, after
-    /// the call).
+    /// of the given pointers on the stack. When the condition fails, the hook is unset or it
+    /// declines, `otherwise` runs (emitted once, after the call).
     static func offer(_ b: IRBuilder, when condition: IRBuilder.Value, task: IRBuilder.Value, context values: [IRBuilder.Value],
-                      joined: () throws -> Void = {}, otherwise: () throws -> Void) rethrows {
+                      otherwise: () throws -> Void) rethrows {
         let installed = LLVMBuildLoad2(b.builder, b.pointer, hook(b), "")!
         let set = LLVMBuildICmp(b.builder, LLVMIntNE, LLVMBuildPtrToInt(b.builder, installed, b.i64, "")!, b.i64(0), "")!
-        let split = b.block("split"), ran = b.block("split_ran"), direct = b.block("direct"), done = b.block("split_done")
+        let split = b.block("split"), direct = b.block("direct"), done = b.block("split_done")
         b.condBranch(LLVMBuildAnd(b.builder, condition, set, "")!, split, direct)
         b.position(at: split)
         let context = b.variable("split_context", type: LLVMArrayType2(b.pointer, UInt64(values.count)))
         for (i, value) in values.enumerated() { LLVMBuildStore(b.builder, value, b.element(context, b.i64(i), type: b.pointer)) }
-        let accepted = b.call(installed, b.functionType(b.i32, [b.i64, b.pointer, b.pointer]), [b.i64(2), task, context])
-        b.condBranch(LLVMBuildICmp(b.builder, LLVMIntNE, accepted, b.i32(0), "")!, ran, direct)
-        b.position(at: ran)
-        try joined()
-        b.branch(done)
+        let ran = b.call(installed, b.functionType(b.i32, [b.i64, b.pointer, b.pointer]), [b.i64(2), task, context])
+        b.condBranch(LLVMBuildICmp(b.builder, LLVMIntNE, ran, b.i32(0), "")!, done, direct)
         b.position(at: direct)
         try otherwise()
         b.branch(done)

@@ -71,12 +71,11 @@ extension OpLowering {
     /// `accumulatorSets`: the sets of accumulators (the order of each column's sum), by default
     /// `accumulatorSets(vectors:)` of this product's columns.
     /// `inputs`: the input columns summed over, by default all K (a product split along K sums
-    /// columns first ..< first + count of x's rows of K: ProductPairs); `accumulate`: y += the
-    /// product instead of y = (N a multiple of 16).
+    /// columns first ..< first + count of x's rows of K: ProductPairs).
     func packedProduct(x: IRBuilder.Value, packed p: IRBuilder.Value, y: IRBuilder.Value, rows: IRBuilder.Value, n: Int, k: Int, layout: PackedLayout,
                        split: (part: IRBuilder.Value, splitVector: Int, minimumRows: Int)? = nil, accumulatorSets: Int? = nil,
-                       inputs: (first: Int, count: Int)? = nil, accumulate: Bool = false) throws {
-        let inputs = inputs ?? (0, k)
+                       inputs: (first: IRBuilder.Value, count: IRBuilder.Value)? = nil) throws {
+        let inputs = inputs ?? (b.i64(0), b.i64(k))
         let allVectors = (n + OpLowering.lanes - 1) / OpLowering.lanes, ragged = n % OpLowering.lanes
         let sets = accumulatorSets ?? OpLowering.accumulatorSets(vectors: allVectors)
         let tiles = LLVMBuildUDiv(b.builder, rows, b.i64(OpLowering.tileRows), "")!
@@ -164,12 +163,12 @@ extension OpLowering {
         /// `count` register tiles side by side from `firstVector`: a call of the module's
         /// function for this tile shape.
         func tile(firstRow: IRBuilder.Value, rows: Int, firstVector: IRBuilder.Value, vectors: Int, lastLanes: Int, count: IRBuilder.Value) throws {
-            let shape = TileShape(rows: rows, vectors: vectors, lastLanes: lastLanes, copies: sets, accumulate: accumulate)
+            let shape = TileShape(rows: rows, vectors: vectors, lastLanes: lastLanes, copies: sets)
             let (function, type) = tileFunction(shape)
             let lastPanelColumn = layout.lastPanelWidth == 0 ? Int(Int32.max) : allVectors * OpLowering.lanes - layout.lastPanelWidth
             _ = b.call(function, type, [x, p, y, firstRow, b.mul(firstVector, b.i64(OpLowering.lanes)), count, b.i64(k), b.i64(n),
                                         b.i64(layout.panelWidth), b.i64(lastPanelColumn), b.i64(layout.lastPanelWidth),
-                                        b.i64(inputs.first), b.i64(inputs.count)])
+                                        inputs.first, inputs.count])
         }
     }
 
@@ -187,8 +186,6 @@ extension OpLowering {
         var lastLanes: Int
         /// Sets of accumulators the k loop steps through (see `tileFunction`).
         var copies: Int
-        /// Adds the tile to y (y + sum, whole vectors only) instead of storing it.
-        var accumulate = false
     }
 
     /// `void flowc.tile.R.V.L.C(x, W, y, i64 firstRow, i64 firstColumn, i64 tiles, i64 K, i64 N,
@@ -200,7 +197,7 @@ extension OpLowering {
     /// arguments), so each shape is compiled once; one call per row of tiles.
     func tileFunction(_ shape: TileShape) -> (IRBuilder.Value, LLVMTypeRef) {
         let type = b.functionType(b.void, [b.pointer, b.pointer, b.pointer] + Array(repeating: b.i64, count: 10))
-        let name = "flowc.tile.\(shape.rows).\(shape.vectors).\(shape.lastLanes).\(shape.copies)" + (shape.accumulate ? ".add" : "")
+        let name = "flowc.tile.\(shape.rows).\(shape.vectors).\(shape.lastLanes).\(shape.copies)"
         if let existing = LLVMGetNamedFunction(b.module, name) { return (existing, type) }
         let (caller, callerBlock) = (b.function, b.currentBlock)
         let function = b.declare(name, type)
@@ -214,7 +211,6 @@ extension OpLowering {
         let (panelWidth, lastPanelColumn, lastPanelWidth) = (b.parameter(8), b.parameter(9), b.parameter(10))
         let (firstInput, inputs) = (b.parameter(11), b.parameter(12))
         let (rows, vectors, copies) = (shape.rows, shape.vectors, shape.copies)
-        precondition(!shape.accumulate || shape.lastLanes == OpLowering.lanes, "an accumulating tile adds whole vectors")
         let vector = b.vector
         // where each of the tile's rows of x starts (at its first input column summed)
         let rowStarts = (0..<rows).map { r in b.add(b.mul(b.add(firstRow, b.i64(r)), k), firstInput) }
@@ -288,9 +284,8 @@ extension OpLowering {
             for r in 0..<rows {
                 let rowStart = b.add(b.mul(b.add(firstRow, b.i64(r)), n), column)
                 for v in 0..<vectors {
-                    let sum = LLVMBuildLoad2(b.builder, vector, accumulators[r][v], "")!
+                    let value = LLVMBuildLoad2(b.builder, vector, accumulators[r][v], "")!
                     let at = b.add(rowStart, b.i64(v * OpLowering.lanes))
-                    let value = shape.accumulate ? LLVMBuildFAdd(b.builder, b.vectorLoad(y, at), sum, "")! : sum
                     if v < vectors - 1 || shape.lastLanes == OpLowering.lanes {
                         b.vectorStore(value, y, at)
                     } else {

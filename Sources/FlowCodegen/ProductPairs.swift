@@ -10,7 +10,7 @@ import FlowIR
 ///     half 2: h[:, s...] = its columns of the first product;  y' = h[:, s...]·W₂ᵀ[s..., :]
 ///     then:   y = epi₂(y + y' + b₂)
 ///
-/// (One thread runs half 1, then half 2 adding y' to y as it stores it: no scratch pass.)
+/// (One thread computes all of h, then y and y'.)
 /// Each half reads only the h it wrote, so neither waits for the other; each reads half of both
 /// weight matrices. Every call sums the second product's inputs as these two halves — split or
 /// not, any batch — so a sample's result does not depend on the threads or on where it is in
@@ -69,11 +69,14 @@ enum ProductPairs {
 }
 
 extension OpLowering {
-    /// A pair kernel (ProductPairs), `outputs` [y, h]. Part 1 or 2 computes its half (half 2
-    /// into the scratch). Part 0 runs both halves through the parallel hook when it accepts
-    /// (ColumnSplit.dispatch), then y = epi₂(y + y' + b₂); otherwise — and part 3 — one half
-    /// after the other, the second adding its sum to y as it stores it, then the epilogue: the
-    /// same y + y' (addition commutes), with no pass over a scratch.
+    /// A pair kernel (ProductPairs), `outputs` [y, h]. Part 1 or 2 computes its half: its
+    /// columns of h, then the second product over those inputs, half 1 into y and half 2 into
+    /// the scratch. Part 0 runs the halves through the parallel hook when it accepts
+    /// (ColumnSplit.dispatch); otherwise — and part 3 — all of h, then both input halves. Then,
+    /// for parts 0 and 3, y = epi₂(y + y' + b₂). Each product and epilogue is emitted once, its
+    /// columns and inputs chosen at run time (a copy per path made e_fm 50% more instructions
+    /// to compile; adding y' as the second half's tiles store it, 8% more for TarFlow, whose
+    /// tiles would all have carried the add).
     func productPair(first: (node: Node, epilogue: [Node]), second: (node: Node, epilogue: [Node]), outputs: [ValueID]) throws {
         let (y, h) = (outputs[0], outputs[1])
         let x = first.node.operands[0]
@@ -82,47 +85,31 @@ extension OpLowering {
             fatalError("a product pair is planned only for products that split (ProductPairs.pair)")
         }
         let rows = f.batch!, ys = f.address(y), hs = f.address(h)
-        let firstFinish = try epilogueFunction(first.node, epilogue: first.epilogue, output: h)
-        let secondFinish = try epilogueFunction(second.node, epilogue: second.epilogue, output: y)
-        let firstFinishes = first.node.operands.count > 2 || !first.epilogue.isEmpty
-        let halves = [(0, split.column), (split.column, hidden)]
-        /// the second product over h's columns of half 1 or 2, into `into` (or added to it)
-        func secondProduct(_ index: Int, into: IRBuilder.Value, accumulate: Bool = false) throws {
-            let (first, end) = halves[index - 1]
-            try packedProduct(x: hs, packed: f.address(second.node.operands[1]), y: into, rows: rows, n: n, k: hidden,
-                              layout: WeightPacking.layout(n: n), inputs: (first, end - first), accumulate: accumulate)
-        }
-        /// half 1 or 2: its columns of h, then the second product over those inputs only
-        func half(_ index: Int, into: IRBuilder.Value) throws {
+        func isPart(_ p: Int) -> IRBuilder.Value { LLVMBuildICmp(b.builder, LLVMIntEQ, part, b.i64(p), "")! }
+        let middle = b.i64(split.column)
+        try ColumnSplit.dispatch(b, rows: rows, minimumRows: split.minimumRows, part: part, kernelType: LLVMGlobalGetValueType(b.function!)) {
+            // h: the part's columns (parts 0 and 3 all), with the first epilogue
             try packedProduct(x: f.address(x), packed: f.address(first.node.operands[1]), y: hs, rows: rows, n: hidden, k: k,
-                              layout: WeightPacking.layout(n: hidden), split: (b.i64(index), split.column / OpLowering.lanes, split.minimumRows))
-            let (first, end) = halves[index - 1]
-            if firstFinishes { finishInPlace(firstFinish, y: hs, rows: rows, n: hidden, columns: b.i64(first), b.i64(end)) }
-            try secondProduct(index, into: into)
-        }
-        try ColumnSplit.dispatch(b, rows: rows, minimumRows: split.minimumRows, part: part, kernelType: LLVMGlobalGetValueType(b.function!),
-                                 joined: { finishInPlace(secondFinish, y: ys, rows: rows, n: n, adding: scratch) }) {
-            try when(LLVMBuildICmp(b.builder, LLVMIntEQ, part, b.i64(1), "")!, "first_half") { try half(1, into: ys) }
-            try when(LLVMBuildICmp(b.builder, LLVMIntEQ, part, b.i64(2), "")!, "second_half") { try half(2, into: scratch) }
-            let whole = LLVMBuildICmp(b.builder, LLVMIntUGE, b.sub(part, b.i64(1)), b.i64(2), "")!   // part 0 or 3
-            try when(whole, "both_halves") {
-                // all of h at once (the same columns, each summed in the same order)
-                try packedProduct(x: f.address(x), packed: f.address(first.node.operands[1]), y: hs, rows: rows, n: hidden, k: k,
-                                  layout: WeightPacking.layout(n: hidden))
-                if firstFinishes { finishInPlace(firstFinish, y: hs, rows: rows, n: hidden) }
-                try secondProduct(1, into: ys)
-                try secondProduct(2, into: ys, accumulate: true)
-                finishInPlace(secondFinish, y: ys, rows: rows, n: n)
+                              layout: WeightPacking.layout(n: hidden), split: (part, split.column / OpLowering.lanes, split.minimumRows))
+            if first.node.operands.count > 2 || !first.epilogue.isEmpty {
+                let finish = try epilogueFunction(first.node, epilogue: first.epilogue, output: h)
+                finishInPlace(finish, y: hs, rows: rows, n: hidden, columns: b.select(isPart(2), middle, b.i64(0)), b.select(isPart(1), middle, b.i64(hidden)))
+            }
+            // the second product over input half 1 (into y) and/or half 2 (into the scratch)
+            let firstHalf = b.select(isPart(2), b.i64(2), b.i64(1)), lastHalf = b.select(isPart(1), b.i64(1), b.i64(2))
+            try b.loop(b.add(b.sub(lastHalf, firstHalf), b.i64(1))) { i in
+                let secondHalf = LLVMBuildICmp(b.builder, LLVMIntEQ, b.add(firstHalf, i), b.i64(2), "")!
+                let inputs = (b.select(secondHalf, middle, b.i64(0)), b.select(secondHalf, b.i64(hidden - split.column), middle))
+                try packedProduct(x: hs, packed: f.address(second.node.operands[1]), y: b.select(secondHalf, scratch, ys), rows: rows, n: n, k: hidden,
+                                  layout: WeightPacking.layout(n: n), inputs: inputs)
             }
         }
-    }
-
-    /// Runs `body` when `condition` holds.
-    private func when(_ condition: IRBuilder.Value, _ name: String, _ body: () throws -> Void) rethrows {
-        let run = b.block(name), done = b.block("\(name)_done")
-        b.condBranch(condition, run, done)
+        // parts 0 and 3 (never inside a half): y = epi₂(y + y' + b₂)
+        let finish = try epilogueFunction(second.node, epilogue: second.epilogue, output: y)
+        let run = b.block("pair_sum"), done = b.block("pair_done")
+        b.condBranch(LLVMBuildICmp(b.builder, LLVMIntUGE, b.sub(part, b.i64(1)), b.i64(2), "")!, run, done)
         b.position(at: run)
-        try body()
+        finishInPlace(finish, y: ys, rows: rows, n: n, adding: scratch)
         b.branch(done)
         b.position(at: done)
     }
