@@ -44,7 +44,7 @@ final class WorkerPool: @unchecked Sendable {
     private let padding3 = CacheLinePadding()
     /// The split lane (see `split`): the caller's post — the task's and context's bits, then
     /// the generation — on one line; the worker's claim and completion on another.
-    private let laneTask = Atomic<UInt>(0), laneContext = Atomic<UInt>(0), laneGeneration = Atomic<Int>(0)
+    private let laneTask = Atomic<UInt>(0), laneContext = Atomic<UInt>(0), laneGeneration = Atomic<Int>(0), laneCallerCPU = Atomic<Int>(-1)
     private let padding4 = CacheLinePadding()
     private let laneClaimed = Atomic<Int>(0)
     private let padding5 = CacheLinePadding()
@@ -104,6 +104,7 @@ final class WorkerPool: @unchecked Sendable {
         laneLast = generation
         laneTask.store(UInt(bitPattern: unsafeBitCast(task, to: Int.self)), ordering: .relaxed)
         laneContext.store(UInt(bitPattern: context), ordering: .relaxed)
+        laneCallerCPU.store(Int(flowc_current_cpu()), ordering: .relaxed)
         laneGeneration.store(generation, ordering: .releasing)
         let start = DispatchTime.now().uptimeNanoseconds
         task(context, 0)
@@ -200,6 +201,11 @@ final class WorkerPool: @unchecked Sendable {
                 let lane = laneGeneration.load(ordering: .acquiring)
                 if lane != laneSeen {
                     laneSeen = lane
+                    // A worker woken from the park by the caller runs on the caller's core: the
+                    // scheduler puts a wakee near its waker, and on this VM kept it there for
+                    // 20–60 ms, the other vCPU halted, while the caller ran both halves. It moves.
+                    let callerCPU = laneCallerCPU.load(ordering: .relaxed)
+                    if callerCPU >= 0, callerCPU == Int(flowc_current_cpu()) { flowc_leave_cpu(Int32(callerCPU)) }
                     helpSplit(lane)
                     start = DispatchTime.now().uptimeNanoseconds   // spin on after a split, as after a job
                     continue
