@@ -47,7 +47,7 @@ enum ProductPairs {
               let h = first.outputs.first, c.operands[0] == h, uses[h] == 1 else { return nil }
         let x = g.type(of: a.operands[0]), hidden = g.type(of: h), y = g.type(of: c.results[0])
         guard x.batched, x.dims.count == 1, hidden.batched, hidden.dims.count == 1, y.batched, y.dims.count == 1,
-              y.dims[0] % OpLowering.lanes == 0, let split = splitColumn(k: x.dims[0], n: hidden.dims[0]),
+              let split = splitColumn(k: x.dims[0], n: hidden.dims[0]),
               ColumnSplit.minimumRows(k: hidden.dims[0], n: y.dims[0]) == split.minimumRows else { return nil }
         var inputs = first.inputs
         for v in second.inputs where v != h && !inputs.contains(v) { inputs.append(v) }

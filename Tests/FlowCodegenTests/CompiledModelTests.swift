@@ -125,56 +125,61 @@ final class CompiledModelTests: XCTestCase {
     }
 
     /// A product pair (ProductPairs): z = (a, b + silu(a·W1ᵀ + b1)·W2ᵀ + b2) with a of 256 and b
-    /// of 128 values, the 256 → 256 and 256 → 128 products one kernel, against a brute-force
-    /// f64 MLP at 1, 3 and 20 rows (20: above the split's 16 rows, one thread adds the second
-    /// half to y as it stores it). Tolerance 2·10⁻⁵ times the sum of |terms| through both
+    /// of 128 or 120 values (a ragged last vector), the 256 → 256 and 256 → m products one
+    /// kernel, against a brute-force f64 MLP at 1, 3 and 20 rows (20: above the split's 16 rows,
+    /// one thread computes both halves). Tolerance 2·10⁻⁵ times the sum of |terms| through both
     /// layers: each f32 sum of 256 products is within 256·2⁻²⁴ ≈ 1.5·10⁻⁵ of exact relative to
     /// its Σ|terms|; a missing or doubled half gives O(1) errors. Then the bits: one offer of
     /// the hook per call at 1 and 3 rows, whose halves in order, reversed and on the pool equal
-    /// one thread's; and rows 0 and 19 of the 20 — summed without the scratch — equal the same
-    /// rows alone, split (y + y′ after the halves: addition commutes).
+    /// one thread's; and rows 0 and 19 of the 20 (one thread) equal the same rows alone (split).
     func testProductPairsMatchABruteForceMLPAndGiveTheSameBits() throws {
+        for m in [128, 120] { try assertProductPair(outputs: m) }
+    }
+
+    /// The pair test with a second product of `outputs` columns (120: its last vector masked).
+    func assertProductPair(outputs m: Int) throws {
+        let width = 256 + m
         let text = """
         model pair {
-          input x: f32[B, 384]
+          input x: f32[B, \(width)]
           flow {
             a = slice(x, axis=1, start=0, end=256)
-            b = slice(x, axis=1, start=256, end=384)
+            b = slice(x, axis=1, start=256, end=\(width))
             return concat(a, b + linear(silu(linear(a, weight("w1"), weight("b1"))), weight("w2"), weight("b2")), axis=1)
           }
         }
 
         """
         let w1 = Philox.normals(seed: 41, firstRow: 0, rows: 256, perRow: 256).map { 0.1 * $0 }, b1 = Philox.normals(seed: 42, firstRow: 0, rows: 1, perRow: 256)
-        let w2 = Philox.normals(seed: 43, firstRow: 0, rows: 128, perRow: 256).map { 0.1 * $0 }, b2 = Philox.normals(seed: 44, firstRow: 0, rows: 1, perRow: 128)
-        let path = try Self.compile(text, name: "pair", weights: [("w1", [256, 256], w1), ("b1", [256], b1), ("w2", [128, 256], w2), ("b2", [128], b2)])
+        let w2 = Philox.normals(seed: 43, firstRow: 0, rows: m, perRow: 256).map { 0.1 * $0 }, b2 = Philox.normals(seed: 44, firstRow: 0, rows: 1, perRow: m)
+        let path = try Self.compile(text, name: "pair\(m)", weights: [("w1", [256, 256], w1), ("b1", [256], b1), ("w2", [m, 256], w2), ("b2", [m], b2)])
         let model = try CompiledModel(path: path)
         let f32 = { (v: [Double]) in v.map { Double(Float($0)) } }
         let (w1f, b1f, w2f, b2f) = (f32(w1), f32(b1), f32(w2), f32(b2))
         for rows in [1, 3, 20] {
-            let x = Philox.normals(seed: 45, firstRow: 0, rows: rows, perRow: 384).map { Float($0) }
+            let x = Philox.normals(seed: 45, firstRow: 0, rows: rows, perRow: width).map { Float($0) }
             let z = try model.forward(x).z
             var worst = 0.0
             for r in 0..<rows {
-                let a = (0..<256).map { Double(x[r * 384 + $0]) }
+                let a = (0..<256).map { Double(x[r * width + $0]) }
                 let pre = (0..<256).map { i in (0..<256).reduce(b1f[i]) { $0 + w1f[i * 256 + $1] * a[$1] } }
                 let preScale = (0..<256).map { i in (0..<256).reduce(abs(b1f[i])) { $0 + abs(w1f[i * 256 + $1] * a[$1]) } }
                 let h = pre.map { $0 / (1 + exp(-$0)) }
-                for j in 0..<128 {
-                    let b = Double(x[r * 384 + 256 + j])
+                for j in 0..<m {
+                    let b = Double(x[r * width + 256 + j])
                     let exact = b + (0..<256).reduce(b2f[j]) { $0 + w2f[j * 256 + $1] * h[$1] }
                     let scale = abs(b) + (0..<256).reduce(abs(b2f[j])) { $0 + abs(w2f[j * 256 + $1]) * (abs(h[$1]) + preScale[$1]) }
-                    worst = max(worst, abs(Double(z[r * 384 + 256 + j]) - exact) / scale)
+                    worst = max(worst, abs(Double(z[r * width + 256 + j]) - exact) / scale)
                 }
             }
-            XCTAssertLessThan(worst, 2e-5, "\(rows) rows: worst error / Σ|terms|")
+            XCTAssertLessThan(worst, 2e-5, "\(m) outputs, \(rows) rows: worst error / Σ|terms|")
         }
         try assertHalvesGiveTheSameBits(path: path, batch: 1, offers: 1)
         try assertHalvesGiveTheSameBits(path: path, batch: 3, offers: 1)
-        let x = Philox.normals(seed: 46, firstRow: 0, rows: 20, perRow: 384).map { Float($0) }
+        let x = Philox.normals(seed: 46, firstRow: 0, rows: 20, perRow: width).map { Float($0) }
         let batch = try model.forward(x).z
         for row in [0, 19] {
-            XCTAssertEqual(try model.forward(Array(x[(row * 384)..<((row + 1) * 384)])).z, Array(batch[(row * 384)..<((row + 1) * 384)]), "row \(row)")
+            XCTAssertEqual(try model.forward(Array(x[(row * width)..<((row + 1) * width)])).z, Array(batch[(row * width)..<((row + 1) * width)]), "\(m) outputs, row \(row)")
         }
     }
 
