@@ -56,10 +56,17 @@ struct Kernel {
 enum KernelPlanner {
     static let elementwise: Set<String> = Set(ScalarMath.unary.keys).union(ScalarMath.binary.keys).union(["leaky_relu", "select"])
 
-    static func plan(_ g: Graph, dependsOnInput: Set<ValueID>) -> [Kernel] {
+    /// How many operands read each value, a graph output counting 2 (it is always stored): a
+    /// value used once may stay inside the kernel that uses it.
+    static func useCounts(_ g: Graph) -> [Int] {
         var uses = [Int](repeating: 0, count: g.valueCount)
         for node in g.nodes { for v in node.operands { uses[v] += 1 } }
-        for v in g.outputs { uses[v] += 2 }   // an output is always stored
+        for v in g.outputs { uses[v] += 2 }
+        return uses
+    }
+
+    static func plan(_ g: Graph, dependsOnInput: Set<ValueID>) -> [Kernel] {
+        let uses = useCounts(g)
         var kernels: [Kernel] = []
         var current: [Node] = []
         var head: Node?          // the linear of a gemm kernel

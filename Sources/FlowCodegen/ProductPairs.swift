@@ -22,9 +22,7 @@ enum ProductPairs {
     /// The kernels with each eligible consecutive pair of products replaced by one kernel
     /// (left to right: of three products in a row the first two pair).
     static func pair(_ kernels: [Kernel], in g: Graph) -> [Kernel] {
-        var uses = [Int](repeating: 0, count: g.valueCount)
-        for node in g.nodes { for v in node.operands { uses[v] += 1 } }
-        for v in g.outputs { uses[v] += 2 }
+        let uses = KernelPlanner.useCounts(g)
         var result: [Kernel] = []
         var i = 0
         while i < kernels.count {
