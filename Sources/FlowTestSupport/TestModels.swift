@@ -60,7 +60,7 @@ public enum TestModels {
 
 
         public static func model(seed: UInt64 = 7) throws -> Model {
-            let path = NSTemporaryDirectory() + "flowc-std-\(getpid())-\(seed).safetensors"
+            let path = TestFiles.path("std-\(seed).safetensors")
             try SafetensorsFile.write(weights(seed: seed), to: path)
             return try Elaborator.elaborate(text: spec, path: Repository.path("Tests/std_mix.flow"), options: .init(weightsPath: path))
         }
@@ -121,7 +121,7 @@ public enum TestModels {
         }
 
         public static func model() throws -> Model {
-            let path = NSTemporaryDirectory() + "flowc-glow-ms-\(getpid()).safetensors"
+            let path = TestFiles.path("glow-ms.safetensors")
             try SafetensorsFile.write(weights(seed: 11), to: path)
             return try Elaborator.elaborate(text: spec, path: Repository.path("Tests/glow_multiscale.flow"), options: .init(weightsPath: path))
         }
@@ -156,7 +156,7 @@ public enum TestModels {
         }
 
         public static func model(seed: UInt64 = 5) throws -> Model {
-            let path = NSTemporaryDirectory() + "flowc-cond-fm-\(getpid()).safetensors"
+            let path = TestFiles.path("cond-fm.safetensors")
             try SafetensorsFile.write(weights(seed: seed), to: path)
             return try Elaborator.elaborate(text: spec, path: Repository.path("Tests/cond_fm.flow"), options: .init(weightsPath: path))
         }
@@ -199,7 +199,7 @@ public enum TestModels {
         public static func model(channels: Int, blocks: Int, layers: Int, image: (Int, Int, Int), seed: UInt64) throws -> Model {
             let (c, size, patch) = image
             let tokens = (size / patch) * (size / patch), values = c * patch * patch
-            let path = NSTemporaryDirectory() + "flowc-tarflow-\(getpid())-\(channels)-\(blocks)-\(layers)-\(patch).safetensors"
+            let path = TestFiles.path("tarflow-\(channels)-\(blocks)-\(layers)-\(patch).safetensors")
             try SafetensorsFile.write(weights(channels: channels, blocks: blocks, layers: layers, tokens: tokens, values: values, seed: seed), to: path)
             return try Elaborator.elaborate(path: Repository.referenceSpec("g_tarflow"),
                                             options: .init(params: ["IMG": Double(size), "CH": Double(c), "P": Double(patch)], weightsPath: path))

@@ -19,7 +19,7 @@ final class CompiledModelTests: XCTestCase {
     /// Compiles each model once per test run, at O3 as `flowc compile` does.
     static func artifact(_ key: String) throws -> String {
         if let path = compiled[key] { return path }
-        let path = NSTemporaryDirectory() + "flowc-test-\(getpid())-\(key).so"
+        let path = TestFiles.path("test-\(key).so")
         try ArtifactCompiler.compile(try ReferenceFixture(key).model(), output: path)
         compiled[key] = path
         return path
@@ -185,9 +185,9 @@ final class CompiledModelTests: XCTestCase {
 
     /// A model written in the test, compiled with the given weights; the artifact's path.
     static func compile(_ text: String, name: String, weights: [(name: String, shape: [Int], values: [Double])]) throws -> String {
-        let file = NSTemporaryDirectory() + "flowc-\(name)-\(getpid()).safetensors"
+        let file = TestFiles.path("\(name).safetensors")
         try SafetensorsFile.write(weights, to: file)
-        let path = NSTemporaryDirectory() + "flowc-test-\(getpid())-\(name).so"
+        let path = TestFiles.path("test-\(name).so")
         try ArtifactCompiler.compile(try Elaborator.elaborate(text: text, path: "\(name).flow", options: .init(weightsPath: file)), output: path)
         return path
     }
@@ -325,7 +325,7 @@ final class CompiledModelTests: XCTestCase {
 
     /// Foreign, truncated and wrong-version shared objects are clear errors, never crashes.
     func testBadArtifactsAreClearErrors() throws {
-        let dir = NSTemporaryDirectory() + "flowc-bad-\(getpid())"
+        let dir = TestFiles.path("bad")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         func cc(_ source: String, _ name: String) throws -> String {
             try source.write(toFile: "\(dir)/\(name).c", atomically: true, encoding: .utf8)
@@ -372,7 +372,7 @@ final class CompiledJacobiTests: XCTestCase {
         """
         let weights = Repository.fixture("b_maf.safetensors")
         let model = try Elaborator.elaborate(text: text, path: Repository.path("examples/reference/maf_jacobi.flow"), options: .init(weightsPath: weights))
-        let path = NSTemporaryDirectory() + "flowc-jacobi-\(getpid()).so"
+        let path = TestFiles.path("jacobi.so")
         try ArtifactCompiler.compile(model, output: path)
         let compiled = try CompiledModel(path: path)
         let fixture = try ReferenceFixture("b_maf")
@@ -390,7 +390,7 @@ final class CompiledJacobiTests: XCTestCase {
 /// --external-weights: the .so holds no weight data; the runtime reads and checks the file.
 final class ExternalWeightsTests: XCTestCase {
     func testExternalWeightsGiveTheSameResultsAndBadFilesAreErrors() throws {
-        let dir = NSTemporaryDirectory() + "flowc-external-\(getpid())"
+        let dir = TestFiles.path("external")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let weights = "\(dir)/c_realnvp64.safetensors"
         try? FileManager.default.removeItem(atPath: weights)
@@ -440,7 +440,7 @@ final class CompiledStandardLibraryTests: XCTestCase {
             ("examples/default", try Elaborator.elaborate(path: Repository.path("examples/default/realnvp2.flow"))),
         ]
         for (name, model) in models {
-            let path = NSTemporaryDirectory() + "flowc-std-\(getpid())-\(name.replacingOccurrences(of: "/", with: "_")).so"
+            let path = TestFiles.path("std-\(name.replacingOccurrences(of: "/", with: "_")).so")
             try ArtifactCompiler.compile(model, output: path)
             let compiled = try CompiledModel(path: path)
             let store = try WeightStore(path: model.weightsPath!)
@@ -479,7 +479,7 @@ final class CompiledSamplerTests: XCTestCase {
         ]
         for (key, method, steps, name) in cases {
             let fixture = try ReferenceFixture(key)
-            let path = NSTemporaryDirectory() + "flowc-sampler-\(getpid())-\(name).so"
+            let path = TestFiles.path("sampler-\(name).so")
             try ArtifactCompiler.compile(try fixture.model(), options: .init(sampler: SamplerSettings(method: method, steps: steps)), output: path)
             let model = try CompiledModel(path: path)
             XCTAssertEqual(model.metadata.entries, key == "e_fm" ? ["log_prob", "sample", "field"] : ["sample", "field"])
@@ -498,7 +498,7 @@ final class CompiledCNFTests: XCTestCase {
     func testCompiledLikelihoodMatchesTheInterpreter() throws {
         let fixture = try ReferenceFixture("e_fm")
         let model = try fixture.model()
-        let path = NSTemporaryDirectory() + "flowc-cnf-\(getpid()).so"
+        let path = TestFiles.path("cnf.so")
         try ArtifactCompiler.compile(model, output: path)
         let compiled = try CompiledModel(path: path)
         XCTAssertEqual(compiled.metadata.entries, ["log_prob", "sample", "field"])

@@ -10,7 +10,7 @@ import XCTest
 /// Samplers chosen at sample time, run by the solver over the compiled network.
 final class CompiledSolverTests: XCTestCase {
     func compiled(_ model: Model, _ name: String) throws -> CompiledModel {
-        let path = NSTemporaryDirectory() + "flowc-solver-\(getpid())-\(name).so"
+        let path = TestFiles.path("solver-\(name).so")
         try ArtifactCompiler.compile(model, output: path)
         return try CompiledModel(path: path)
     }

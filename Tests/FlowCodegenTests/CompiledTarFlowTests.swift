@@ -13,7 +13,7 @@ import XCTest
 final class CompiledTarFlowTests: XCTestCase {
     func testTwoHeadTarFlowMatchesTheInterpreter() throws {
         let model = try TestModels.RandomTarFlow.model(channels: 128, blocks: 2, layers: 1, image: (1, 8, 2), seed: 4)
-        let path = NSTemporaryDirectory() + "flowc-tarflow2-\(getpid()).so"
+        let path = TestFiles.path("tarflow2.so")
         let listing = try XCTUnwrap(try ArtifactCompiler.compile(model, output: path, listing: .kernels))
         // the inverse decodes 16 tokens per block: tokens 1 … 14 of each block are one loop over
         // a table of arguments (CallRerolling), so the round trip below runs through those loops
@@ -38,7 +38,7 @@ final class CompiledTarFlowTests: XCTestCase {
         let f = try ReferenceFixture("g_tarflow")
         var model = try f.model()
         model.causalInverse = .jacobi(tolerance: 1e-7, chunk: 4)
-        let path = NSTemporaryDirectory() + "flowc-tarflow-jacobi-\(getpid()).so"
+        let path = TestFiles.path("tarflow-jacobi.so")
         try ArtifactCompiler.compile(model, output: path)
         let x = try CompiledModel(path: path).sample(noise: try f.tensor("noise").values.map { Float($0) })
         let c = Closeness.compare(x.map(Double.init), try f.tensor("sample").values, atol: 1e-4, rtol: 1e-4)
@@ -56,7 +56,7 @@ final class CompiledTarFlowTests: XCTestCase {
           flow { return attention(x, x, x, heads=2, causal=0) }
         }
         """, path: Repository.path("Tests/attend_v.flow"))
-        let velocityPath = NSTemporaryDirectory() + "flowc-attend-v-\(getpid()).so"
+        let velocityPath = TestFiles.path("attend-v.so")
         try ArtifactCompiler.compile(velocity, output: velocityPath)
         XCTAssertEqual(try CompiledModel(path: velocityPath).metadata.entries, ["sample", "field"])
         try assertAttentionFieldMatchesTheInterpreter(name: "attend", tokens: 6, channels: 4, causal: false, steps: 2)
@@ -77,7 +77,7 @@ final class CompiledTarFlowTests: XCTestCase {
         }
         """
         let model = try Elaborator.elaborate(text: spec, path: Repository.path("Tests/\(name).flow"))
-        let path = NSTemporaryDirectory() + "flowc-\(name)-\(getpid()).so"
+        let path = TestFiles.path("\(name).so")
         try ArtifactCompiler.compile(model, output: path)
         let noise = Philox.normals(seed: 6, firstRow: 0, rows: 3, perRow: tokens * channels).map { Float($0) }
         let settings = SamplerSettings(method: .meanflow, steps: steps)
@@ -103,7 +103,7 @@ final class CompiledTarFlowTests: XCTestCase {
         let floats = { (name: String) in try f.tensor(name).values.map { Float($0) } }
         let labels = try f.tensor("y").values.map { Int($0) }
         for (guidance, sampleName) in [(nil, "sample"), (FlowGuidance(scale: 2, annealed: true, attentionTemperature: 0.8), "sample_annealed")] as [(FlowGuidance?, String)] {
-            let path = NSTemporaryDirectory() + "flowc-tarflow-cond-\(getpid())-\(sampleName).so"
+            let path = TestFiles.path("tarflow-cond-\(sampleName).so")
             var options = ArtifactCompiler.Options()
             options.guidance = guidance
             try ArtifactCompiler.compile(model, options: options, output: path)
@@ -130,7 +130,7 @@ final class CompiledTarFlowTests: XCTestCase {
     func testScoreAndDenoisedSample() throws {
         let f = try ReferenceFixture("g_tarflow")
         let model = try f.model()
-        let plainPath = NSTemporaryDirectory() + "flowc-tarflow-score-\(getpid()).so"
+        let plainPath = TestFiles.path("tarflow-score.so")
         var scoring = ArtifactCompiler.Options()
         scoring.score = true
         try ArtifactCompiler.compile(model, options: scoring, output: plainPath)
@@ -143,7 +143,7 @@ final class CompiledTarFlowTests: XCTestCase {
         XCTAssertTrue(c.passes, "score: \(c)")
 
         let sigma = 0.3
-        let denoisedPath = NSTemporaryDirectory() + "flowc-tarflow-denoise-\(getpid()).so"
+        let denoisedPath = TestFiles.path("tarflow-denoise.so")
         var options = ArtifactCompiler.Options()
         options.denoise = sigma
         try ArtifactCompiler.compile(model, options: options, output: denoisedPath)

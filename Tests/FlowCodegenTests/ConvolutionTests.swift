@@ -54,7 +54,7 @@ final class ConvolutionTests: XCTestCase {
         for (index, c) in cases.enumerated() {
             let (text, _) = spec(c)
             let model = try Elaborator.elaborate(text: text, path: "conv\(index).flow")
-            let path = NSTemporaryDirectory() + "flowc-conv-\(getpid())-\(index).so"
+            let path = TestFiles.path("conv-\(index).so")
             try ArtifactCompiler.compile(model, output: path)
             let compiled = try CompiledModel(path: path)
             let batch = 37   // two groups of 16 and 5 leftovers for 4×4 outputs
@@ -73,7 +73,7 @@ final class ConvolutionTests: XCTestCase {
                            (Case(channels: 3, height: 4, width: 4, outputs: 5, kernel: 1, stride: 1, padding: 0), false),
                            (Case(channels: 2, height: 5, width: 7, outputs: 3, kernel: 3, stride: 2, padding: 1), false)] {
             let model = try Elaborator.elaborate(text: spec(c).text, path: "conv.flow")
-            let listing = try ArtifactCompiler.compile(model, output: NSTemporaryDirectory() + "flowc-conv-\(getpid())-listing.so", listing: .kernels)
+            let listing = try ArtifactCompiler.compile(model, output: TestFiles.path("conv-listing.so"), listing: .kernels)
             XCTAssertEqual(listing?.contains("im2col"), !dense, "\(c)\n\(listing ?? "")")
         }
     }

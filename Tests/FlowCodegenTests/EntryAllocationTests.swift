@@ -10,7 +10,7 @@ import XCTest
 /// but with no BLAS call left in these models it makes none either.
 final class EntryAllocationTests: XCTestCase {
     func testEntryPointsMakeNoHeapAllocations() throws {
-        let tool = NSTemporaryDirectory() + "flowc-entry-allocations-\(getpid())"
+        let tool = TestFiles.path("entry-allocations")
         let build = try ProcessResult.run("/usr/bin/env", ["cc", "-O1", "-o", tool, Repository.path("Benchmarks/entry_allocations.c"), "-ldl", "-lm"])
         XCTAssertEqual(build.status, 0, build.stderr)
         for key in ["c_realnvp64", "a_nsf", "d_glow", "e_fm", "f_meanflow", "g_tarflow"] {

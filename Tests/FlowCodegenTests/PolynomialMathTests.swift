@@ -1,6 +1,7 @@
 import FlowCodegen
 import FlowIR
 import FlowRuntime
+import FlowTestSupport
 import Foundation
 import XCTest
 
@@ -13,7 +14,7 @@ final class PolynomialMathTests: XCTestCase {
     func compiled(_ op: String) throws -> CompiledModel {
         let text = "model m {\n  input x: f32[B, 1]\n  flow { return \(op)(x) }\n}\n"
         let model = try Elaborator.elaborate(text: text, path: "m.flow")
-        let path = NSTemporaryDirectory() + "flowc-math-\(getpid())-\(op).so"
+        let path = TestFiles.path("math-\(op).so")
         try ArtifactCompiler.compile(model, output: path)
         return try CompiledModel(path: path)
     }
@@ -63,7 +64,7 @@ final class PolynomialMathTests: XCTestCase {
 
         """
         let model = try Elaborator.elaborate(text: text, path: "m.flow")
-        let path = NSTemporaryDirectory() + "flowc-math-\(getpid())-coupling-\(op).so"
+        let path = TestFiles.path("math-coupling-\(op).so")
         try ArtifactCompiler.compile(model, output: path)
         let z = try CompiledModel(path: path).forward(inputs.flatMap { [$0, 0] }).z
         return stride(from: 1, to: z.count, by: 2).map { z[$0] }

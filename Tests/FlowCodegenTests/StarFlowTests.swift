@@ -26,7 +26,7 @@ final class StarFlowTests: XCTestCase {
         XCTAssertTrue(inverse.nodes.filter { $0.op == "attention" }.allSatisfy { inverse.type(of: $0.operands[0]).dims[0] == 1 }, "decoded token by token")
         try check(try Interpreter(graph: inverse, weights: store, precision: .f32).run([try f.tensor("noise")])[0].values, "sample", atol: 1e-4, rtol: 1e-4, "interpreted")
 
-        let path = NSTemporaryDirectory() + "flowc-starflow-\(getpid()).so"
+        let path = TestFiles.path("starflow.so")
         try ArtifactCompiler.compile(model, output: path)
         let compiled = try CompiledModel(path: path)
         let (z, logdet) = try compiled.forward(try f.tensor("x").values.map { Float($0) })

@@ -16,7 +16,7 @@ final class TrainedExampleTests: XCTestCase {
         // steps), which train_velocity.py computes the same way in PyTorch
         for name in ["realnvp", "nsf", "fm"] {
             let model = try Elaborator.elaborate(path: "\(folder)/\(name).flow", options: .init())
-            let path = NSTemporaryDirectory() + "flowc-two-moons-\(getpid())-\(name).so"
+            let path = TestFiles.path("two-moons-\(name).so")
             try ArtifactCompiler.compile(model, output: path)
             let logp = try CompiledModel(path: path).logProb(heldout.values.map { Float($0) })
             let mean = logp.map(Double.init).reduce(0, +) / Double(logp.count)
@@ -29,7 +29,7 @@ final class TrainedExampleTests: XCTestCase {
     func testTwoMoonsMeanFlowOneStepSamples() throws {
         let folder = Repository.path("examples/two_moons")
         let model = try Elaborator.elaborate(path: "\(folder)/meanflow.flow", options: .init())
-        let path = NSTemporaryDirectory() + "flowc-two-moons-\(getpid())-meanflow.so"
+        let path = TestFiles.path("two-moons-meanflow.so")
         try ArtifactCompiler.compile(model, output: path)
         let noise = try NpyArray.read(path: "\(folder)/meanflow_noise.npy").values.map { Float($0) }
         let samples = try CompiledModel(path: path).sample(noise: noise)
@@ -43,7 +43,7 @@ final class TrainedExampleTests: XCTestCase {
         let reference = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(folder)/reference.json"))) as? [String: Double])
         for (name, heldout) in [("tarflow", "heldout.npy"), ("glow", "heldout_glow.npy")] {
             let model = try Elaborator.elaborate(path: "\(folder)/\(name).flow", options: .init())
-            let path = NSTemporaryDirectory() + "flowc-digits-\(getpid())-\(name).so"
+            let path = TestFiles.path("digits-\(name).so")
             try ArtifactCompiler.compile(model, output: path)
             let logp = try CompiledModel(path: path).logProb(try NpyArray.read(path: "\(folder)/\(heldout)").values.map { Float($0) })
             XCTAssertEqual(logp.map(Double.init).reduce(0, +) / Double(logp.count), try XCTUnwrap(reference[name]), accuracy: 1e-3, name)

@@ -1,11 +1,12 @@
 import FlowIR
+import FlowTestSupport
 import Foundation
 import XCTest
 
 final class NpyTests: XCTestCase {
     func testWriteThenReadRoundTripsBothPrecisions() throws {
         for f64 in [false, true] {
-            let path = NSTemporaryDirectory() + "/flowc-\(f64).npy"
+            let path = TestFiles.path("npy-\(f64).npy")
             let a = NpyArray(shape: [2, 3], values: [0, 1.5, -2, 3, 4, 1e-3], isF64: f64)
             try a.write(path: path)
             let b = try NpyArray.read(path: path)

@@ -15,7 +15,7 @@ final class SafetensorsTests: XCTestCase {
     }
 
     func testWriteThenReadRoundTrips() throws {
-        let path = NSTemporaryDirectory() + "/flowc-roundtrip.safetensors"
+        let path = TestFiles.path("safetensors-roundtrip.safetensors")
         try SafetensorsFile.write([(name: "a", shape: [2, 3], values: [1, 2, 3, 4, 5, -6.5]), (name: "b", shape: [], values: [0.25])],
                                   metadata: ["k": "v"], to: path)
         let f = try SafetensorsFile(path: path)

@@ -18,7 +18,7 @@ final class BaseDensityTests: XCTestCase {
     """
 
     func model() throws -> Model {
-        let path = NSTemporaryDirectory() + "flowc-base-\(getpid()).safetensors"
+        let path = TestFiles.path("base.safetensors")
         try SafetensorsFile.write([(name: "mu", shape: [2], values: [0.5, -1]), (name: "sigma", shape: [2], values: [2, 0.25])], to: path)
         return try Elaborator.elaborate(text: Self.spec, path: "g.flow", options: .init(weightsPath: path))
     }
@@ -52,7 +52,7 @@ final class BaseDensityTests: XCTestCase {
     }
 
     func testBaseWeightOfWrongShapeIsAnError() throws {
-        let path = NSTemporaryDirectory() + "flowc-base-bad-\(getpid()).safetensors"
+        let path = TestFiles.path("base-bad.safetensors")
         try SafetensorsFile.write([(name: "mu", shape: [3], values: [0, 0, 0]), (name: "sigma", shape: [2], values: [1, 1])], to: path)
         XCTAssertThrowsError(try Elaborator.elaborate(text: Self.spec, path: "g.flow", options: .init(weightsPath: path))) { error in
             XCTAssertEqual("\(error)", "g.flow:3:3: error: base loc 'mu' has shape [3], which does not broadcast to one sample [2]")

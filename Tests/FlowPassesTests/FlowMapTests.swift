@@ -36,7 +36,7 @@ final class FlowMapTests: XCTestCase {
 
     func testAlignYourFlowParameterisation() throws {
         // F(x, s, t) = c: zero weights, bias c = (0.5, -2)
-        let path = NSTemporaryDirectory() + "flowc-ayf-\(getpid()).safetensors"
+        let path = TestFiles.path("ayf.safetensors")
         try SafetensorsFile.write([(name: "F.0.weight", shape: [2, 4], values: Array(repeating: 0, count: 8)),
                                    (name: "F.0.bias", shape: [2], values: [0.5, -2])], to: path)
         let text = """

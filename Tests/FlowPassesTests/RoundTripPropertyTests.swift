@@ -24,7 +24,7 @@ final class RoundTripPropertyTests: XCTestCase {
         }
         let demo = try Elaborator.elaborate(path: Repository.path("examples/default/realnvp2.flow"))
         out.append(Case(name: "examples/default", model: demo, weights: try WeightStore(path: demo.weightsPath!)))
-        let path = NSTemporaryDirectory() + "flowc-roundtrip-std-\(getpid()).safetensors"
+        let path = TestFiles.path("roundtrip-std.safetensors")
         try SafetensorsFile.write(TestModels.StandardMix.weights(seed: 3), to: path)
         let std = try Elaborator.elaborate(text: TestModels.StandardMix.spec, path: Repository.path("Tests/std_mix.flow"), options: .init(weightsPath: path))
         out.append(Case(name: "std_mix", model: std, weights: try WeightStore(path: path)))

@@ -10,7 +10,7 @@ import XCTest
 /// derived log-det must equal the brute-force Jacobian (same tolerance as LogDetTests).
 final class StandardLibraryFlowTests: XCTestCase {
     func testInvertibleAndLogDetMatchesJacobian() throws {
-        let path = NSTemporaryDirectory() + "flowc-std-\(getpid()).safetensors"
+        let path = TestFiles.path("std.safetensors")
         try SafetensorsFile.write(TestModels.StandardMix.weights(seed: 7), to: path)
         let model = try Elaborator.elaborate(text: TestModels.StandardMix.spec, path: Repository.path("Tests/std_mix.flow"), options: .init(weightsPath: path))
         let store = try WeightStore(path: path)

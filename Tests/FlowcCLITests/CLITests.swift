@@ -31,7 +31,7 @@ final class CLITests: XCTestCase {
     }
 
     func testBadWeightAndDataFilesThroughTheCLI() throws {
-        let dir = NSTemporaryDirectory() + "flowc-cli-\(getpid())"
+        let dir = TestFiles.path("cli")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let spec = Repository.referenceSpec("c_realnvp2")
         let weights = Repository.fixture("c_realnvp2.safetensors")
@@ -78,7 +78,7 @@ final class CLITests: XCTestCase {
     /// `flowc run` on the command line reproduces the fixtures (tolerances as in
     /// ReferenceFixtureTests: z 1e-4 + 1e-4|b|, log_prob 1e-3 + 1e-5|b|).
     func testRunReproducesFixturesFromTheCommandLine() throws {
-        let dir = NSTemporaryDirectory() + "flowc-run-\(getpid())"
+        let dir = TestFiles.path("run")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         for key in ["a_nsf", "c_realnvp64", "d_glow"] {
             let fixture = try ReferenceFixture(key)
@@ -111,7 +111,7 @@ final class CLITests: XCTestCase {
 
     /// The default example of `make demo` runs as shipped.
     func testDefaultExampleRuns() throws {
-        let out = NSTemporaryDirectory() + "flowc-demo-\(getpid()).npy"
+        let out = TestFiles.path("demo.npy")
         let r = try flowc(["run", Repository.path("examples/default/realnvp2.flow"), "--entry", "log_prob",
                            "--input", Repository.path("examples/default/batch.npy"), "--output", out])
         XCTAssertEqual(r.status, 0, r.stderr)
@@ -124,7 +124,7 @@ final class CLITests: XCTestCase {
 /// The compiled-model commands end to end on the default example.
 final class CompiledCLITests: XCTestCase {
     func testCompileInfoRunAndErrors() throws {
-        let dir = NSTemporaryDirectory() + "flowc-compiled-cli-\(getpid())"
+        let dir = TestFiles.path("compiled-cli")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let so = "\(dir)/m.so"
         func flowc(_ args: [String]) throws -> ProcessResult { try ProcessResult.run(Repository.flowc, args) }
@@ -163,7 +163,7 @@ final class CompiledCLITests: XCTestCase {
     /// steps and agrees with the f64 RK4 oracle (1e-4 + 1e-4·|b| at the default tolerances 1e-5,
     /// see CompiledSolverTests); misuse is a usage error (exit 2) that says what is expected.
     func testSamplerOptionsOfCompiledVelocityModels() throws {
-        let dir = NSTemporaryDirectory() + "flowc-sampler-cli-\(getpid())"
+        let dir = TestFiles.path("sampler-cli")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let so = "\(dir)/fm.so"
         func flowc(_ args: [String]) throws -> ProcessResult { try ProcessResult.run(Repository.flowc, args) }
@@ -201,7 +201,7 @@ final class CompiledCLITests: XCTestCase {
     /// the compiled sample equals the interpreter's (`flowc run --entry sample`, same seed, labels
     /// and guidance) within 1e-4 + 1e-4·|b|.
     func testConditionalFlowWithGuidance() throws {
-        let dir = NSTemporaryDirectory() + "flowc-cond-cli-\(getpid())"
+        let dir = TestFiles.path("cond-cli")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         func flowc(_ args: [String]) throws -> ProcessResult { try ProcessResult.run(Repository.flowc, args) }
         let spec = Repository.referenceSpec("g_tarflow_cond"), weights = Repository.fixture("g_tarflow_cond.safetensors")

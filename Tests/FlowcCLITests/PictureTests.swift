@@ -87,7 +87,7 @@ final class PictureTests: XCTestCase {
     }
 
     func testSampleCommandWritesAPicture() throws {
-        let dir = NSTemporaryDirectory() + "flowc-png-\(getpid())"
+        let dir = TestFiles.path("png")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let r = try ProcessResult.run(Repository.flowc, ["run", Repository.path("examples/default/realnvp2.flow"), "--entry", "sample", "-n", "500", "--seed", "1",
                                                          "--output", "\(dir)/s.npy", "--png", "\(dir)/s.png"])
