@@ -12,8 +12,10 @@ struct Kernel {
         /// with the bias and a chain of elementwise ops applied in the epilogue.
         case gemm(Node, epilogue: [Node])
         /// Two packed products of an MLP, the second reading only the first's result, split
-        /// over two threads with one hand-over (ProductPairs). Outputs: [second's, first's].
-        case productPair(Node, firstEpilogue: [Node], Node, secondEpilogue: [Node])
+        /// over two threads with one hand-over (ProductPairs). Outputs: [second's, first's], then
+        /// the lead's when there is one: a small product before them (and its epilogue) that
+        /// both threads compute, `lead` empty or [product] + epilogue.
+        case productPair(lead: [Node], Node, firstEpilogue: [Node], Node, secondEpilogue: [Node])
     }
 
     var body: Body
@@ -27,7 +29,7 @@ struct Kernel {
         case .single(let n): return [n]
         case .fused(let ns): return ns
         case .gemm(let n, let epilogue): return [n] + epilogue
-        case .productPair(let first, let firstEpilogue, let second, let secondEpilogue): return [first] + firstEpilogue + [second] + secondEpilogue
+        case .productPair(let lead, let first, let firstEpilogue, let second, let secondEpilogue): return lead + [first] + firstEpilogue + [second] + secondEpilogue
         }
     }
 
@@ -44,8 +46,8 @@ struct Kernel {
             let product = n.op == WeightPacking.op ? "GEMM microkernel (6×64 register tiles, packed Wᵀ)"
                 : n.op == "conv2d" ? "im2col over groups of samples + GEMM microkernel" : "sgemm / small-matmul loops"
             return "\(out) = \(product), epilogue of \(epilogue.count) ops: \(chain)"
-        case .productPair:
-            return "\(out) = two GEMM microkernels, one hand-over: each half computes its columns of the first product and its input half of the second, then y = sum of the halves + epilogue: \(chain)"
+        case .productPair(let lead, _, _, _, _):
+            return "\(out) = two GEMM microkernels, one hand-over: \(lead.isEmpty ? "" : "both halves compute the small first product, then ")each half computes its columns of the next product and its input half of the last, then y = sum of the halves + epilogue: \(chain)"
         }
     }
 }

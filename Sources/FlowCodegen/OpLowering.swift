@@ -65,8 +65,8 @@ struct OpLowering {
         case .fused(let nodes): try fused(nodes, output: kernel.outputs[0])
         case .gemm(let node, let epilogue) where node.op == "conv2d": try conv2d(node, epilogue: epilogue, output: kernel.outputs[0])
         case .gemm(let node, let epilogue): try gemm(node, epilogue: epilogue, output: kernel.outputs[0])
-        case .productPair(let first, let firstEpilogue, let second, let secondEpilogue):
-            try productPair(first: (first, firstEpilogue), second: (second, secondEpilogue), outputs: kernel.outputs)
+        case .productPair(let lead, let first, let firstEpilogue, let second, let secondEpilogue):
+            try productPair(lead: lead.first.map { ($0, Array(lead.dropFirst())) }, first: (first, firstEpilogue), second: (second, secondEpilogue), outputs: kernel.outputs)
         }
     }
 

@@ -126,56 +126,84 @@ final class CompiledModelTests: XCTestCase {
 
     /// A product pair (ProductPairs): z = (a, b + silu(a·W1ᵀ + b1)·W2ᵀ + b2) with a of 256 and b
     /// of 128 or 120 values (a ragged last vector), the 256 → 256 and 256 → m products one
-    /// kernel, against a brute-force f64 MLP at 1, 3 and 20 rows (20: above the split's 16 rows,
-    /// one thread computes both halves). Tolerance 2·10⁻⁵ times the sum of |terms| through both
-    /// layers: each f32 sum of 256 products is within 256·2⁻²⁴ ≈ 1.5·10⁻⁵ of exact relative to
-    /// its Σ|terms|; a missing or doubled half gives O(1) errors. Then the bits: one offer of
-    /// the hook per call at 1 and 3 rows, whose halves in order, reversed and on the pool equal
-    /// one thread's; and rows 0 and 19 of the 20 (one thread) equal the same rows alone (split).
+    /// kernel; and with a lead (a of 8 values, silu(a·W0ᵀ + b0) of 256 first, computed by both
+    /// halves). Against a brute-force f64 MLP at 1, 3 and 20 rows (20: above the split's 16
+    /// rows, one thread computes both halves). Tolerance 2·10⁻⁵ times the sum of |terms|
+    /// through the layers: each f32 sum of 256 products is within 256·2⁻²⁴ ≈ 1.5·10⁻⁵ of exact
+    /// relative to its Σ|terms|; a missing or doubled half, or a half reading the other's lead
+    /// before it is written, gives O(1) errors. Then the bits: one offer of the hook per call
+    /// at 1 and 3 rows, whose halves in order, reversed and on the pool equal one thread's; and
+    /// rows 0 and 19 of the 20 (one thread) equal the same rows alone (split).
     func testProductPairsMatchABruteForceMLPAndGiveTheSameBits() throws {
         for m in [128, 120] { try assertProductPair(outputs: m) }
+        try assertProductPair(outputs: 128, lead: 8)
     }
 
-    /// The pair test with a second product of `outputs` columns (120: its last vector masked).
-    func assertProductPair(outputs m: Int) throws {
-        let width = 256 + m
+    /// The pair test with a second product of `outputs` columns (120: its last vector masked),
+    /// after a lead product from `lead` values when given.
+    func assertProductPair(outputs m: Int, lead: Int? = nil) throws {
+        let input = lead ?? 256, width = input + m
+        let pairInput = lead == nil ? "a" : "silu(linear(a, weight(\"w0\"), weight(\"b0\")))"
         let text = """
         model pair {
           input x: f32[B, \(width)]
           flow {
-            a = slice(x, axis=1, start=0, end=256)
-            b = slice(x, axis=1, start=256, end=\(width))
-            return concat(a, b + linear(silu(linear(a, weight("w1"), weight("b1"))), weight("w2"), weight("b2")), axis=1)
+            a = slice(x, axis=1, start=0, end=\(input))
+            b = slice(x, axis=1, start=\(input), end=\(width))
+            return concat(a, b + linear(silu(linear(\(pairInput), weight("w1"), weight("b1"))), weight("w2"), weight("b2")), axis=1)
           }
         }
 
         """
+        let w0 = Philox.normals(seed: 40, firstRow: 0, rows: 256, perRow: input).map { 0.5 * $0 }, b0 = Philox.normals(seed: 39, firstRow: 0, rows: 1, perRow: 256)
         let w1 = Philox.normals(seed: 41, firstRow: 0, rows: 256, perRow: 256).map { 0.1 * $0 }, b1 = Philox.normals(seed: 42, firstRow: 0, rows: 1, perRow: 256)
         let w2 = Philox.normals(seed: 43, firstRow: 0, rows: m, perRow: 256).map { 0.1 * $0 }, b2 = Philox.normals(seed: 44, firstRow: 0, rows: 1, perRow: m)
-        let path = try Self.compile(text, name: "pair\(m)", weights: [("w1", [256, 256], w1), ("b1", [256], b1), ("w2", [m, 256], w2), ("b2", [m], b2)])
+        let path = try Self.compile(text, name: "pair\(m)\(lead.map { "lead\($0)" } ?? "")", weights: [("w1", [256, 256], w1), ("b1", [256], b1), ("w2", [m, 256], w2), ("b2", [m], b2)]
+                                    + (lead == nil ? [] : [("w0", [256, input], w0), ("b0", [256], b0)]))
         let model = try CompiledModel(path: path)
         let f32 = { (v: [Double]) in v.map { Double(Float($0)) } }
-        let (w1f, b1f, w2f, b2f) = (f32(w1), f32(b1), f32(w2), f32(b2))
+        /// A layer in f64 from f32 weights: the values and their Σ|terms| (the inputs' own sums
+        /// carried through: SiLU's slope is below 1.1).
+        func layer(_ w: [Double], _ bias: [Double], _ x: [Double], _ xScale: [Double], silu: Bool) -> (values: [Double], scale: [Double]) {
+            let (w, bias, k) = (f32(w), f32(bias), x.count)
+            let pre = bias.indices.map { i in (0..<k).reduce(bias[i]) { $0 + w[i * k + $1] * x[$1] } }
+            let scale = bias.indices.map { i in (0..<k).reduce(abs(bias[i])) { $0 + abs(w[i * k + $1]) * (abs(x[$1]) + xScale[$1]) } }
+            return silu ? (pre.map { $0 / (1 + exp(-$0)) }, scale.map { 1.1 * $0 }) : (pre, scale)
+        }
         for rows in [1, 3, 20] {
             let x = Philox.normals(seed: 45, firstRow: 0, rows: rows, perRow: width).map { Float($0) }
             let z = try model.forward(x).z
             var worst = 0.0
             for r in 0..<rows {
-                let a = (0..<256).map { Double(x[r * width + $0]) }
-                let pre = (0..<256).map { i in (0..<256).reduce(b1f[i]) { $0 + w1f[i * 256 + $1] * a[$1] } }
-                let preScale = (0..<256).map { i in (0..<256).reduce(abs(b1f[i])) { $0 + abs(w1f[i * 256 + $1] * a[$1]) } }
-                let h = pre.map { $0 / (1 + exp(-$0)) }
+                var a = ((0..<input).map { Double(x[r * width + $0]) }, [Double](repeating: 0, count: input))
+                if lead != nil { a = layer(w0, b0, a.0, a.1, silu: true) }
+                let h = layer(w1, b1, a.0, a.1, silu: true), y = layer(w2, b2, h.values, h.scale, silu: false)
                 for j in 0..<m {
-                    let b = Double(x[r * width + 256 + j])
-                    let exact = b + (0..<256).reduce(b2f[j]) { $0 + w2f[j * 256 + $1] * h[$1] }
-                    let scale = abs(b) + (0..<256).reduce(abs(b2f[j])) { $0 + abs(w2f[j * 256 + $1]) * (abs(h[$1]) + preScale[$1]) }
-                    worst = max(worst, abs(Double(z[r * width + 256 + j]) - exact) / scale)
+                    let b = Double(x[r * width + input + j])
+                    worst = max(worst, abs(Double(z[r * width + input + j]) - (b + y.values[j])) / (abs(b) + y.scale[j]))
                 }
             }
-            XCTAssertLessThan(worst, 2e-5, "\(m) outputs, \(rows) rows: worst error / Σ|terms|")
+            XCTAssertLessThan(worst, 2e-5, "\(m) outputs, lead \(lead ?? 0), \(rows) rows: worst error / Σ|terms|")
         }
         try assertHalvesGiveTheSameBits(path: path, batch: 1, offers: 1)
         try assertHalvesGiveTheSameBits(path: path, batch: 3, offers: 1)
+        if lead != nil {
+            // half 2 computes the lead itself: run first (halves reversed) on another input than
+            // the call before, it would otherwise read that call's lead from the workspace
+            let (first, second) = (Philox.normals(seed: 47, firstRow: 0, rows: 1, perRow: width).map { Float($0) },
+                                   Philox.normals(seed: 48, firstRow: 0, rows: 1, perRow: width).map { Float($0) })
+            // (every workspace the calls may take holds the first input's values)
+            model.threads = 1
+            let expected = try model.forward(second).z
+            _ = try model.forward(first)
+            model.threads = 2
+            try Self.installHook(Self.halvesReversed, in: path)
+            _ = try model.forward(first)
+            Self.splitOffers = 0
+            XCTAssertEqual(try model.forward(second).z, expected, "half 2 first, after another input")
+            XCTAssertEqual(Self.splitOffers, 1, "offers")
+            _ = try CompiledModel(path: path)   // the pool's hook again
+        }
         let x = Philox.normals(seed: 46, firstRow: 0, rows: 20, perRow: width).map { Float($0) }
         let batch = try model.forward(x).z
         for row in [0, 19] {
