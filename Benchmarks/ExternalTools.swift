@@ -27,27 +27,31 @@ enum ExternalTools {
         return output("cc", flags + ["-o", executable, benchmarks.appendingPathComponent(file).path, "-ldl", "-lm"]) != nil ? executable : nil
     }
 
-    /// PyTorch eager µs by "model pass batch", for models given as (key, weights file).
-    static func pytorchEager(_ models: [(String, String)], batches: [Int]) -> [String: Double]? {
+    /// PyTorch eager µs by "model pass batch", for models given as (key, weights file), the
+    /// median of `rounds` rounds over all of them.
+    static func pytorchEager(_ models: [(String, String)], batches: [Int], rounds: Int) -> [String: Double]? {
         guard output("python3", ["-c", "import torch, zuko, safetensors"]) != nil else { return nil }
-        return timings(script: "pytorch_eager.py", models, batches: batches) { model, pass, check in
+        return timings(script: "pytorch_eager.py", models, batches: batches, rounds: rounds) { model, pass, check in
             "the PyTorch port of \(model) \(pass) is \(check) away from the fixture"
         }
     }
 
-    /// ONNX Runtime µs by "model pass batch" (the same PyTorch ports, exported), in this run.
-    static func onnxRuntime(_ models: [(String, String)], batches: [Int]) -> [String: Double]? {
+    /// ONNX Runtime µs by "model pass batch" (the same PyTorch ports, exported), in this run,
+    /// the median of `rounds` rounds.
+    static func onnxRuntime(_ models: [(String, String)], batches: [Int], rounds: Int) -> [String: Double]? {
         guard output("python3", ["-c", "import torch, zuko, safetensors, onnxruntime, onnxscript"]) != nil else { return nil }
-        return timings(script: "onnxruntime_peer.py", models, batches: batches) { model, pass, check in
+        return timings(script: "onnxruntime_peer.py", models, batches: batches, rounds: rounds) { model, pass, check in
             "ONNX Runtime's \(model) \(pass) is \(check) away from PyTorch eager"
         }
     }
 
     /// Runs a timing script of this directory; its JSON lines (model, pass, batch, us, check)
     /// by "model pass batch", with a warning for each check above 1e-4.
-    private static func timings(script: String, _ models: [(String, String)], batches: [Int], warning: (String, String, Double) -> String) -> [String: Double]? {
+    private static func timings(script: String, _ models: [(String, String)], batches: [Int], rounds: Int,
+                                warning: (String, String, Double) -> String) -> [String: Double]? {
         let path = benchmarks.appendingPathComponent(script).path
-        guard let text = output("python3", [path, "--batches=" + batches.map(String.init).joined(separator: ",")] + models.map { "\($0.0)=\($0.1)" }) else { return nil }
+        let options = ["--batches=" + batches.map(String.init).joined(separator: ","), "--rounds=\(rounds)"]
+        guard let text = output("python3", [path] + options + models.map { "\($0.0)=\($0.1)" }) else { return nil }
         var result: [String: Double] = [:]
         for line in text.split(separator: "\n") {
             guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],

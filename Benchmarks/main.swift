@@ -9,9 +9,10 @@ import FlowSolvers
 import Foundation
 
 /// Compiled vs interpreted vs PyTorch eager vs ONNX Runtime, in one run: log_prob and sample (from
-/// given noise) of every reference model at batch 1 and 256 (compiled: the median of 3 rounds over
-/// all rows, each the median of calls after 3 warm-up calls, the peers' method; interpreted: one
-/// round), next to the best peer of issue 8's table (another run); then the machine's FMA peak
+/// given noise) of every reference model at batch 1 and 256 (compiled, eager and ONNX Runtime: the
+/// median of 3 rounds over all rows, each the median of calls after 3 warm-up calls, the peers'
+/// method, their rounds alternating; interpreted: one round), next to the best peer of issue 8's
+/// table (another run); then the machine's FMA peak
 /// and the GEMM rows' GFLOP/s, compile times, and heap allocations inside the entry points.
 /// Run in release: `make bench`.
 struct Row {
@@ -26,7 +27,7 @@ struct Row {
 
 func median(_ seconds: [Double]) -> Double { seconds.sorted()[seconds.count / 2] }
 
-/// Rounds over all rows of the compiled timings (the peers' runs took 3).
+/// Rounds over all rows of the compiled, eager and ONNX Runtime timings (the peers' runs took 3).
 let rounds = 3
 
 /// Median seconds per call: repeats until ~0.3 s have been spent (at least 5, at most 200).
@@ -141,17 +142,28 @@ for key in keys {
         }
     }
 }
-// The compiled time of a row is the median of 3 rounds over all rows (each round a median of
-// calls), the peers' method (results-peers.md): a slow phase of this shared machine then moves
-// one round of a row, not the row.
+// Every compiled, eager and ONNX Runtime time is the median of 3 rounds over all rows (each
+// round a median of calls), the peers' method (results-peers.md), and the rounds of the three
+// alternate — Flowc's, then eager's, then ONNX Runtime's, three times — so that a slow phase of
+// this shared machine moves one round of each, not all of one side of a ratio.
 var roundTimes = compiledCalls.map { _ in [Double]() }
-for _ in 1..<rounds {
-    for (i, call) in compiledCalls.enumerated() { roundTimes[i].append(try time(call)) }
+var eagerRounds: [[String: Double]] = [], onnxRounds: [[String: Double]] = []
+for round in 0..<rounds {
+    if round > 0 {
+        for (i, call) in compiledCalls.enumerated() { roundTimes[i].append(try time(call)) }
+    }
+    if let e = ExternalTools.pytorchEager(weightFiles, batches: [1, 256], rounds: 1) { eagerRounds.append(e) }
+    if let o = ExternalTools.onnxRuntime(weightFiles, batches: [1, 256], rounds: 1) { onnxRounds.append(o) }
 }
 for i in rows.indices { rows[i].compiled = median([rows[i].compiled] + roundTimes[i]) }
-let eager = ExternalTools.pytorchEager(weightFiles, batches: [1, 256])
+/// Per key, the median of the rounds' values (nil when no round ran).
+func medians(_ rounds: [[String: Double]]) -> [String: Double]? {
+    guard let first = rounds.first else { return nil }
+    return Dictionary(uniqueKeysWithValues: first.keys.map { key in (key, median(rounds.compactMap { $0[key] })) })
+}
+let eager = medians(eagerRounds)
 if eager == nil { print("PyTorch eager: skipped (python3 with torch, zuko and safetensors not found, or Benchmarks/pytorch_eager.py failed: run it to see why)") }
-let onnx = ExternalTools.onnxRuntime(weightFiles, batches: [1, 256])
+let onnx = medians(onnxRounds)
 if onnx == nil { print("ONNX Runtime: skipped (python3 with torch, zuko, safetensors, onnxruntime and onnxscript not found, or Benchmarks/onnxruntime_peer.py failed: run it to see why)") }
 func ratio(_ a: Double?, _ b: Double) -> String { a.map { String(format: "%.1fx", $0 / b) } ?? "-" }
 func micros(_ a: Double?) -> String { a.map { String(format: "%.1f", $0) } ?? "-" }

@@ -1,7 +1,7 @@
 """ONNX Runtime timings of the reference models on the same weights Flowc's benchmark uses, in
 the same run as Flowc's, so that the ratio against the peer is measured side by side.
 
-  python3 Benchmarks/onnxruntime_peer.py MODEL=WEIGHTS.safetensors ... [--batches 1,256]
+  python3 Benchmarks/onnxruntime_peer.py MODEL=WEIGHTS.safetensors ... [--batches=1,256] [--rounds=3]
 
 Run by `make bench` (flowc-bench) when onnxruntime and onnxscript are importable; never a build
 or test dependency. Each cell of pytorch_eager.py (the same PyTorch port of each model) is
@@ -9,7 +9,7 @@ exported with torch.onnx.export (the dynamo exporter, static shapes: one graph p
 and run on the CPU execution provider with graph optimisations on (ORT_ENABLE_ALL), as the
 peers' run of results-peers.md did. Exports are cached in $TMPDIR/flowc-bench-onnx (keyed by
 model, pass, batch and a hash of the weights file): TarFlow's and the NSF's decoding loops take
-~50 s each to export. Timing as pytorch_eager.py: 3 rounds, each cell 3
+~50 s each to export. Timing as pytorch_eager.py: 3 rounds (--rounds), each cell 3
 warm-up calls then the median of calls until 0.3 s have passed; intra-op threads 1 and 2, the
 faster. Prints one JSON object per line: model, pass, batch, us, threads, check (max |ORT −
 eager| on the timed input).
@@ -65,7 +65,7 @@ def session(model, threads):
 
 
 def main():
-    pairs, batches = pytorch_eager.parse_arguments(sys.argv[1:])
+    pairs, batches, rounds = pytorch_eager.parse_arguments(sys.argv[1:])
     paths = dict(pairs)
     timed = pytorch_eager.cells(pairs, batches)
     prepared, checks = [], []
@@ -77,7 +77,7 @@ def main():
             expected = call(x).numpy()
         checks.append(float(np.abs(sessions[1].run(None, feed)[0] - expected).max()))
         prepared.append(lambda threads, s=sessions, f=feed: ((lambda feed: s[threads].run(None, feed)), f))
-    best = pytorch_eager.best_of_rounds(prepared, lambda threads: None)
+    best = pytorch_eager.best_of_rounds(prepared, lambda threads: None, rounds)
     for (key, name, batch, _, _, _), (t, threads), check in zip(timed, best, checks):
         print(json.dumps({"model": key, "pass": name, "batch": batch, "us": t * 1e6,
                           "threads": threads, "check": check}), flush=True)

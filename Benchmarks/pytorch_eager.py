@@ -1,6 +1,6 @@
 """PyTorch eager timings of the reference models on the same weights Flowc's benchmark uses.
 
-  python3 Benchmarks/pytorch_eager.py MODEL=WEIGHTS.safetensors ... [--batches 1,256]
+  python3 Benchmarks/pytorch_eager.py MODEL=WEIGHTS.safetensors ... [--batches=1,256] [--rounds=3]
 
 Run by `make bench` (flowc-bench) when torch is importable; never a build or test dependency.
 Each model is written here in plain PyTorch from ../shared/baselines/MODELS.md (zuko's own
@@ -8,10 +8,11 @@ classes for a, b, c; nn.Modules with the reference state_dict names for e, f, g,
 models.py has them), loads the weights file Flowc compiled, checks itself against the fixture
 outputs stored in that file when present (max |difference| printed as "check"), then times
 log_prob and sample at each batch size under torch.inference_mode, as the peers' runs of
-results-peers.md were: 3 rounds over all cells, each cell 3 warm-up calls then the median of
-calls until 0.3 s have passed (at least 5), with 1 and with 2 threads; a cell's time is the
-median of its 3 round values, at the faster thread count. Prints one JSON object per line:
-model, pass, batch, us, threads, check.
+results-peers.md were: 3 rounds over all cells (--rounds), each cell 3 warm-up calls then the
+median of calls until 0.3 s have passed (at least 5), with 1 and with 2 threads; a cell's time is
+the median of its round values, at the faster thread count. (flowc-bench runs it once per round,
+--rounds=1, between its own rounds.) Prints one JSON object per line: model, pass, batch, us,
+threads, check.
 """
 import json
 import math
@@ -308,7 +309,7 @@ BUILDERS = {
 FIXTURE_SAMPLE = {"e_fm": "sample_euler", "e_fm_rk4": "sample_rk4", "f_meanflow": "sample_1step"}
 
 
-ROUNDS = 3
+ROUNDS = 3  # unless --rounds=N
 
 
 def median_seconds(call, arg):
@@ -323,15 +324,17 @@ def median_seconds(call, arg):
 
 
 def parse_arguments(arguments):
-    """MODEL=WEIGHTS pairs and --batches=1,256 → ([(key, path)], [batch])."""
-    batches = [1, 256]
+    """MODEL=WEIGHTS pairs, --batches=1,256 and --rounds=3 → ([(key, path)], [batch], rounds)."""
+    batches, rounds = [1, 256], ROUNDS
     pairs = []
     for arg in arguments:
         if arg.startswith("--batches="):
             batches = [int(b) for b in arg.split("=", 1)[1].split(",")]
+        elif arg.startswith("--rounds="):
+            rounds = int(arg.split("=", 1)[1])
         else:
             pairs.append(arg.split("=", 1))
-    return pairs, batches
+    return pairs, batches, rounds
 
 
 def cells(pairs, batches):
@@ -362,11 +365,11 @@ def cells(pairs, batches):
     return result
 
 
-def best_of_rounds(calls, set_threads):
-    """calls[i](threads) → (callable, argument); 3 rounds over all cells, 1 and 2 threads each;
-    per cell the (median over rounds, threads) of the faster thread count."""
+def best_of_rounds(calls, set_threads, rounds):
+    """calls[i](threads) → (callable, argument); `rounds` rounds over all cells, 1 and 2 threads
+    each; per cell the (median over rounds, threads) of the faster thread count."""
     times = {}  # (cell index, threads) -> round values
-    for _ in range(ROUNDS):
+    for _ in range(rounds):
         for i, prepare in enumerate(calls):
             for threads in (1, 2):
                 set_threads(threads)
@@ -376,10 +379,10 @@ def best_of_rounds(calls, set_threads):
 
 
 def main():
-    pairs, batches = parse_arguments(sys.argv[1:])
+    pairs, batches, rounds = parse_arguments(sys.argv[1:])
     timed = cells(pairs, batches)
     with torch.inference_mode():
-        best = best_of_rounds([lambda threads, c=c: (c[3], c[4]) for c in timed], torch.set_num_threads)
+        best = best_of_rounds([lambda threads, c=c: (c[3], c[4]) for c in timed], torch.set_num_threads, rounds)
     for (key, name, batch, _, _, check), (t, threads) in zip(timed, best):
         print(json.dumps({"model": key, "pass": name, "batch": batch, "us": t * 1e6,
                           "threads": threads, "check": check}), flush=True)
