@@ -41,7 +41,7 @@ extension OpLowering {
         }
         /// y = finish(y) element by element over columns first ..< last, after a product that wrote y.
         func epilogueInPlace(columns first: IRBuilder.Value? = nil, _ last: IRBuilder.Value? = nil) {
-            guard node.operands.count > 2 || !epilogue.isEmpty else { return }   // no bias, no chain
+            guard OpLowering.hasFinish(node, epilogue: epilogue) else { return }
             finishInPlace(epilogueAt, y: y, rows: rows, n: n, columns: first, last)
         }
         if packed {
@@ -128,6 +128,10 @@ extension OpLowering {
     /// the row's part (divisions by the leading extents) is invariant in a loop over columns,
     /// so that loop vectorises (TarFlow's position embedding [T, C] added to a [B, T, C]
     /// product: a scalar loop with a division per element took 4% of its batch-1 log_prob).
+    /// Whether a product's result changes after its sums: it has a bias (linear's and conv2d's
+    /// third operand) or an elementwise chain.
+    static func hasFinish(_ node: Node, epilogue: [Node]) -> Bool { node.operands.count > 2 || !epilogue.isEmpty }
+
     func epilogueFunction(_ node: Node, epilogue: [Node], output: ValueID) throws -> Epilogue {
         let bias = node.operands.count > 2 ? f.address(node.operands[2]) : nil   // linear's and conv2d's third operand
         let product = node.results[0]

@@ -61,9 +61,8 @@ enum ProductPairs {
         guard x.batched, x.dims.count == 1, hidden.batched, hidden.dims.count == 1, y.batched, y.dims.count == 1,
               let split = splitColumn(k: x.dims[0], n: hidden.dims[0]),
               ColumnSplit.minimumRows(k: hidden.dims[0], n: y.dims[0]) == split.minimumRows else { return nil }
-        var inputs = first.inputs
-        for v in second.inputs where v != h && !inputs.contains(v) { inputs.append(v) }
-        return Kernel(body: .productPair(lead: [], a, firstEpilogue: aEpilogue, c, secondEpilogue: cEpilogue), inputs: inputs, outputs: second.outputs + [h])
+        return Kernel(body: .productPair(lead: [], a, firstEpilogue: aEpilogue, c, secondEpilogue: cEpilogue),
+                      inputs: joinedInputs(first, second, through: h), outputs: second.outputs + [h])
     }
 
     /// `pair` with `previous` as its lead, when previous is a packed product of at most
@@ -76,10 +75,16 @@ enum ProductPairs {
         let input = g.type(of: l.operands[0]), result = g.type(of: x)
         guard input.batched, input.dims.count == 1, result.batched, result.dims.count == 1,
               input.dims[0] * result.dims[0] <= leadMaximumWeights else { return nil }
-        var inputs = previous.inputs
-        for v in pair.inputs where v != x && !inputs.contains(v) { inputs.append(v) }
         return Kernel(body: .productPair(lead: [l] + lEpilogue, a, firstEpilogue: aEpilogue, c, secondEpilogue: cEpilogue),
-                      inputs: inputs, outputs: pair.outputs + [x])
+                      inputs: joinedInputs(previous, pair, through: x), outputs: pair.outputs + [x])
+    }
+
+    /// The inputs of `first` then `second` as one kernel: first's, then second's other than
+    /// `value` (first's result, now written inside the kernel), each once.
+    static func joinedInputs(_ first: Kernel, _ second: Kernel, through value: ValueID) -> [ValueID] {
+        var inputs = first.inputs
+        for v in second.inputs where v != value && !inputs.contains(v) { inputs.append(v) }
+        return inputs
     }
 
     /// The first product's split column (a multiple of 16, `OpLowering.splitVector`) and the
@@ -127,14 +132,14 @@ extension OpLowering {
                 let leadInput = lead.node.operands[0]
                 try packedProduct(x: f.address(leadInput), packed: f.address(lead.node.operands[1]), y: xs, rows: rows, n: k, k: g.type(of: leadInput).dims[0],
                                   layout: WeightPacking.layout(n: k))
-                if lead.node.operands.count > 2 || !lead.epilogue.isEmpty {
+                if OpLowering.hasFinish(lead.node, epilogue: lead.epilogue) {
                     finishInPlace(try epilogueFunction(lead.node, epilogue: lead.epilogue, output: x), y: xs, rows: rows, n: k)
                 }
             }
             // h: the part's columns (parts 0 and 3 all), with the first epilogue
             try packedProduct(x: xs, packed: f.address(first.node.operands[1]), y: hs, rows: rows, n: hidden, k: k,
                               layout: WeightPacking.layout(n: hidden), split: (part, split.column / OpLowering.lanes, split.minimumRows))
-            if first.node.operands.count > 2 || !first.epilogue.isEmpty {
+            if OpLowering.hasFinish(first.node, epilogue: first.epilogue) {
                 let finish = try epilogueFunction(first.node, epilogue: first.epilogue, output: h)
                 finishInPlace(finish, y: hs, rows: rows, n: hidden, columns: b.select(isPart(2), middle, b.i64(0)), b.select(isPart(1), middle, b.i64(hidden)))
             }
