@@ -309,7 +309,8 @@ struct FunctionLowering {
         inner.workspace = slots[parameters.count + 1]
         inner.weightTable = slots[parameters.count + 2]
         let allRows = b.mul(inner.batch, b.i64(region.rowsPerSample))
-        let firstHalf = LLVMBuildUDiv(b.builder, allRows, b.i64(2), "")!
+        // the caller's half (0) takes the odd row: it starts at once, the worker after the hand-over
+        let firstHalf = LLVMBuildUDiv(b.builder, b.add(allRows, b.i64(1)), b.i64(2), "")!
         let second = LLVMBuildICmp(b.builder, LLVMIntNE, half, b.i64(0), "")!
         let first = b.select(second, firstHalf, b.i64(0))
         let count = b.select(second, b.sub(allRows, firstHalf), firstHalf)
