@@ -55,7 +55,7 @@ enum ScalarMath {
         "logit": { b, x in b.fsub(log(b, x), log1p(b, b.fneg(x))) },
         "softplus": softplus,
         "relu": { b, x in b.intrinsic("llvm.maxnum", [x, b.f32(0)]) },
-        "gelu": { b, x in b.fmul(b.fmul(b.f32(0.5), x), b.fadd(b.f32(1), PolynomialMath.erf(b, b.fmul(x, b.f32(0.5.squareRoot()))))) },
+        "gelu": { b, x in PolynomialMath.gelu(b, x) },
         "silu": silu,
         "erf": { b, x in PolynomialMath.erf(b, x) },
         "sin": { b, x in b.intrinsic("llvm.sin", [x]) },

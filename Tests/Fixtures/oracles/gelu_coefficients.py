@@ -1,0 +1,57 @@
+"""The coefficients of PolynomialMath.gelu (Sources/FlowCodegen/PolynomialMath.swift), and the
+measured error of GELU in f32 with fused multiply-adds.
+
+  python3 Tests/Fixtures/oracles/gelu_coefficients.py      (numpy)
+
+gelu(x) = x/2 * (1 + erf(x/sqrt 2)) = h + h * E(x), h = x/2, E(x) = erf(x/sqrt 2). GELU's error is
+measured against max(1, |x|) (PolynomialMathTests, bound 3e-7: PyTorch's own f32 GELU cancels in
+1 + erf for x < 0 alike), so E needs an absolute error only, and one polynomial serves all |x|:
+E(x) = sign(x) * G(s), s = min(|x|, X) * (2/X) - 1 in [-1, 1], X = 3.92 * sqrt 2 (erf(x/sqrt 2)
+rounds to 1 in f32 beyond), G of degree 15, the Chebyshev least-squares fit of erf(|x|/sqrt 2)
+on 4000 Chebyshev nodes of [0, X], written in powers of s. Prints the coefficients (highest power
+first, as the Swift code's Horner takes them) and the worst |error| / max(1, |x|) over [-9, 9]
+and small |x|, evaluating in f32 with each multiply-add rounded once.
+"""
+import math
+
+import numpy as np
+from numpy.polynomial import chebyshev
+
+DEGREE = 15
+END = 3.92 * math.sqrt(2)
+NODES = 4000
+
+
+def coefficients():
+    t = np.cos(np.pi * (np.arange(NODES) + 0.5) / NODES)
+    x = (t + 1) * END / 2
+    c = chebyshev.chebfit(t, np.array([math.erf(v / math.sqrt(2)) for v in x]), DEGREE)
+    return [np.float32(v) for v in chebyshev.cheb2poly(c)[::-1]]
+
+
+def fma(a, b, c):
+    """a*b + c rounded once to f32 (the f32 product is exact in f64)."""
+    return np.float32(np.float64(a) * np.float64(b) + np.float64(c))
+
+
+def gelu32(x, g):
+    x = np.float32(x)
+    h = np.float32(np.float32(0.5) * x)
+    s = fma(min(abs(x), np.float32(END)), np.float32(2 / END), np.float32(-1))
+    acc = g[0]
+    for k in g[1:]:
+        acc = fma(acc, s, k)
+    return fma(h, np.copysign(acc, x), h)
+
+
+if __name__ == "__main__":
+    g = coefficients()
+    print("G:", [float(v) for v in g])
+    print("s = min(|x|,", repr(float(np.float32(END))), ") *", repr(float(np.float32(2 / END))), "- 1")
+    grid = np.concatenate([np.linspace(-9, 9, 72001), 10.0 ** np.linspace(-30, 0, 3001),
+                           -(10.0 ** np.linspace(-30, 0, 3001))]).astype(np.float32)
+    worst = 0.0
+    for x in grid:
+        e = 0.5 * float(x) * (1 + math.erf(float(x) / math.sqrt(2)))
+        worst = max(worst, abs(float(gelu32(x, g)) - e) / max(1.0, abs(float(x))))
+    print(f"worst |error| / max(1, |x|): {worst:.3g}")
