@@ -15,8 +15,9 @@ import FlowIR
 /// region has at least `minimumRows` rows: `task(context, i)` calls the region's kernels on
 /// rows [0, m) for i = 0 and [m, n) for i = 1 (n = batch · R, m = ⌈n/2⌉: the caller, which runs
 /// half 0 at once while the worker first sees the hand-over, takes an odd row; TarFlow's 15 live
-/// tokens as 8 + 7 took 0.96–0.98x the time of 7 + 8 at batch 1), their batched pointers
-/// offset to the first row, with part `ColumnSplit.noSplit` (the kernels do not split again).
+/// tokens as 8 + 7 took 0.96–1.02x the time of 7 + 8 at batch 1, median 0.975x over 8 runs),
+/// their batched pointers offset to the first row, with part `ColumnSplit.noSplit` (the kernels
+/// do not split again).
 /// Each row is computed by the same code in either case: results do not depend on the split.
 /// The memory plan keeps every value a region touches live through the whole region, so no
 /// thread's rows share memory with another value's rows (MemoryPlan `regions`).
