@@ -104,11 +104,12 @@ enum PolynomialMath {
 
     /// erf x as two polynomials, no division and no exponential, so that it vectorises cheaply
     /// (27 operations per vector against 40 with the former series + Abramowitz & Stegun 7.1.26
-    /// tail; GELU has a polynomial of its own, `gelu`). |x| ≤ 1: x·S(x²), S of degree 6 fitted to erf(x)/x for relative error; above:
-    /// T(s) with s = (min(|x|, 3.92) − 2.46)/1.46 ∈ [−1, 1], T of degree 13 fitted to erf on
-    /// [1, 3.92] (T(1) rounds to 1, as erf does in f32 beyond 3.92), the sign copied back. Both
-    /// fits and their f32 error (2.31 ulp worst, 1.93 in the tail) come from
-    /// Tests/Fixtures/oracles/erf_coefficients.py; `PolynomialMathTests` measures the compiled code.
+    /// tail; GELU has a polynomial of its own, `gelu`). |x| ≤ 1: x·S(x²), S of degree 6 fitted
+    /// to erf(x)/x for relative error; above: T(s) with s = (min(|x|, 3.92) − 2.46)/1.46 ∈
+    /// [−1, 1], T of degree 13 fitted to erf on [1, 3.92] (T(1) rounds to 1, as erf does in f32
+    /// beyond 3.92), the sign copied back. Both fits and their f32 error (2.31 ulp worst, 1.93 in
+    /// the tail) come from Tests/Fixtures/oracles/erf_coefficients.py; `PolynomialMathTests`
+    /// measures the compiled code.
     static func erf(_ b: IRBuilder, _ x: IRBuilder.Value) -> IRBuilder.Value {
         let a = b.intrinsic("llvm.fabs", [x])
         let small = b.fmul(x, horner(b, b.fmul(x, x), erfSmall))
