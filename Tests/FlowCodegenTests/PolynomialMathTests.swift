@@ -118,6 +118,10 @@ final class PolynomialMathTests: XCTestCase {
         }
         XCTAssertLessThanOrEqual(worstGelu, 3e-7, "gelu")
         print("gelu: max |error| / max(1, |x|) = \(worstGelu) (bound 3e-7)")
+        // past the polynomial's clamp (|x| ≥ 3.92·√2), as PyTorch's f32 ½x·(1 + erf(x/√2)), whose
+        // erf rounds to ±1 there: x itself above, 0 below (not a value of the wrong sign)
+        let ends: [Float] = [-1e4, -100, -6, 6, 100, 1e4]
+        for (x, v) in zip(ends, try conditionerValues("gelu", ends)) { XCTAssertEqual(v, x > 0 ? x : 0, "gelu(\(x))") }
     }
 
     /// sin and cos (TrigonometricMath: f64 reduction and series, one rounding to f32) in ulps,
