@@ -15,6 +15,8 @@ import mpmath as mp
 import numpy as np
 from numpy.polynomial import chebyshev
 
+from f32_arithmetic import fma, horner
+
 mp.mp.dps = 30
 NODES = 3000
 LOW, HIGH = 1.0, 3.92
@@ -37,18 +39,6 @@ def tail_coefficients():
     x = nodes(LOW, HIGH)
     c = chebyshev.chebfit((x - MID) / HALF, np.array([float(mp.erf(v)) for v in x]), 13)
     return [np.float32(v) for v in chebyshev.cheb2poly(c)[::-1]]
-
-
-def fma(a, b, c):
-    """a*b + c rounded once to f32 (the f32 product is exact in f64)."""
-    return np.float32(np.float64(a) * np.float64(b) + np.float64(c))
-
-
-def horner(c, s):
-    acc = c[0]
-    for k in c[1:]:
-        acc = fma(acc, s, k)
-    return acc
 
 
 def erf32(x, small, tail):

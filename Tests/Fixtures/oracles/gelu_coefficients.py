@@ -20,6 +20,8 @@ import math
 import numpy as np
 from numpy.polynomial import chebyshev
 
+from f32_arithmetic import fma, horner
+
 DEGREE = 15
 END = 3.92 * math.sqrt(2)
 NODES = 4000
@@ -38,18 +40,6 @@ def coefficients():
 def clamped_s():
     """s for |x| >= X, as the compiled code computes it in f32."""
     return fma(np.float32(END), np.float32(2 / END), np.float32(-1))
-
-
-def fma(a, b, c):
-    """a*b + c rounded once to f32 (the f32 product is exact in f64)."""
-    return np.float32(np.float64(a) * np.float64(b) + np.float64(c))
-
-
-def horner(g, s):
-    acc = g[0]
-    for k in g[1:]:
-        acc = fma(acc, s, k)
-    return acc
 
 
 def gelu32(x, g):
