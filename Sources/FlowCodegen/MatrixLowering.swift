@@ -121,6 +121,10 @@ extension OpLowering {
         case row(IRBuilder.Value, column: IRBuilder.Value)
     }
 
+    /// Whether a product's result changes after its sums: it has a bias (linear's and conv2d's
+    /// third operand) or an elementwise chain.
+    static func hasFinish(_ node: Node, epilogue: [Node]) -> Bool { node.operands.count > 2 || !epilogue.isEmpty }
+
     /// The bias and the epilogue chain of a product node, as code for one element:
     /// (the product's value, where it is in `output`, its bias index) → the chain's value.
     /// The chain's other operands are loaded with their broadcast over `output`'s shape. Given
@@ -128,10 +132,6 @@ extension OpLowering {
     /// the row's part (divisions by the leading extents) is invariant in a loop over columns,
     /// so that loop vectorises (TarFlow's position embedding [T, C] added to a [B, T, C]
     /// product: a scalar loop with a division per element took 4% of its batch-1 log_prob).
-    /// Whether a product's result changes after its sums: it has a bias (linear's and conv2d's
-    /// third operand) or an elementwise chain.
-    static func hasFinish(_ node: Node, epilogue: [Node]) -> Bool { node.operands.count > 2 || !epilogue.isEmpty }
-
     func epilogueFunction(_ node: Node, epilogue: [Node], output: ValueID) throws -> Epilogue {
         let bias = node.operands.count > 2 ? f.address(node.operands[2]) : nil   // linear's and conv2d's third operand
         let product = node.results[0]

@@ -134,8 +134,8 @@ enum PolynomialMath {
         return multiplyAdd(b, h, b.intrinsic("llvm.copysign", [horner(b, s, geluErf), x]), h)
     }
 
-    /// X of `gelu`: 3.92·√2.
-    static let geluEnd = 3.92 * 2.0.squareRoot()
+    /// X of `gelu`: erf's 3.92 (`erfTailEnd`, where erf rounds to 1 in f32) as a GELU input.
+    static let geluEnd = erfTailEnd * 2.0.squareRoot()
     /// G of `gelu`, highest power first (f32 values).
     static let geluErf: [Double] = [0.015013732016086578, -0.013142446056008339, -0.07545141875743866, 0.09707389771938324,
                                     0.12458211928606033, -0.28851211071014404, 0.047557178884744644, 0.35766512155532837,
