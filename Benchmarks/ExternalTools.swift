@@ -63,10 +63,11 @@ enum ExternalTools {
         return result
     }
 
-    /// GFLOP/s of the FMA peak on 1 and 2 threads (AVX-512 machines only).
+    /// GFLOP/s of the FMA peak on 1 and 2 threads (zmm FMAs with AVX-512, ymm with AVX2 + FMA).
     static func fmaPeak() -> (one: Double, two: Double)? {
-        guard (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.contains("avx512f") == true,
-              let tool = compileC("fma_peak.c", flags: ["-O2", "-mavx512f", "-pthread"]), let text = output(tool, []) else { return nil }
+        guard let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+              cpuinfo.contains("avx512f") || (cpuinfo.contains(" avx2") && cpuinfo.contains(" fma")),
+              let tool = compileC("fma_peak.c", flags: ["-O2", "-march=native", "-pthread"]), let text = output(tool, []) else { return nil }
         let values = text.split(separator: "\n").compactMap { line in line.split(separator: " ").dropFirst(2).first.flatMap { Double($0) } }
         return values.count == 2 ? (values[0], values[1]) : nil
     }

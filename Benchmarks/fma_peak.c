@@ -1,25 +1,44 @@
 /*
- * fma_peak — the machine's f32 FMA peak: 12 independent chains of 16-lane fused multiply-adds
- * per thread (enough to cover the FMA latency), on 1 and on 2 threads. flowc-bench compiles it
- * with `cc -O2 -mavx512f -pthread` when the CPU has AVX-512 and prints "threads GFLOP/s" lines.
+ * fma_peak — the machine's f32 FMA peak: 12 independent chains of vector fused multiply-adds
+ * per thread (enough to cover the FMA latency on both FMA ports), on 1 and on 2 threads.
+ * 16-lane (zmm) vectors where the compiler targets AVX-512, else 8-lane (ymm, AVX2 + FMA).
+ * flowc-bench compiles it with `cc -O2 -march=native -pthread` and prints "threads GFLOP/s" lines.
  */
 #include <immintrin.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <time.h>
+#if defined(__AVX512F__)
+typedef __m512 vec;
+enum { LANES = 16 };
+#define SPLAT _mm512_set1_ps
+#define FMA _mm512_fmadd_ps
+#define ADD _mm512_add_ps
+#define STORE _mm512_storeu_ps
+#elif defined(__AVX2__) && defined(__FMA__)
+typedef __m256 vec;
+enum { LANES = 8 };
+#define SPLAT _mm256_set1_ps
+#define FMA _mm256_fmadd_ps
+#define ADD _mm256_add_ps
+#define STORE _mm256_storeu_ps
+#else
+#error "fma_peak needs AVX2 and FMA, or AVX-512"
+#endif
 static double now(void){struct timespec t;clock_gettime(CLOCK_MONOTONIC,&t);return t.tv_sec+t.tv_nsec*1e-9;}
-static float sink[2];
+float sink[2 * LANES];   /* read at the end, so the chains are not dead code */
 static void *run(void *arg){
   long n=*(long*)arg;
-  __m512 m=_mm512_set1_ps(1.0000001f), c=_mm512_set1_ps(1e-7f);
-  __m512 a0=_mm512_set1_ps(0),a1=_mm512_set1_ps(1),a2=_mm512_set1_ps(2),a3=_mm512_set1_ps(3),a4=_mm512_set1_ps(4),a5=_mm512_set1_ps(5),a6=_mm512_set1_ps(6),a7=_mm512_set1_ps(7),a8=_mm512_set1_ps(8),a9=_mm512_set1_ps(9),a10=_mm512_set1_ps(10),a11=_mm512_set1_ps(11);
+  vec m=SPLAT(1.0000001f), c=SPLAT(1e-7f);
+  vec a0=SPLAT(0),a1=SPLAT(1),a2=SPLAT(2),a3=SPLAT(3),a4=SPLAT(4),a5=SPLAT(5),a6=SPLAT(6),a7=SPLAT(7),a8=SPLAT(8),a9=SPLAT(9),a10=SPLAT(10),a11=SPLAT(11);
   for(long i=0;i<n;i++){
-    a0=_mm512_fmadd_ps(a0,m,c);a1=_mm512_fmadd_ps(a1,m,c);a2=_mm512_fmadd_ps(a2,m,c);a3=_mm512_fmadd_ps(a3,m,c);a4=_mm512_fmadd_ps(a4,m,c);a5=_mm512_fmadd_ps(a5,m,c);
-    a6=_mm512_fmadd_ps(a6,m,c);a7=_mm512_fmadd_ps(a7,m,c);a8=_mm512_fmadd_ps(a8,m,c);a9=_mm512_fmadd_ps(a9,m,c);a10=_mm512_fmadd_ps(a10,m,c);a11=_mm512_fmadd_ps(a11,m,c);
+    a0=FMA(a0,m,c);a1=FMA(a1,m,c);a2=FMA(a2,m,c);a3=FMA(a3,m,c);a4=FMA(a4,m,c);a5=FMA(a5,m,c);
+    a6=FMA(a6,m,c);a7=FMA(a7,m,c);a8=FMA(a8,m,c);a9=FMA(a9,m,c);a10=FMA(a10,m,c);a11=FMA(a11,m,c);
   }
-  __m512 s=_mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0,a1),_mm512_add_ps(a2,a3)),_mm512_add_ps(_mm512_add_ps(a4,a5),_mm512_add_ps(a6,a7)));
-  s=_mm512_add_ps(s,_mm512_add_ps(_mm512_add_ps(a8,a9),_mm512_add_ps(a10,a11)));
-  sink[0]+=_mm512_reduce_add_ps(s); return 0;}
+  vec s=ADD(ADD(ADD(a0,a1),ADD(a2,a3)),ADD(ADD(a4,a5),ADD(a6,a7)));
+  s=ADD(s,ADD(ADD(a8,a9),ADD(a10,a11)));
+  STORE(sink + (arg == 0 ? 0 : LANES), s); return 0;}
 int main(){ for(int threads=1;threads<=2;threads++){ long n=50000000; pthread_t t[2]; long args[2]={n,n};
   double s=now(); for(int i=0;i<threads;i++) pthread_create(&t[i],0,run,&args[i]); for(int i=0;i<threads;i++) pthread_join(t[i],0);
-  double e=now()-s; printf("%d threads: %.1f GFLOP/s\n", threads, threads*n*12.0*16*2/e/1e9);} }
+  double e=now()-s; printf("%d threads: %.1f GFLOP/s\n", threads, threads*n*12.0*LANES*2/e/1e9);}
+  if (sink[0] + sink[LANES] == 0.5f) puts(""); }

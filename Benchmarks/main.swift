@@ -180,7 +180,7 @@ print("\nEager and ONNX Runtime: Benchmarks/pytorch_eager.py and onnxruntime_pee
       + "Best peer: ../shared/baselines/results-peers.md (another run, same machine type; PyTorch eager, torch.compile, ONNX Runtime, JAX jit).")
 
 let peak = ExternalTools.fmaPeak()
-print("\nf32 FMA peak (Benchmarks/fma_peak.c): " + (peak.map { String(format: "%.0f GFLOP/s on 1 thread, %.0f on 2", $0.one, $0.two) } ?? "not measured (no AVX-512 or no C compiler)"))
+print("\nf32 FMA peak (Benchmarks/fma_peak.c): " + (peak.map { String(format: "%.0f GFLOP/s on 1 thread, %.0f on 2", $0.one, $0.two) } ?? "not measured (neither AVX-512 nor AVX2 + FMA, or no C compiler)"))
 for r in rows where r.batch == 256 && !r.pass.contains("solver") && !r.pass.contains("dopri") {
     guard let flops = denseFlops[r.model], r.pass != "log_prob" || !r.model.hasPrefix("e_fm") else { continue }
     let rate = flops * 256 / r.compiled / 1e9

@@ -55,7 +55,7 @@ public enum ArtifactCompiler {
     @discardableResult
     public static func compile(_ model: Model, options: Options = Options(), output: String, listing: Listing? = nil) throws -> String? {
         let weights = try model.weightsPath.map { try WeightStore(path: $0) }
-        let b = IRBuilder(moduleName: model.name)
+        let b = IRBuilder(moduleName: model.name, registers: try TargetEmitter.registerFile(cpu: options.cpu))
         let globals = ConstantGlobals(builder: b, external: options.externalWeights ? weights : nil)
         let kernels = KernelCache(builder: b)
         var sizes: [(Int32, Int, Int)] = []
@@ -103,7 +103,7 @@ public enum ArtifactCompiler {
                 continue
             }
             // several inputs (x and a class label) become packed rows
-            let graph = try WeightPacking.pack(try DenseConvolution.rewrite(try EntryPoints.packed(derived)), keepExternal: options.externalWeights)
+            let graph = try WeightPacking.pack(try DenseConvolution.rewrite(try EntryPoints.packed(derived)), keepExternal: options.externalWeights, registers: b.registers)
             timer.lap("prepare \(symbol) (\(graph.nodes.count) ops)")
             var lowering = try FunctionLowering(graph: graph, builder: b, fold: { try globals.fold($0, weights: weights) }, kernels: kernels)
             timer.lap("fold constants")

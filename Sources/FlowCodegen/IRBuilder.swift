@@ -10,8 +10,11 @@ final class IRBuilder {
     let builder: LLVMBuilderRef
     /// The function being emitted.
     var function: Value?
+    /// The target's vector registers, which the GEMM microkernel's tiles must fit.
+    let registers: RegisterFile
 
-    init(moduleName: String) {
+    init(moduleName: String, registers: RegisterFile) {
+        self.registers = registers
         context = LLVMContextCreate()
         module = LLVMModuleCreateWithNameInContext(moduleName, context)
         builder = LLVMCreateBuilderInContext(context)
@@ -33,7 +36,7 @@ final class IRBuilder {
     var i8: LLVMTypeRef { LLVMInt8TypeInContext(context) }
     var pointer: LLVMTypeRef { LLVMPointerTypeInContext(context, 0) }
     var void: LLVMTypeRef { LLVMVoidTypeInContext(context) }
-    /// 16 f32 lanes: one AVX-512 register (OpLowering.lanes).
+    /// 16 f32 lanes (OpLowering.lanes): one AVX-512 register, two AVX2 registers.
     var vector: LLVMTypeRef { LLVMVectorType(f32, UInt32(OpLowering.lanes)) }
 
     func functionType(_ result: LLVMTypeRef, _ parameters: [LLVMTypeRef]) -> LLVMTypeRef {

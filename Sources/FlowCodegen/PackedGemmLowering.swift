@@ -3,13 +3,25 @@ import FlowIR
 
 /// The GEMM microkernel for `linear_packed` (see WeightPacking): y[R, N] = x[R, K] · Wᵀ[K, N]
 /// with Wᵀ packed at compile time in panels of columns (`PackedLayout`). Register tiles of
-/// `tileRows` rows × four 16-lane vectors of columns (`tileWidth`): per k, four vector loads of
-/// Wᵀ, one broadcast of x per row, 4·tileRows FMAs into accumulators that stay in registers for
-/// the whole K loop (24 of the 32 zmm registers). The tiles of 64 columns run in a loop, the
-/// vectors left (with the ragged end of N) are a tile of their own; the 1–5 rows left after
-/// whole tiles are one tile of their own height.
+/// `tileRows` rows × `tileWidth` 16-lane vectors of columns: per k, a vector load of Wᵀ per
+/// vector, one broadcast of x per row, rows × vectors FMAs into accumulators that stay in
+/// registers for the whole K loop (with AVX-512, 6 × 4: 24 of the 32 zmm registers; with AVX2,
+/// where a 16-lane vector is two ymm registers, 6 × 1: 12 of the 16 — `RegisterFile`). The tiles
+/// run in a loop across the columns, the vectors left (with the ragged end of N) are a tile of
+/// their own; the rows left after whole tiles are one tile of their own height.
 /// Each tile is a call of a function shared by all products of the module (`tileFunction`). No
 /// BLAS call, no allocation; the bias and epilogue run afterwards over y (OpLowering.gemm).
+/// The vector registers the microkernel's tiles are planned for (`TargetEmitter.registerFile`):
+/// a tile's accumulators, its weight vectors and the broadcast must fit, or LLVM spills the
+/// accumulators to the stack on every FMA (measured on a Zen 3 core with the AVX-512 tiles:
+/// e_fm's batch-256 sample at 35 GFLOP/s, a fifth of the FMA peak).
+enum RegisterFile: Sendable {
+    /// AVX-512: 32 zmm registers of 16 lanes.
+    case zmm32
+    /// AVX2: 16 ymm registers of 8 lanes; a 16-lane vector takes two.
+    case ymm16
+}
+
 extension OpLowering {
     static let tileRows = 6, lanes = 16
 
@@ -45,24 +57,38 @@ extension OpLowering {
     /// 2-row tiles took 7% of TarFlow's batch-1 log_prob, the 6-row ones 40%). A row's sums
     /// do not depend on its tile's height. TarFlow's batch-1 log_prob 0.96–0.98x the time
     /// (alternating calls; its sample and batch-256 calls, and the other models, 0.98–1.00x).
-    static func tileHeights(rows: Int) -> [Int] {
-        let whole = rows / tileRows, left = rows % tileRows
-        guard whole >= 1, (1...sharedLeftover).contains(left) else { return Array(repeating: tileRows, count: whole) + (left > 0 ? [left] : []) }
-        return Array(repeating: tileRows, count: whole - 1) + [(tileRows + left + 1) / 2, (tileRows + left) / 2]
+    /// `tallest`: the tallest tile (`tallestTile`), tileRows unless the product keeps several
+    /// accumulator sets in 16 ymm registers.
+    static func tileHeights(rows: Int, tallest: Int = tileRows) -> [Int] {
+        let whole = rows / tallest, left = rows % tallest
+        guard whole >= 1, (1...sharedLeftover).contains(left) else { return Array(repeating: tallest, count: whole) + (left > 0 ? [left] : []) }
+        return Array(repeating: tallest, count: whole - 1) + [(tallest + left + 1) / 2, (tallest + left) / 2]
     }
 
-    /// Vectors of columns of a tile of `rows` (1–6) rows (`tileHeights`). Each accumulator is a chain of dependent FMAs (4 cycles), so a tile keeps
-    /// both FMA units busy with ≥ 8 accumulators: 8 vectors for 1 row, 4 for 2–6. (With 2
-    /// vectors a single row's 256 → 64 product took twice as long: 2 chains over K. The 6-row
-    /// tile of 4 vectors loads 10 values per 24 FMAs, where 2 vectors loaded 8 per 12: batch-256
-    /// products 9–15% faster.) When a split call can reach this tile — some row count in
-    /// minimumRows...maximumRows has a tile of that height (13 rows are 6 + 4 + 3) — each
-    /// half must own whole tiles: the width then divides the split vector.
-    static func tileWidth(rows: Int, split: (splitVector: Int, minimumRows: Int)?) -> Int {
-        let wanted = rows == 1 ? 8 : 4
-        let reached = { (count: Int) in tileHeights(rows: count).contains(rows) }
+    /// The tallest tile of a product that keeps `copies` accumulator sets: 6 rows, or 3 when two
+    /// sets of one 16-lane vector per row are in ymm registers (3 · 2 · 2 = 12 of the 16).
+    static func tallestTile(copies: Int, registers: RegisterFile) -> Int {
+        registers == .ymm16 && copies > 1 ? 3 : tileRows
+    }
+
+    /// Vectors of columns of a tile of `rows` (1–6) rows (`tileHeights`). Each accumulator is a
+    /// chain of dependent FMAs (4 cycles), so a tile keeps both FMA units busy with ≥ 8
+    /// accumulators. With 32 zmm registers: 8 vectors for 1 row, 4 for 2–6. (With 2 vectors a
+    /// single row's 256 → 64 product took twice as long: 2 chains over K. The 6-row tile of 4
+    /// vectors loads 10 values per 24 FMAs, where 2 vectors loaded 8 per 12: batch-256 products
+    /// 9–15% faster.) With 16 ymm registers, where a vector is 2 accumulators: 4 vectors for 1
+    /// row (its weights are FMA memory operands), 2 for 2–3 rows, 1 for 4–6 (6 × 1: 12
+    /// accumulators, 2 for the weights, 1 for the broadcast). When a split call can reach this
+    /// tile — some row count in minimumRows...maximumRows has a tile of that height (13 rows are
+    /// 6 + 4 + 3) — each half must own whole tiles: the width then divides the split vector.
+    static func tileWidth(rows: Int, split: (splitVector: Int, minimumRows: Int)?, registers: RegisterFile, tallest: Int = tileRows) -> Int {
+        let wanted = switch registers {
+        case .zmm32: rows == 1 ? 8 : 4
+        case .ymm16: rows == 1 ? 4 : rows <= 3 ? 2 : 1
+        }
+        let reached = { (count: Int) in tileHeights(rows: count, tallest: tallest).contains(rows) }
         guard let split, (split.minimumRows...ColumnSplit.maximumRows).contains(where: reached) else { return wanted }
-        return [8, 4, 2].first { $0 <= wanted && split.splitVector % $0 == 0 }!   // split vectors are even
+        return [8, 4, 2, 1].first { $0 <= wanted && split.splitVector % $0 == 0 }!
     }
 
     /// `split`: nil, or the kernel's part argument, the split vector and the fewest rows split
@@ -77,9 +103,10 @@ extension OpLowering {
                        inputs: (first: IRBuilder.Value, count: IRBuilder.Value)? = nil) throws {
         let inputs = inputs ?? (b.i64(0), b.i64(k))
         let allVectors = (n + OpLowering.lanes - 1) / OpLowering.lanes, ragged = n % OpLowering.lanes
-        let sets = accumulatorSets ?? OpLowering.accumulatorSets(vectors: allVectors)
-        let tiles = LLVMBuildUDiv(b.builder, rows, b.i64(OpLowering.tileRows), "")!
-        let tailStart = b.mul(tiles, b.i64(OpLowering.tileRows))
+        let sets = accumulatorSets ?? OpLowering.accumulatorSets(vectors: allVectors, registers: b.registers)
+        let tallest = OpLowering.tallestTile(copies: sets, registers: b.registers)
+        let tiles = LLVMBuildUDiv(b.builder, rows, b.i64(tallest), "")!
+        let tailStart = b.mul(tiles, b.i64(tallest))
         /// The tiles across all columns of `rowCount` rows from `firstRow`: tiles of `width`
         /// vectors in a loop, then one narrower tile with the rest (and the ragged end of N);
         /// with a split, only the part's tiles (the split vector is a multiple of the width).
@@ -113,24 +140,24 @@ extension OpLowering {
             }
         }
         /// Every row, in tiles of the heights `tileHeights` gives (a tile of r rows is
-        /// `widths[r - 1]` vectors wide): whole tiles of 6 in a loop, then the rest — 1–5 rows,
-        /// or 7–8 when a whole tile shares a small leftover — through a switch.
+        /// `widths[r - 1]` vectors wide): whole tiles of `tallest` (6) in a loop, then the rest —
+        /// 1–5 rows, or 7–8 when a whole tile shares a small leftover — through a switch.
         func allRows(widths: [Int]) throws {
             let left = b.sub(rows, tailStart)
             let shares = LLVMBuildAnd(b.builder, LLVMBuildICmp(b.builder, LLVMIntUGE, tiles, b.i64(1), "")!,
                                       LLVMBuildICmp(b.builder, LLVMIntULT, b.sub(left, b.i64(1)), b.i64(OpLowering.sharedLeftover), "")!, "")!
             let wholeTiles = b.sub(tiles, LLVMBuildZExt(b.builder, shares, b.i64, "")!)
-            try b.loop(wholeTiles) { t in try tilesAcross(firstRow: b.mul(t, b.i64(OpLowering.tileRows)), rowCount: OpLowering.tileRows, width: widths[5]) }
-            let restStart = b.mul(wholeTiles, b.i64(OpLowering.tileRows))
+            try b.loop(wholeTiles) { t in try tilesAcross(firstRow: b.mul(t, b.i64(tallest)), rowCount: tallest, width: widths[tallest - 1]) }
+            let restStart = b.mul(wholeTiles, b.i64(tallest))
             let done = b.block("rows_done")
-            let rests = Array(1..<OpLowering.tileRows) + (1...OpLowering.sharedLeftover).map { OpLowering.tileRows + $0 }
+            let rests = Array(1..<tallest) + (1...OpLowering.sharedLeftover).map { tallest + $0 }
             let dispatch = LLVMBuildSwitch(b.builder, b.sub(rows, restStart), done, UInt32(rests.count))!
             for rest in rests {
                 let block = b.block("rows_\(rest)")
                 LLVMAddCase(dispatch, b.i64(rest), block)
                 b.position(at: block)
                 var first = restStart
-                for height in OpLowering.tileHeights(rows: rest) {
+                for height in OpLowering.tileHeights(rows: rest, tallest: tallest) {
                     try tilesAcross(firstRow: first, rowCount: height, width: widths[height - 1])
                     first = b.add(first, b.i64(height))
                 }
@@ -139,8 +166,8 @@ extension OpLowering {
             b.position(at: done)
         }
         let splitShape = split.map { ($0.splitVector, $0.minimumRows) }
-        let splitWidths = (1...OpLowering.tileRows).map { OpLowering.tileWidth(rows: $0, split: splitShape) }
-        let wholeWidths = (1...OpLowering.tileRows).map { OpLowering.tileWidth(rows: $0, split: nil) }
+        let splitWidths = (1...tallest).map { OpLowering.tileWidth(rows: $0, split: splitShape, registers: b.registers, tallest: tallest) }
+        let wholeWidths = (1...tallest).map { OpLowering.tileWidth(rows: $0, split: nil, registers: b.registers, tallest: tallest) }
         if let part = split?.part, splitWidths != wholeWidths {
             // A call of the whole product (part 0: too many rows to split, or no second thread;
             // part 3: inside a row-parallel region) keeps the widest tiles; only the halves
@@ -176,8 +203,11 @@ extension OpLowering {
     /// single row has one chain of dependent FMAs per vector, and needs 8 to keep both FMA units
     /// busy (latency 4 cycles). N ≤ 16 keeps 4 sets. (Two sets for N ≤ 64 made TarFlow's 1-row
     /// 256 → 64 layers ~15% faster, its batch-1 sample 2%, but added six tile functions: 15%
-    /// more instructions to compile it.)
-    static func accumulatorSets(vectors: Int) -> Int { vectors == 1 ? 4 : 1 }
+    /// more instructions to compile it.) With 16 ymm registers, 2 sets (in tiles of up to 3
+    /// rows: `tallestTile`).
+    static func accumulatorSets(vectors: Int, registers: RegisterFile) -> Int {
+        vectors == 1 ? (registers == .zmm32 ? 4 : 2) : 1
+    }
 
     /// A register tile's shape: the tile functions of a module are one per shape.
     struct TileShape {

@@ -104,6 +104,42 @@ struct TargetEmitter {
         return text
     }
 
+    /// The vector registers of the CPU code is compiled for (`cpu`, or this machine's when nil):
+    /// 32 zmm when it has AVX-512, else 16 ymm. For this machine, its feature list says; for a
+    /// named CPU (no C API lists its features), a 16-lane add is compiled for it and the
+    /// assembly read for a zmm register.
+    static func registerFile(cpu: String?) throws -> RegisterFile {
+        guard let cpu else {
+            let features = LLVMGetHostCPUFeatures()!
+            defer { LLVMDisposeMessage(features) }
+            return String(cString: features).split(separator: ",").contains("+avx512f") ? .zmm32 : .ymm16
+        }
+        LLVMInitializeX86TargetInfo()
+        LLVMInitializeX86Target()
+        LLVMInitializeX86TargetMC()
+        LLVMInitializeX86AsmPrinter()
+        let probe = IRBuilder(moduleName: "register_probe", registers: .zmm32)
+        let function = probe.declare("add", probe.functionType(probe.vector, [probe.vector, probe.vector]))
+        probe.preferWideVectors(function)
+        probe.begin(function)
+        LLVMBuildRet(probe.builder, LLVMBuildFAdd(probe.builder, probe.parameter(0), probe.parameter(1), "")!)
+        let defaultTriple = LLVMGetDefaultTargetTriple()!
+        defer { LLVMDisposeMessage(defaultTriple) }
+        var target: LLVMTargetRef?, message: UnsafeMutablePointer<CChar>?
+        defer { LLVMDisposeMessage(message) }
+        guard LLVMGetTargetFromTriple(defaultTriple, &target, &message) == 0, let target,
+              let machine = LLVMCreateTargetMachine(target, defaultTriple, cpu, "", LLVMCodeGenLevelDefault, LLVMRelocPIC, LLVMCodeModelDefault) else {
+            throw FlowError("LLVM cannot create a target machine for CPU '\(cpu)'", at: .synthetic("codegen"))
+        }
+        defer { LLVMDisposeTargetMachine(machine) }
+        var buffer: LLVMMemoryBufferRef?
+        guard LLVMTargetMachineEmitToMemoryBuffer(machine, probe.module, LLVMAssemblyFile, &message, &buffer) == 0, let buffer else {
+            throw FlowError("LLVM cannot compile for CPU '\(cpu)': \(message.map { String(cString: $0) } ?? "")", at: .synthetic("codegen"))
+        }
+        defer { LLVMDisposeMemoryBuffer(buffer) }
+        return String(cString: LLVMGetBufferStart(buffer)).contains("zmm") ? .zmm32 : .ymm16
+    }
+
     /// Parts the module is split into at most (one per core up to this).
     static let maximumParts = 4
 

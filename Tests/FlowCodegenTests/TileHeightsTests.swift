@@ -17,5 +17,23 @@ final class TileHeightsTests: XCTestCase {
         XCTAssertEqual(OpLowering.tileHeights(rows: 16), [6, 6, 4])
         XCTAssertEqual(OpLowering.tileHeights(rows: 2), [2])
         XCTAssertEqual(OpLowering.tileHeights(rows: 12), [6, 6])
+        // products that keep two accumulator sets in 16 ymm registers: tiles of at most 3 rows
+        for rows in 1...64 {
+            let heights = OpLowering.tileHeights(rows: rows, tallest: 3)
+            XCTAssertEqual(heights.reduce(0, +), rows, "\(rows) rows: \(heights)")
+            XCTAssertTrue(heights.allSatisfy { (1...3).contains($0) }, "\(rows) rows: \(heights)")
+        }
+        XCTAssertEqual(OpLowering.tileHeights(rows: 4, tallest: 3), [2, 2])
+        XCTAssertEqual(OpLowering.tileHeights(rows: 5, tallest: 3), [3, 2])
+        XCTAssertEqual(OpLowering.tileHeights(rows: 16, tallest: 3), [3, 3, 3, 3, 2, 2])
+    }
+
+    /// Which register file a CPU has, read from LLVM's code for it (a tile planned for 32
+    /// registers on a 16-register CPU spills its accumulators on every FMA).
+    func testRegisterFileOfNamedCPUs() throws {
+        XCTAssertEqual(try TargetEmitter.registerFile(cpu: "x86-64-v3"), .ymm16)
+        XCTAssertEqual(try TargetEmitter.registerFile(cpu: "znver3"), .ymm16)
+        XCTAssertEqual(try TargetEmitter.registerFile(cpu: "x86-64-v4"), .zmm32)
+        XCTAssertEqual(try TargetEmitter.registerFile(cpu: "sapphirerapids"), .zmm32)
     }
 }
