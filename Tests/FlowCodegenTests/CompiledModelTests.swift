@@ -212,23 +212,27 @@ final class CompiledModelTests: XCTestCase {
     }
 
     /// A model written in the test, compiled with the given weights; the artifact's path.
-    static func compile(_ text: String, name: String, weights: [(name: String, shape: [Int], values: [Double])]) throws -> String {
+    /// `cpu`: nil for this machine, or a CPU name (`ArtifactCompiler.Options.cpu`).
+    static func compile(_ text: String, name: String, weights: [(name: String, shape: [Int], values: [Double])], cpu: String? = nil) throws -> String {
         let file = TestFiles.path("\(name).safetensors")
         try SafetensorsFile.write(weights, to: file)
         let path = TestFiles.path("test-\(name).so")
-        try ArtifactCompiler.compile(try Elaborator.elaborate(text: text, path: "\(name).flow", options: .init(weightsPath: file)), output: path)
+        try ArtifactCompiler.compile(try Elaborator.elaborate(text: text, path: "\(name).flow", options: .init(weightsPath: file)), options: .init(cpu: cpu), output: path)
         return path
     }
 
-    /// The packed weight layouts (WeightPacking.layout) against a brute-force product in f64:
-    /// one panel (N = 112), three whole panels of 128 (N = 384), and two panels with a ragged
-    /// last one (N = 200: 128 + 80 columns, the 80 of N16 = 208), each at 1, 2, 7 and 13 rows
-    /// (1–5-row tiles of 8 and 4 vectors, 6-row tiles and their leftovers). The model is an
-    /// additive coupling, so z's second part is b + a·Wᵀ + bias. Tolerance 4·10⁻⁶ times the
-    /// sum of |terms|: f32 accumulation over K ≤ 40 products rounds each partial sum once
-    /// (K·2⁻²⁴ ≈ 2.4·10⁻⁶), and a misplaced panel or stride gives O(1) errors.
+    /// The packed weight layouts (WeightPacking.layout) against a brute-force product in f64,
+    /// compiled for this machine and for x86-64-v3 (AVX2: 16 ymm registers, whose tiles and
+    /// 64-column panels differ from AVX-512's; both run on any machine with AVX-512): one
+    /// vector (N = 12: accumulator sets, in tiles of up to 3 rows with AVX2), one panel
+    /// (N = 112), three whole panels of 128 (N = 384), and two panels with a ragged last one
+    /// (N = 200: 128 + 80 columns, the 80 of N16 = 208), each at 1, 2, 7 and 13 rows (1–5-row
+    /// tiles, 6-row tiles and their leftovers). The model is an additive coupling, so z's second
+    /// part is b + a·Wᵀ + bias. Tolerance 4·10⁻⁶ times the sum of |terms|: f32 accumulation over
+    /// K ≤ 40 products rounds each partial sum once (K·2⁻²⁴ ≈ 2.4·10⁻⁶), and a misplaced panel
+    /// or stride gives O(1) errors.
     func testPackedLayoutsMatchABruteForceProduct() throws {
-        for (n, k) in [(112, 40), (384, 19), (200, 37)] {
+        for cpu in [nil, "x86-64-v3"] { for (n, k) in [(12, 33), (112, 40), (384, 19), (200, 37)] {
             let text = """
             model packed {
               input x: f32[B, \(k + n)]
@@ -242,7 +246,7 @@ final class CompiledModelTests: XCTestCase {
             """
             let w = Philox.normals(seed: 31, firstRow: 0, rows: n, perRow: k).map { 0.2 * $0 }
             let bias = Philox.normals(seed: 32, firstRow: 0, rows: 1, perRow: n)
-            let model = try CompiledModel(path: try Self.compile(text, name: "packed\(n)", weights: [("w", [n, k], w), ("bias", [n], bias)]))
+            let model = try CompiledModel(path: try Self.compile(text, name: "packed\(n)", weights: [("w", [n, k], w), ("bias", [n], bias)], cpu: cpu))
             // f32 weights as the model holds them
             let (w32, bias32) = (w.map { Double(Float($0)) }, bias.map { Double(Float($0)) })
             for rows in [1, 2, 7, 13] {
@@ -258,9 +262,9 @@ final class CompiledModelTests: XCTestCase {
                         worst = max(worst, abs(Double(z[r * (k + n) + k + j]) - exact) / scale)
                     }
                 }
-                XCTAssertLessThan(worst, 4e-6, "N = \(n), K = \(k), \(rows) rows: worst error / Σ|terms|")
+                XCTAssertLessThan(worst, 4e-6, "\(cpu ?? "host"): N = \(n), K = \(k), \(rows) rows: worst error / Σ|terms|")
             }
-        }
+        } }
     }
 
     /// Row-parallel regions (RowParallelRegions): each TarFlow layer's kernels from one attention
