@@ -1,4 +1,5 @@
 @testable import FlowCodegen
+import FlowTestSupport
 import XCTest
 
 /// How the GEMM microkernel cuts rows into register tiles (OpLowering.tileHeights).
@@ -35,5 +36,18 @@ final class TileHeightsTests: XCTestCase {
         XCTAssertEqual(try TargetEmitter.registerFile(cpu: "znver3"), .ymm16)
         XCTAssertEqual(try TargetEmitter.registerFile(cpu: "x86-64-v4"), .zmm32)
         XCTAssertEqual(try TargetEmitter.registerFile(cpu: "sapphirerapids"), .zmm32)
+    }
+
+    /// The register file reaches the code: e_fm's 256 → 256 layers at batch 256 run 6 × 4 tiles
+    /// of zmm registers for x86-64-v4 (AVX-512) and 6 × 1 tiles of ymm pairs, with no zmm, for
+    /// x86-64-v3 (compiled only: this machine may not run AVX-512 code, and the packed-layout
+    /// test runs the x86-64-v3 code on any machine).
+    func testTilesFollowTheTargetsRegisters() throws {
+        let model = try ReferenceFixture("e_fm").model()
+        for (cpu, tile, zmm) in [("x86-64-v4", "flowc.tile.6.4.16.1:", true), ("x86-64-v3", "flowc.tile.6.1.16.1:", false)] {
+            let assembly = try XCTUnwrap(try ArtifactCompiler.compile(model, options: .init(cpu: cpu), output: TestFiles.path("test-e_fm-\(cpu).so"), listing: .assembly))
+            XCTAssertTrue(assembly.contains("\n" + tile), "\(cpu): no \(tile)")
+            XCTAssertEqual(assembly.contains("%zmm"), zmm, cpu)
+        }
     }
 }
