@@ -30,12 +30,15 @@ func median(_ seconds: [Double]) -> Double { seconds.sorted()[seconds.count / 2]
 /// Rounds over all rows of the compiled, eager and ONNX Runtime timings (the peers' runs took 3).
 let rounds = 3
 
-/// Median seconds per call: repeats until ~0.3 s have been spent (at least 5, at most 200).
+/// Median seconds per call: repeats until ~0.3 s have been spent (at least 7 calls), the peers'
+/// method (results-peers.md). (Until 2026-12-06 at most 200 calls: a batch-1 call of a few µs
+/// was then timed in its first ~1 ms, while the second core's worker and vCPU woke from idle —
+/// f_meanflow's sample 5.4–7.9 µs in its first 200 calls against 4.0–6.1 over 50 000.)
 func time(_ body: () throws -> Void) rethrows -> Double {
     for _ in 0..<3 { try body() }   // warm-up, as the peers' runs
     var samples: [Double] = []
     let budget = Date().addingTimeInterval(0.3)
-    while samples.count < 5 || (Date() < budget && samples.count < 200) {
+    while samples.count < 7 || Date() < budget {
         let start = DispatchTime.now().uptimeNanoseconds
         try body()
         samples.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)

@@ -9,7 +9,7 @@ models.py has them), loads the weights file Flowc compiled, checks itself agains
 outputs stored in that file when present (max |difference| printed as "check"), then times
 log_prob and sample at each batch size under torch.inference_mode, as the peers' runs of
 results-peers.md were: 3 rounds over all cells (--rounds), each cell 3 warm-up calls then the
-median of calls until 0.3 s have passed (at least 5), with 1 and with 2 threads; a cell's time is
+median of calls until 0.3 s have passed (at least 7), with 1 and with 2 threads; a cell's time is
 the median of its round values, at the faster thread count. (flowc-bench runs it once per round,
 --rounds=1, between its own rounds.) Prints one JSON object per line: model, pass, batch, us,
 threads, check.
@@ -316,7 +316,7 @@ def median_seconds(call, arg):
     for _ in range(3):
         call(arg)
     times, budget = [], time.perf_counter() + 0.3
-    while len(times) < 5 or (time.perf_counter() < budget and len(times) < 200):
+    while len(times) < 7 or time.perf_counter() < budget:
         start = time.perf_counter()
         call(arg)
         times.append(time.perf_counter() - start)
