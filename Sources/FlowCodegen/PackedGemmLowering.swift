@@ -66,14 +66,16 @@ extension OpLowering {
     /// single row's 256 → 64 product took twice as long: 2 chains over K. The 6-row tile of 4
     /// vectors loads 10 values per 24 FMAs, where 2 vectors loaded 8 per 12: batch-256 products
     /// 9–15% faster.) With 16 ymm registers, where a vector is 2 accumulators: 4 vectors for 1
-    /// row (its weights are FMA memory operands), 2 for 2–3 rows, 1 for 4–6 (6 × 1: 12
-    /// accumulators, 2 for the weights, 1 for the broadcast). When a split call can reach this
+    /// row (its weights are FMA memory operands), 2 for 2 rows, 1 for 3–6 (6 × 1: 12
+    /// accumulators, 2 for the weights, 1 for the broadcast). (3 × 2 does not fit: LLVM kept its
+    /// 4 weight vectors in registers and spilled an accumulator; 3 × 1 instead made TarFlow's
+    /// batch-1 log_prob 0.88x the time on a Zen 3 core.) When a split call can reach this
     /// tile — some row count in minimumRows...maximumRows has a tile of that height (13 rows are
     /// 6 + 4 + 3) — each half must own whole tiles: the width then divides the split vector.
     static func tileWidth(rows: Int, split: (splitVector: Int, minimumRows: Int)?, registers: RegisterFile, tallest: Int = tileRows) -> Int {
         let wanted = switch registers {
         case .zmm32: rows == 1 ? 8 : 4
-        case .ymm16: rows == 1 ? 4 : rows <= 3 ? 2 : 1
+        case .ymm16: rows == 1 ? 4 : rows == 2 ? 2 : 1
         }
         let reached = { (count: Int) in tileHeights(rows: count, tallest: tallest).contains(rows) }
         guard let split, (split.minimumRows...ColumnSplit.maximumRows).contains(where: reached) else { return wanted }
