@@ -35,11 +35,14 @@ extension OpLowering {
 
     /// Leftover rows (after whole tiles of 6) up to which the last whole tile shares them. (Up
     /// to 3, 9 rows as 5 + 4: 0.8% more instructions to compile TarFlow, for row counts no
-    /// reference model's calls have; up to 2 costs 2.5%.)
-    static let sharedLeftover = 2
+    /// reference model's calls have; up to 2 costs 2.5%.) None with 16 ymm registers, whose
+    /// 4-row tiles have 8 accumulators, just enough to cover the FMA latency, where 6 rows have
+    /// 12: a TarFlow region's 8 rows as 6 + 2 instead of 4 + 4 made its batch-1 log_prob on two
+    /// threads 0.906x the time on a Zen 3 core (one thread, 15 rows as 6 + 6 + 3: 1.00x).
+    static func sharedLeftover(_ registers: RegisterFile) -> Int { registers == .zmm32 ? 2 : 0 }
 
     /// The heights of the register tiles over `rows` rows, top to bottom: tiles of 6 and one
-    /// of the 1–5 rows left, except that a leftover of 1 or 2 is shared with the last whole tile
+    /// of the 1–5 rows left, except that (with 32 zmm registers) a leftover of 1 or 2 is shared with the last whole tile
     /// as two tiles of nearly equal height: 8 rows are 4 + 4, not 6 + 2 (a TarFlow region's
     /// half of 16 tokens). Each tile streams the weights of its columns from L2 (64 KB for a
     /// 64 → 256 layer), so a 2-row tile costs about what a 4-row one does (measured: the
@@ -47,10 +50,10 @@ extension OpLowering {
     /// do not depend on its tile's height. TarFlow's batch-1 log_prob 0.96–0.98x the time
     /// (alternating calls; its sample and batch-256 calls, and the other models, 0.98–1.00x).
     /// `tallest`: the tallest tile (`tallestTile`), tileRows unless the product keeps several
-    /// accumulator sets in 16 ymm registers.
-    static func tileHeights(rows: Int, tallest: Int = tileRows) -> [Int] {
+    /// accumulator sets in 16 ymm registers; `shared`: `sharedLeftover`.
+    static func tileHeights(rows: Int, tallest: Int = tileRows, shared: Int = sharedLeftover(.zmm32)) -> [Int] {
         let whole = rows / tallest, left = rows % tallest
-        guard whole >= 1, (1...sharedLeftover).contains(left) else { return Array(repeating: tallest, count: whole) + (left > 0 ? [left] : []) }
+        guard whole >= 1, left >= 1, left <= shared else { return Array(repeating: tallest, count: whole) + (left > 0 ? [left] : []) }
         return Array(repeating: tallest, count: whole - 1) + [(tallest + left + 1) / 2, (tallest + left) / 2]
     }
 
@@ -77,7 +80,7 @@ extension OpLowering {
         case .zmm32: rows == 1 ? 8 : 4
         case .ymm16: rows == 1 ? 4 : rows == 2 ? 2 : 1
         }
-        let reached = { (count: Int) in tileHeights(rows: count, tallest: tallest).contains(rows) }
+        let reached = { (count: Int) in tileHeights(rows: count, tallest: tallest, shared: sharedLeftover(registers)).contains(rows) }
         guard let split, (split.minimumRows...ColumnSplit.maximumRows).contains(where: reached) else { return wanted }
         return [8, 4, 2, 1].first { $0 <= wanted && split.splitVector % $0 == 0 }!
     }
@@ -135,20 +138,21 @@ extension OpLowering {
         /// 1–5 rows, or 7–8 when a whole tile shares a small leftover — through a switch.
         func allRows(widths: [Int]) throws {
             let left = b.sub(rows, tailStart)
+            let shared = OpLowering.sharedLeftover(b.registers)
             let shares = LLVMBuildAnd(b.builder, LLVMBuildICmp(b.builder, LLVMIntUGE, tiles, b.i64(1), "")!,
-                                      LLVMBuildICmp(b.builder, LLVMIntULT, b.sub(left, b.i64(1)), b.i64(OpLowering.sharedLeftover), "")!, "")!
+                                      LLVMBuildICmp(b.builder, LLVMIntULT, b.sub(left, b.i64(1)), b.i64(shared), "")!, "")!
             let wholeTiles = b.sub(tiles, LLVMBuildZExt(b.builder, shares, b.i64, "")!)
             try b.loop(wholeTiles) { t in try tilesAcross(firstRow: b.mul(t, b.i64(tallest)), rowCount: tallest, width: widths[tallest - 1]) }
             let restStart = b.mul(wholeTiles, b.i64(tallest))
             let done = b.block("rows_done")
-            let rests = Array(1..<tallest) + (1...OpLowering.sharedLeftover).map { tallest + $0 }
+            let rests = Array(1..<tallest) + (0..<shared).map { tallest + 1 + $0 }
             let dispatch = LLVMBuildSwitch(b.builder, b.sub(rows, restStart), done, UInt32(rests.count))!
             for rest in rests {
                 let block = b.block("rows_\(rest)")
                 LLVMAddCase(dispatch, b.i64(rest), block)
                 b.position(at: block)
                 var first = restStart
-                for height in OpLowering.tileHeights(rows: rest, tallest: tallest) {
+                for height in OpLowering.tileHeights(rows: rest, tallest: tallest, shared: shared) {
                     try tilesAcross(firstRow: first, rowCount: height, width: widths[height - 1])
                     first = b.add(first, b.i64(height))
                 }

@@ -27,6 +27,14 @@ final class TileHeightsTests: XCTestCase {
         XCTAssertEqual(OpLowering.tileHeights(rows: 4, tallest: 3), [2, 2])
         XCTAssertEqual(OpLowering.tileHeights(rows: 5, tallest: 3), [3, 2])
         XCTAssertEqual(OpLowering.tileHeights(rows: 16, tallest: 3), [3, 3, 3, 3, 2, 2])
+        // 16 ymm registers share no leftover: a 4-row tile's 8 accumulators barely cover the latency
+        for rows in 1...64 {
+            let heights = OpLowering.tileHeights(rows: rows, shared: OpLowering.sharedLeftover(.ymm16))
+            XCTAssertEqual(heights.reduce(0, +), rows, "\(rows) rows: \(heights)")
+            XCTAssertEqual(heights.dropLast(), Array(repeating: 6, count: heights.count - 1), "\(rows) rows: \(heights)")
+        }
+        XCTAssertEqual(OpLowering.tileHeights(rows: 8, shared: OpLowering.sharedLeftover(.ymm16)), [6, 2])
+        XCTAssertEqual(OpLowering.tileHeights(rows: 16, tallest: 3, shared: 0), [3, 3, 3, 3, 3, 1])
     }
 
     /// Which register file a CPU has, read from LLVM's code for it (a tile planned for 32
