@@ -8,8 +8,8 @@ import FlowIR
 /// contiguous when the tile is as wide as the panel (a single row's 8 vectors, or 4 with 16 ymm
 /// registers, whose panels are then 64 columns: e_fm's batch-1 sample on a Zen 3 core was 14%
 /// slower with 4-vector tiles over 128-column panels than with 8-vector tiles that spilled), at
-/// a fixed stride otherwise. (Wᵀ row-major, a 1 KB row at N = 256, interleaved the two column halves of a split
-/// product: each core's prefetchers fetched the other half too, and RealNVP 64-d's 2.9 MB of
+/// a fixed stride otherwise. (Wᵀ row-major, a 1 KB row at N = 256, interleaved the two column
+/// halves of a split product: each core's prefetchers fetched the other half too, and RealNVP 64-d's 2.9 MB of
 /// weights did not fit one L2. Its batch-1 calls are 23–24% faster this way.) The rewrite is
 /// `linear(x, W, b)` → `linear_packed(x, packed, b)`, packed a 1-D tensor built from W by
 /// transpose, pad, slice, reshape and concat; the constant folder computes it at compile time
