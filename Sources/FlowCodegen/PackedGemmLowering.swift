@@ -75,7 +75,7 @@ extension OpLowering {
     /// batch-1 log_prob 0.88x the time on a Zen 3 core.) When a split call can reach this
     /// tile — some row count in minimumRows...maximumRows has a tile of that height (13 rows are
     /// 6 + 4 + 3) — each half must own whole tiles: the width then divides the split vector.
-    static func tileWidth(rows: Int, split: (splitVector: Int, minimumRows: Int)?, registers: RegisterFile, tallest: Int = tileRows) -> Int {
+    static func tileWidth(rows: Int, split: (splitVector: Int, minimumRows: Int)?, registers: RegisterFile, tallest: Int) -> Int {
         let wanted = switch registers {
         case .zmm32: rows == 1 ? 8 : 4
         case .ymm16: rows == 1 ? 4 : rows == 2 ? 2 : 1

@@ -8,11 +8,38 @@ import Foundation
 struct TargetEmitter {
     let options: ArtifactCompiler.Options
 
-    func emit(_ b: IRBuilder, output: String, listing: ArtifactCompiler.Listing?) throws -> String? {
+    /// Registers LLVM's x86 target (idempotent).
+    static func initializeX86() {
         LLVMInitializeX86TargetInfo()
         LLVMInitializeX86Target()
         LLVMInitializeX86TargetMC()
         LLVMInitializeX86AsmPrinter()
+    }
+
+    /// The default target triple (this machine's).
+    static var defaultTriple: String {
+        let triple = LLVMGetDefaultTargetTriple()!
+        defer { LLVMDisposeMessage(triple) }
+        return String(cString: triple)
+    }
+
+    /// A target machine for `cpu` with `features` on `triple` (one per thread: they are not
+    /// shared); the caller disposes of it.
+    static func targetMachine(triple: String, cpu: String, features: String) throws -> LLVMTargetMachineRef {
+        let location = SourceLocation.synthetic("codegen")
+        var target: LLVMTargetRef?, error: UnsafeMutablePointer<CChar>?
+        defer { LLVMDisposeMessage(error) }
+        guard LLVMGetTargetFromTriple(triple, &target, &error) == 0, let target else {
+            throw FlowError("no LLVM target for \(triple)", at: location)
+        }
+        guard let machine = LLVMCreateTargetMachine(target, triple, cpu, features, LLVMCodeGenLevelAggressive, LLVMRelocPIC, LLVMCodeModelDefault) else {
+            throw FlowError("LLVM cannot create a target machine for CPU '\(cpu)'", at: location)
+        }
+        return machine
+    }
+
+    func emit(_ b: IRBuilder, output: String, listing: ArtifactCompiler.Listing?) throws -> String? {
+        TargetEmitter.initializeX86()
         let location = SourceLocation.synthetic("codegen")
         var message: UnsafeMutablePointer<CChar>?
         var timer = PhaseTimer()
@@ -23,25 +50,13 @@ struct TargetEmitter {
         }
         LLVMDisposeMessage(message)
         timer.lap("verify")
-        let defaultTriple = LLVMGetDefaultTargetTriple()!
-        let triple = String(cString: defaultTriple)
-        LLVMDisposeMessage(defaultTriple)
+        let triple = TargetEmitter.defaultTriple
         let hostCPU = LLVMGetHostCPUName()!, hostFeatures = LLVMGetHostCPUFeatures()!
         defer { LLVMDisposeMessage(hostCPU); LLVMDisposeMessage(hostFeatures) }
         let cpu = options.cpu ?? String(cString: hostCPU)
         let features = options.cpu == nil ? String(cString: hostFeatures) : ""
         /// A target machine for the chosen CPU (one per thread: they are not shared).
-        let machine: @Sendable () throws -> LLVMTargetMachineRef = {
-            var target: LLVMTargetRef?, error: UnsafeMutablePointer<CChar>?
-            defer { LLVMDisposeMessage(error) }
-            guard LLVMGetTargetFromTriple(triple, &target, &error) == 0, let target else {
-                throw FlowError("no LLVM target for \(triple)", at: location)
-            }
-            guard let machine = LLVMCreateTargetMachine(target, triple, cpu, features, LLVMCodeGenLevelAggressive, LLVMRelocPIC, LLVMCodeModelDefault) else {
-                throw FlowError("LLVM cannot create a target machine for CPU '\(cpu)'", at: location)
-            }
-            return machine
-        }
+        let machine: @Sendable () throws -> LLVMTargetMachineRef = { try TargetEmitter.targetMachine(triple: triple, cpu: cpu, features: features) }
         let main = try machine()
         defer { LLVMDisposeTargetMachine(main) }
         LLVMSetTarget(b.module, triple)
@@ -114,25 +129,16 @@ struct TargetEmitter {
             defer { LLVMDisposeMessage(features) }
             return String(cString: features).split(separator: ",").contains("+avx512f") ? .zmm32 : .ymm16
         }
-        LLVMInitializeX86TargetInfo()
-        LLVMInitializeX86Target()
-        LLVMInitializeX86TargetMC()
-        LLVMInitializeX86AsmPrinter()
+        initializeX86()
         let probe = IRBuilder(moduleName: "register_probe", registers: .zmm32)
         let function = probe.declare("add", probe.functionType(probe.vector, [probe.vector, probe.vector]))
         probe.preferWideVectors(function)
         probe.begin(function)
         LLVMBuildRet(probe.builder, LLVMBuildFAdd(probe.builder, probe.parameter(0), probe.parameter(1), "")!)
-        let defaultTriple = LLVMGetDefaultTargetTriple()!
-        defer { LLVMDisposeMessage(defaultTriple) }
-        var target: LLVMTargetRef?, message: UnsafeMutablePointer<CChar>?
-        defer { LLVMDisposeMessage(message) }
-        guard LLVMGetTargetFromTriple(defaultTriple, &target, &message) == 0, let target,
-              let machine = LLVMCreateTargetMachine(target, defaultTriple, cpu, "", LLVMCodeGenLevelDefault, LLVMRelocPIC, LLVMCodeModelDefault) else {
-            throw FlowError("LLVM cannot create a target machine for CPU '\(cpu)'", at: .synthetic("codegen"))
-        }
+        let machine = try targetMachine(triple: defaultTriple, cpu: cpu, features: "")
         defer { LLVMDisposeTargetMachine(machine) }
-        var buffer: LLVMMemoryBufferRef?
+        var buffer: LLVMMemoryBufferRef?, message: UnsafeMutablePointer<CChar>?
+        defer { LLVMDisposeMessage(message) }
         guard LLVMTargetMachineEmitToMemoryBuffer(machine, probe.module, LLVMAssemblyFile, &message, &buffer) == 0, let buffer else {
             throw FlowError("LLVM cannot compile for CPU '\(cpu)': \(message.map { String(cString: $0) } ?? "")", at: .synthetic("codegen"))
         }
