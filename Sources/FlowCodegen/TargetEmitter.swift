@@ -122,7 +122,9 @@ struct TargetEmitter {
     /// The vector registers of the CPU code is compiled for (`cpu`, or this machine's when nil):
     /// 32 zmm when it has AVX-512, else 16 ymm. For this machine, its feature list says; for a
     /// named CPU (no C API lists its features), a 16-lane add is compiled for it and the
-    /// assembly read for a zmm register.
+    /// assembly read for a zmm register. A name LLVM does not know is an error here: LLVM only
+    /// warns on stderr as it creates the target machine, then aborts the process when it emits
+    /// 64-bit code for the generic CPU it fell back to.
     static func registerFile(cpu: String?) throws -> RegisterFile {
         guard let cpu else {
             let features = LLVMGetHostCPUFeatures()!
@@ -135,8 +137,13 @@ struct TargetEmitter {
         probe.preferWideVectors(function)
         probe.begin(function)
         LLVMBuildRet(probe.builder, LLVMBuildFAdd(probe.builder, probe.parameter(0), probe.parameter(1), "")!)
-        let machine = try targetMachine(triple: defaultTriple, cpu: cpu, features: "")
+        let (created, warnings) = capturingStandardError { Result { try targetMachine(triple: defaultTriple, cpu: cpu, features: "") } }
+        let machine = try created.get()
         defer { LLVMDisposeTargetMachine(machine) }
+        if warnings.contains("not a recognized processor") {
+            throw FlowError("unknown CPU '\(cpu)' for --target: LLVM 19 does not recognise it (examples: x86-64-v3 for AVX2 machines, x86-64-v4 for AVX-512, znver3, sapphirerapids)",
+                            at: .synthetic("codegen"))
+        }
         var buffer: LLVMMemoryBufferRef?, message: UnsafeMutablePointer<CChar>?
         defer { LLVMDisposeMessage(message) }
         guard LLVMTargetMachineEmitToMemoryBuffer(machine, probe.module, LLVMAssemblyFile, &message, &buffer) == 0, let buffer else {
@@ -144,6 +151,28 @@ struct TargetEmitter {
         }
         defer { LLVMDisposeMemoryBuffer(buffer) }
         return String(cString: LLVMGetBufferStart(buffer)).contains("zmm") ? .zmm32 : .ymm16
+    }
+
+    /// `body`'s result and what was written to file descriptor 2 while it ran (LLVM's warnings
+    /// go there, unbuffered). Only for single-threaded moments: the descriptor is the process's.
+    private static func capturingStandardError<T>(_ body: () -> T) -> (T, String) {
+        var ends: [Int32] = [0, 0]
+        let saved = dup(2)
+        guard saved >= 0, pipe(&ends) == 0 else { return (body(), "") }
+        dup2(ends[1], 2)
+        close(ends[1])
+        let result = body()
+        dup2(saved, 2)
+        close(saved)
+        var text = Data()
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = read(ends[0], &chunk, chunk.count)
+            if count <= 0 { break }
+            text.append(contentsOf: chunk[0..<count])
+        }
+        close(ends[0])
+        return (result, String(decoding: text, as: UTF8.self))
     }
 
     /// Parts the module is split into at most (one per core up to this).

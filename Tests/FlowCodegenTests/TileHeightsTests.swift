@@ -44,6 +44,10 @@ final class TileHeightsTests: XCTestCase {
         XCTAssertEqual(try TargetEmitter.registerFile(cpu: "znver3"), .ymm16)
         XCTAssertEqual(try TargetEmitter.registerFile(cpu: "x86-64-v4"), .zmm32)
         XCTAssertEqual(try TargetEmitter.registerFile(cpu: "sapphirerapids"), .zmm32)
+        // a name LLVM does not know: an error naming it (LLVM itself would abort the process)
+        XCTAssertThrowsError(try TargetEmitter.registerFile(cpu: "znver99")) { error in
+            XCTAssertTrue("\(error)".contains("unknown CPU 'znver99' for --target"), "\(error)")
+        }
     }
 
     /// The register file reaches the code: e_fm's 256 → 256 layers at batch 256 run 6 × 4 tiles

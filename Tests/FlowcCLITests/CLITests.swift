@@ -150,6 +150,10 @@ final class CompiledCLITests: XCTestCase {
         // misuse and bad input
         XCTAssertEqual(try flowc(["compile", Repository.path("examples/default/realnvp2.flow")]).status, 2)
         XCTAssertEqual(try flowc(["compile", Repository.path("examples/default/realnvp2.flow"), "-o", so, "-O", "7"]).status, 2)
+        // a CPU LLVM does not know: an error, not LLVM's abort when it emits code
+        let unknownCPU = try flowc(["compile", Repository.path("examples/default/realnvp2.flow"), "-o", "\(dir)/cpu.so", "--target", "znver99"])
+        XCTAssertEqual(unknownCPU.status, 1, unknownCPU.stderr)
+        XCTAssertTrue(unknownCPU.stderr.contains("unknown CPU 'znver99' for --target"), unknownCPU.stderr)
         XCTAssertEqual(try flowc(["sample", so, "-n", "0", "--seed", "1", "-o", "\(dir)/s.npy"]).status, 2)
         let wrong = try flowc(["logprob", so, "--input", "\(dir)/z.npy", "-o", "\(dir)/lp.npy"])
         XCTAssertEqual(wrong.status, 0, "z has the input's shape for this 2-D flow")
