@@ -110,7 +110,7 @@ struct FunctionLowering {
             if let loop = loops.first(where: { $0.kernels.lowerBound == i }) {
                 out += "  calls k\(loop.kernels.lowerBound)–k\(loop.kernels.upperBound - 1): one loop, \(loop.kernels.count / loop.period) repetitions of \(loop.period) calls (arguments from a table)\n"
             }
-            out += "  k\(i): \(k.describe(graph, names: names))   → \(place)\n"
+            out += "  k\(i): \(k.describe(graph, names: names, registers: b.registers))   → \(place)\n"
         }
         return out
     }

@@ -33,8 +33,9 @@ struct Kernel {
         }
     }
 
-    /// A one-line summary for `flowc compile --emit-kernels`.
-    func describe(_ g: Graph, names: (ValueID) -> String) -> String {
+    /// A one-line summary for `flowc compile --emit-kernels`; `registers`: the target's, which
+    /// set the microkernel's tile.
+    func describe(_ g: Graph, names: (ValueID) -> String, registers: RegisterFile) -> String {
         let out = outputs.map { "\(names($0)): \(g.type(of: $0))" }.joined(separator: ", ")
         let inside = Set(nodes.flatMap(\.results))
         func operand(_ v: ValueID) -> String { inside.contains(v) ? "·" : names(v) }
@@ -43,7 +44,8 @@ struct Kernel {
         case .single: return "\(out) = \(chain)"
         case .fused(let ns): return "\(out) = fused \(ns.count) elementwise ops in one loop: \(chain)"
         case .gemm(let n, let epilogue):
-            let product = n.op == WeightPacking.op ? "GEMM microkernel (6×64 register tiles, packed Wᵀ)"
+            let columns = OpLowering.lanes * OpLowering.tileWidth(rows: OpLowering.tileRows, split: nil, registers: registers, tallest: OpLowering.tileRows)
+            let product = n.op == WeightPacking.op ? "GEMM microkernel (\(OpLowering.tileRows)×\(columns) register tiles, packed Wᵀ)"
                 : n.op == "conv2d" ? "im2col over groups of samples + GEMM microkernel" : "sgemm / small-matmul loops"
             return "\(out) = \(product), epilogue of \(epilogue.count) ops: \(chain)"
         case .productPair(let lead, _, _, _, _):

@@ -53,13 +53,17 @@ final class TileHeightsTests: XCTestCase {
     /// The register file reaches the code: e_fm's 256 → 256 layers at batch 256 run 6 × 4 tiles
     /// of zmm registers for x86-64-v4 (AVX-512) and 6 × 1 tiles of ymm pairs, with no zmm, for
     /// x86-64-v3 (compiled only: this machine may not run AVX-512 code, and the packed-layout
-    /// test runs the x86-64-v3 code on any machine).
+    /// test runs the x86-64-v3 code on any machine); `--emit-kernels` names the same tiles for
+    /// RealNVP 64-d's products.
     func testTilesFollowTheTargetsRegisters() throws {
-        let model = try ReferenceFixture("e_fm").model()
-        for (cpu, tile, zmm) in [("x86-64-v4", "flowc.tile.6.4.16.1:", true), ("x86-64-v3", "flowc.tile.6.1.16.1:", false)] {
+        let model = try ReferenceFixture("e_fm").model(), coupling = try ReferenceFixture("c_realnvp64").model()
+        for (cpu, tile, zmm, listed) in [("x86-64-v4", "flowc.tile.6.4.16.1:", true, "GEMM microkernel (6×64 register tiles"),
+                                         ("x86-64-v3", "flowc.tile.6.1.16.1:", false, "GEMM microkernel (6×16 register tiles")] {
             let assembly = try XCTUnwrap(try ArtifactCompiler.compile(model, options: .init(cpu: cpu), output: TestFiles.path("test-e_fm-\(cpu).so"), listing: .assembly))
             XCTAssertTrue(assembly.contains("\n" + tile), "\(cpu): no \(tile)")
             XCTAssertEqual(assembly.contains("%zmm"), zmm, cpu)
+            let kernels = try XCTUnwrap(try ArtifactCompiler.compile(coupling, options: .init(cpu: cpu), output: TestFiles.path("test-c_realnvp64-\(cpu).so"), listing: .kernels))
+            XCTAssertTrue(kernels.contains(listed), "\(cpu): the kernel listing does not say \(listed)")
         }
     }
 }
