@@ -14,3 +14,16 @@ def horner(c, s):
     for k in c[1:]:
         acc = fma(acc, s, k)
     return acc
+
+
+def estrin(c, s):
+    """The same polynomial as `horner` evaluated as PolynomialMath.estrin does: pairs a + b*s
+    (lowest power first), then pairs of those with s^2, s^4, ..., each multiply-add rounded once
+    and each power of s rounded to f32."""
+    terms = list(reversed(c))
+    power = np.float32(s)
+    while len(terms) > 1:
+        terms = [fma(terms[i + 1], power, terms[i]) if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
+        if len(terms) > 1:
+            power = np.float32(np.float64(power) * np.float64(power))
+    return terms[0]
