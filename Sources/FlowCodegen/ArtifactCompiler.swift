@@ -76,6 +76,7 @@ public enum ArtifactCompiler {
         }
         let derivations = Dictionary(uniqueKeysWithValues: zip(wanted, results.map { $0! }))
         timer.lap("derive \(wanted.count) entry points")
+        let panel = WeightPacking.panel(for: derivations.values.compactMap { try? $0.get() }, registers: b.registers)
         for (entry, symbol, id) in entries {
             let outputs = [.logProb, .field, .score].contains(entry) ? 1 : 2
             guard available.contains(entry) else {
@@ -103,7 +104,7 @@ public enum ArtifactCompiler {
                 continue
             }
             // several inputs (x and a class label) become packed rows
-            let graph = try WeightPacking.pack(try DenseConvolution.rewrite(try EntryPoints.packed(derived)), keepExternal: options.externalWeights, registers: b.registers)
+            let graph = try WeightPacking.pack(try DenseConvolution.rewrite(try EntryPoints.packed(derived)), keepExternal: options.externalWeights, panel: panel)
             timer.lap("prepare \(symbol) (\(graph.nodes.count) ops)")
             var lowering = try FunctionLowering(graph: graph, builder: b, fold: { try globals.fold($0, weights: weights) }, kernels: kernels)
             timer.lap("fold constants")

@@ -47,13 +47,13 @@ extension OpLowering {
         if packed {
             guard let part = f.kernelPart, let minimumRows = ColumnSplit.minimumRows(k: k, n: n),
                   let splitVector = OpLowering.splitVector(n: n, minimumRows: minimumRows) else {
-                try packedProduct(x: xs, packed: ws, y: y, rows: rows, n: n, k: k, layout: WeightPacking.layout(n: n, registers: b.registers))
+                try packedProduct(x: xs, packed: ws, y: y, rows: rows, n: n, k: k, layout: WeightPacking.layout(of: node, n: n))
                 epilogueInPlace()
                 return
             }
             // few rows: the two column halves on two threads (ColumnSplit)
             try ColumnSplit.dispatch(b, rows: rows, minimumRows: minimumRows, part: part, kernelType: LLVMGlobalGetValueType(b.function!)) {
-                try packedProduct(x: xs, packed: ws, y: y, rows: rows, n: n, k: k, layout: WeightPacking.layout(n: n, registers: b.registers), split: (part, splitVector, minimumRows))
+                try packedProduct(x: xs, packed: ws, y: y, rows: rows, n: n, k: k, layout: WeightPacking.layout(of: node, n: n), split: (part, splitVector, minimumRows))
                 let middle = b.i64(splitVector * OpLowering.lanes)
                 let first = b.select(LLVMBuildICmp(b.builder, LLVMIntEQ, part, b.i64(2), "")!, middle, b.i64(0))
                 let last = b.select(LLVMBuildICmp(b.builder, LLVMIntEQ, part, b.i64(1), "")!, middle, b.i64(n))

@@ -25,7 +25,8 @@ extension OpLowering {
     /// `panelWidth` = P columns, each its [K, P] block row-major, one after another; when P does
     /// not divide N16, a last panel of the `lastPanelWidth` = L columns left, [K, L]. Wᵀ[k, c]
     /// of panel j = c / P is at j·P·K + k·(j's width) + c % P. A row-major [K, N16] matrix (a
-    /// convolution's patches, built at run time) is one panel, P = N16.
+    /// convolution's patches, built at run time) is one panel, P = N16. P = 16: each vector of
+    /// columns a panel of its own.
     struct PackedLayout: Equatable {
         var panelWidth: Int, lastPanelWidth = 0
     }
@@ -263,12 +264,15 @@ extension OpLowering {
         b.loop(tiles) { t in
             let column = b.add(firstColumn, b.mul(t, b.i64(vectors * OpLowering.lanes)))
             // The tile's columns at k = 0: (c / P)·P·K + c % P. A tile never straddles two
-            // panels (WeightPacking.layout), so vector v is 16v floats further; a row of the
-            // panel is P floats, or the last panel's width.
+            // panels wider than 16 columns (WeightPacking.layout), so vector v is 16v floats
+            // further; in panels of 16 columns each vector is a panel, 16·K floats further. A
+            // row of the panel is P floats, or the last panel's width.
             let panelStart = b.mul(b.mul(LLVMBuildUDiv(b.builder, column, panelWidth, "")!, panelWidth), k)
             let tileWeights = b.element(p, b.add(panelStart, LLVMBuildURem(b.builder, column, panelWidth, "")!))
             let rowStride = b.select(LLVMBuildICmp(b.builder, LLVMIntSGE, column, lastPanelColumn, "")!, lastPanelWidth, panelWidth)
             let firstWeights = b.element(tileWeights, b.mul(firstInput, rowStride))
+            let vectorStep = b.select(LLVMBuildICmp(b.builder, LLVMIntEQ, panelWidth, b.i64(OpLowering.lanes), "")!,
+                                      b.mul(k, b.i64(OpLowering.lanes)), b.i64(OpLowering.lanes))
             func zeroed() -> [[IRBuilder.Value]] {
                 (0..<rows).map { _ in (0..<vectors).map { _ in
                     let slot = b.variable("acc", type: vector)
@@ -287,7 +291,7 @@ extension OpLowering {
             func step(_ kk: IRBuilder.Value, _ set: [[IRBuilder.Value]]) {
                 let row = LLVMBuildLoad2(b.builder, b.pointer, cursor, "")!
                 LLVMBuildStore(b.builder, b.element(row, rowStride), cursor)
-                let weights = (0..<vectors).map { v in b.vectorLoad(row, b.i64(v * OpLowering.lanes)) }
+                let weights = (0..<vectors).map { v in b.vectorLoad(row, b.mul(vectorStep, b.i64(v))) }
                 for r in 0..<rows {
                     let xs = b.splat(b.load(x, b.add(rowStarts[r], kk)))
                     for v in 0..<vectors {

@@ -131,14 +131,14 @@ extension OpLowering {
                 xs = b.select(isPart(2), copy, xs)
                 let leadInput = lead.node.operands[0]
                 try packedProduct(x: f.address(leadInput), packed: f.address(lead.node.operands[1]), y: xs, rows: rows, n: k, k: g.type(of: leadInput).dims[0],
-                                  layout: WeightPacking.layout(n: k, registers: b.registers))
+                                  layout: WeightPacking.layout(of: lead.node, n: k))
                 if OpLowering.hasFinish(lead.node, epilogue: lead.epilogue) {
                     finishInPlace(try epilogueFunction(lead.node, epilogue: lead.epilogue, output: x), y: xs, rows: rows, n: k)
                 }
             }
             // h: the part's columns (parts 0 and 3 all), with the first epilogue
             try packedProduct(x: xs, packed: f.address(first.node.operands[1]), y: hs, rows: rows, n: hidden, k: k,
-                              layout: WeightPacking.layout(n: hidden, registers: b.registers), split: (part, split.column / OpLowering.lanes, split.minimumRows))
+                              layout: WeightPacking.layout(of: first.node, n: hidden), split: (part, split.column / OpLowering.lanes, split.minimumRows))
             if OpLowering.hasFinish(first.node, epilogue: first.epilogue) {
                 let finish = try epilogueFunction(first.node, epilogue: first.epilogue, output: h)
                 finishInPlace(finish, y: hs, rows: rows, n: hidden, columns: b.select(isPart(2), middle, b.i64(0)), b.select(isPart(1), middle, b.i64(hidden)))
@@ -149,7 +149,7 @@ extension OpLowering {
                 let secondHalf = LLVMBuildICmp(b.builder, LLVMIntEQ, b.add(firstHalf, i), b.i64(2), "")!
                 let inputs = (b.select(secondHalf, middle, b.i64(0)), b.select(secondHalf, b.i64(hidden - split.column), middle))
                 try packedProduct(x: hs, packed: f.address(second.node.operands[1]), y: b.select(secondHalf, scratch, ys), rows: rows, n: n, k: hidden,
-                                  layout: WeightPacking.layout(n: n, registers: b.registers), inputs: inputs)
+                                  layout: WeightPacking.layout(of: second.node, n: n), inputs: inputs)
             }
         }
         // parts 0 and 3 (never inside a half): y = epi₂(y + y' + b₂)

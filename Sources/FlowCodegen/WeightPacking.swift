@@ -8,7 +8,8 @@ import FlowIR
 /// contiguous when the tile is as wide as the panel (a single row's 8 vectors, or 4 with 16 ymm
 /// registers, whose panels are then 64 columns: e_fm's batch-1 sample on a Zen 3 core was 14%
 /// slower with 4-vector tiles over 128-column panels than with 8-vector tiles that spilled), at
-/// a fixed stride otherwise. (Wᵀ row-major, a 1 KB row at N = 256, interleaved the two column
+/// a fixed stride otherwise; with 16 ymm registers, products of several rows per sample take
+/// 16-column panels (`layout`). (Wᵀ row-major, a 1 KB row at N = 256, interleaved the two column
 /// halves of a split product: each core's prefetchers fetched the other half too, and RealNVP 64-d's 2.9 MB of
 /// weights did not fit one L2. Its batch-1 calls are 23–24% faster this way.) The rewrite is
 /// `linear(x, W, b)` → `linear_packed(x, packed, b)`, packed a 1-D tensor built from W by
@@ -19,19 +20,55 @@ enum WeightPacking {
     static let op = "linear_packed"
     /// The widest panel: a single row's register tile (`OpLowering.tileWidth`: 8 vectors, 4
     /// with 16 ymm registers). Every tile is 1, 2, 4 or 8 vectors from a multiple of its width (a
-    /// narrower last one from a multiple of the full width), so no tile straddles two panels.
+    /// narrower last one from a multiple of the full width), so no tile straddles two panels
+    /// (but in panels of 16 columns, where each vector is a panel: PackedGemmLowering).
     static func widestPanel(_ registers: RegisterFile) -> Int { registers == .zmm32 ? 128 : 64 }
 
-    /// The layout of an N-column product's packed Wᵀ: one panel of N16 ≤ P columns, else
-    /// panels of P and a last one of the N16 mod P columns left (P = `widestPanel`).
-    static func layout(n: Int, registers: RegisterFile) -> OpLowering.PackedLayout {
-        let n16 = (n + 15) / 16 * 16, widest = widestPanel(registers)
-        return n16 <= widest ? .init(panelWidth: n16) : .init(panelWidth: widest, lastPanelWidth: n16 % widest)
+    /// The panel width P of a model's packed weights (`layout`: one panel of N16 ≤ P columns,
+    /// else panels of P and a last one of the N16 mod P columns left): `widestPanel`. With 16
+    /// ymm registers, a model with products of several rows per sample (TarFlow's token-wise
+    /// layers: 15 rows at batch 1) takes panels of 16 columns, one vector each: its 6 × 1 and
+    /// 2 × 2 tiles then read each vector's K × 16 weights as one contiguous run, which the prefetchers
+    /// follow from the first lines, where K = 64 is too short a strided stream for them to
+    /// catch up (Zen 3, alternating calls: TarFlow's batch-1 log_prob 0.93x the time on two
+    /// threads, 0.96–0.97x on one; its batch-1 sample, whose token steps are single rows,
+    /// 0.99–1.00x; batch 256 0.98–0.99x). A model with one row per sample everywhere
+    /// (MLPs on [B, N]) keeps the wide panels: a single row's 4-vector tile reads 256
+    /// contiguous bytes per k (16-column panels made e_fm's and f_meanflow's batch-1 samples
+    /// 1.02x the time).
+    /// Decided once per model, from all its entry points' graphs, so that a weight is packed
+    /// once: TarFlow's sampler runs the same layers one token at a time (a panel width per
+    /// product packed its weights twice, 0.94 → 1.74 MB of artifact). Each packed
+    /// node carries the width as its `panel` attribute (`layout(of:n:)`).
+    static func panel(for graphs: [Graph], registers: RegisterFile) -> Int {
+        func tokenWise(_ g: Graph) -> Bool {
+            let dependsOnInput = g.valuesDependingOnInputs()
+            return g.nodes.contains { node in
+                guard node.op == "linear", dependsOnInput.contains(node.operands[0]), !dependsOnInput.contains(node.operands[1]) else { return false }
+                let w = g.type(of: node.operands[1]).dims
+                return w[0] > OpLowering.dotProductWidth && g.type(of: node.operands[0]).elementsPerSample > w[1]
+            } || g.bodies.contains(where: tokenWise)
+        }
+        return registers == .ymm16 && graphs.contains(where: tokenWise) ? OpLowering.lanes : widestPanel(registers)
     }
 
-    /// Wᵀ [K, N16] → its panels, flattened: [full panels · K · P] then [K · L].
-    static func panels(of transposed: ValueID, k: Int, registers: RegisterFile, in g: inout Graph, at location: SourceLocation) throws -> ValueID {
-        let n16 = g.type(of: transposed).dims[1], layout = layout(n: n16, registers: registers)
+    /// Panels of at most `panel` columns for an N-column product.
+    static func layout(n: Int, panel: Int) -> OpLowering.PackedLayout {
+        let n16 = (n + 15) / 16 * 16
+        return n16 <= panel ? .init(panelWidth: n16) : .init(panelWidth: panel, lastPanelWidth: n16 % panel)
+    }
+
+    /// The layout of a `linear_packed` node's weights, N columns (its `panel` attribute).
+    static func layout(of node: Node, n: Int) -> OpLowering.PackedLayout {
+        guard node.op == op, case .int(let panel)? = node.attributes["panel"] else {
+            fatalError("\(node.op) is not a product packed by WeightPacking.pack")
+        }
+        return layout(n: n, panel: panel)
+    }
+
+    /// Wᵀ [K, N16] → its panels as `layout` says, flattened: [full panels · K · P] then [K · L].
+    static func panels(of transposed: ValueID, k: Int, layout: OpLowering.PackedLayout, in g: inout Graph, at location: SourceLocation) throws -> ValueID {
+        let n16 = g.type(of: transposed).dims[1]
         let (p, last) = (layout.panelWidth, layout.lastPanelWidth)
         let full = (n16 - last) / p
         var whole = last == 0 ? transposed : try g.apply("slice", [transposed], ["axis": .int(1), "end": .int(full * p)], at: location)
@@ -45,9 +82,9 @@ enum WeightPacking {
     }
 
     /// The rewritten graph. With external weights, a `linear` reading a weight straight from
-    /// the file keeps it (that weight stays mmapped rather than embedded). `registers`: the
-    /// target's, which set the panels' width.
-    static func pack(_ graph: Graph, keepExternal: Bool, registers: RegisterFile) throws -> Graph {
+    /// the file keeps it (that weight stays mmapped rather than embedded). `panel`: the model's
+    /// panel width (`panel(for:registers:)`).
+    static func pack(_ graph: Graph, keepExternal: Bool, panel: Int) throws -> Graph {
         var g = graph
         let dependsOnInput = g.valuesDependingOnInputs()
         let producers = g.producers()
@@ -75,17 +112,18 @@ enum WeightPacking {
                 if padding > 0 {
                     transposed = try g.apply("pad", [transposed], ["axis": .int(1), "after": .int(padding)], at: node.location)
                 }
-                cache[w] = try panels(of: transposed, k: k, registers: registers, in: &g, at: node.location)
+                cache[w] = try panels(of: transposed, k: k, layout: layout(n: n, panel: panel), in: &g, at: node.location)
                 rewritten += g.nodes[start...]
                 g.nodes.removeSubrange(start...)
             }
             var packed = node
             packed.op = op
             packed.operands[1] = cache[w]!
+            packed.attributes["panel"] = .int(panel)
             rewritten.append(packed)
         }
         g.nodes = rewritten
-        g.bodies = try graph.bodies.map { try pack($0, keepExternal: keepExternal, registers: registers) }
+        g.bodies = try graph.bodies.map { try pack($0, keepExternal: keepExternal, panel: panel) }
         return g
     }
 }

@@ -226,30 +226,35 @@ final class CompiledModelTests: XCTestCase {
     /// 64-column panels differ from AVX-512's; both run on any machine with AVX-512): one
     /// vector (N = 12: accumulator sets, in tiles of up to 3 rows with AVX2), one panel
     /// (N = 112), three whole panels of 128 (N = 384), and two panels with a ragged last one
-    /// (N = 200: 128 + 80 columns, the 80 of N16 = 208), each at 1, 2, 7 and 13 rows (1–5-row
-    /// tiles, 6-row tiles and their leftovers). The model is an additive coupling, so z's second
+    /// (N = 200: 128 + 80 columns, the 80 of N16 = 208), each at batch 1, 2, 7 and 13 (1–5-row
+    /// tiles, 6-row tiles and their leftovers); and products of 7 and 4 rows per sample (N = 200
+    /// and 48, [B, T, K]: with AVX2, panels of 16 columns, each vector its own, once RowFolding
+    /// has folded the rows into the batch; 7 and 14 rows leave 1- and 2-row tiles of several
+    /// vectors). The model is an additive coupling, so z's second
     /// part is b + a·Wᵀ + bias. Tolerance 4·10⁻⁶ times the sum of |terms|: f32 accumulation over
     /// K ≤ 40 products rounds each partial sum once (K·2⁻²⁴ ≈ 2.4·10⁻⁶), and a misplaced panel
     /// or stride gives O(1) errors.
     func testPackedLayoutsMatchABruteForceProduct() throws {
-        for cpu in [nil, "x86-64-v3"] { for (n, k) in [(12, 33), (112, 40), (384, 19), (200, 37)] {
+        for cpu in [nil, "x86-64-v3"] { for (n, k, tokens) in [(12, 33, 1), (112, 40, 1), (384, 19, 1), (200, 37, 1), (200, 37, 7), (48, 21, 4)] {
+            let shape = tokens == 1 ? "[B, \(k + n)]" : "[B, \(tokens), \(k + n)]", axis = tokens == 1 ? 1 : 2
             let text = """
             model packed {
-              input x: f32[B, \(k + n)]
+              input x: f32\(shape)
               flow {
-                a = slice(x, axis=1, start=0, end=\(k))
-                b = slice(x, axis=1, start=\(k), end=\(k + n))
-                return concat(a, b + linear(a, weight("w"), weight("bias")), axis=1)
+                a = slice(x, axis=\(axis), start=0, end=\(k))
+                b = slice(x, axis=\(axis), start=\(k), end=\(k + n))
+                return concat(a, b + linear(a, weight("w"), weight("bias")), axis=\(axis))
               }
             }
 
             """
             let w = Philox.normals(seed: 31, firstRow: 0, rows: n, perRow: k).map { 0.2 * $0 }
             let bias = Philox.normals(seed: 32, firstRow: 0, rows: 1, perRow: n)
-            let model = try CompiledModel(path: try Self.compile(text, name: "packed\(n)", weights: [("w", [n, k], w), ("bias", [n], bias)], cpu: cpu))
+            let model = try CompiledModel(path: try Self.compile(text, name: "packed\(n)x\(tokens)", weights: [("w", [n, k], w), ("bias", [n], bias)], cpu: cpu))
             // f32 weights as the model holds them
             let (w32, bias32) = (w.map { Double(Float($0)) }, bias.map { Double(Float($0)) })
-            for rows in [1, 2, 7, 13] {
+            for batch in [1, 2, 7, 13] {
+                let rows = batch * tokens
                 let x = Philox.normals(seed: 33, firstRow: 0, rows: rows, perRow: k + n).map { Float($0) }
                 let z = try model.forward(x).z
                 var worst = 0.0
@@ -262,7 +267,7 @@ final class CompiledModelTests: XCTestCase {
                         worst = max(worst, abs(Double(z[r * (k + n) + k + j]) - exact) / scale)
                     }
                 }
-                XCTAssertLessThan(worst, 4e-6, "\(cpu ?? "host"): N = \(n), K = \(k), \(rows) rows: worst error / Σ|terms|")
+                XCTAssertLessThan(worst, 4e-6, "\(cpu ?? "host"): N = \(n), K = \(k), \(tokens) rows per sample, batch \(batch): worst error / Σ|terms|")
             }
         } }
     }
