@@ -18,7 +18,9 @@ extension OpLowering {
     /// instructions (pointer steps, counter, branch) per 12 FMAs of a 6-row tile. Four on a Zen 3
     /// core, one thread, blocks of calls alternated in one process: batch-256 e_fm sample 0.95x
     /// the time, RealNVP 64-d log_prob 0.955x, f_meanflow 0.97x; d_glow, TarFlow and every
-    /// batch-1 call 0.985–1.008x. (Two: e_fm 0.96x.)
+    /// batch-1 call 0.985–1.008x. (Two: e_fm 0.96x.) Tiles of several rows only: a single row's
+    /// weights are FMA memory operands, and the unrolled steps' addresses (the weights' row plus
+    /// j·rowStride) become indexed, which Intel cores split into two µops per FMA.
     static let kUnroll = 4
 
     /// How Wᵀ [K, N16] (N rounded up to 16 with zero columns) is stored: panels of
@@ -193,7 +195,8 @@ extension OpLowering {
         /// `count` register tiles side by side from `firstVector`: a call of the module's
         /// function for this tile shape.
         func tile(firstRow: IRBuilder.Value, rows: Int, firstVector: IRBuilder.Value, vectors: Int, lastLanes: Int, count: IRBuilder.Value) throws {
-            let shape = TileShape(rows: rows, vectors: vectors, lastLanes: lastLanes, copies: sets)
+            let shape = TileShape(rows: rows, vectors: vectors, lastLanes: lastLanes, copies: sets,
+                                  vectorPanels: vectors > 1 && layout.panelWidth == OpLowering.lanes)
             let (function, type) = tileFunction(shape)
             let lastPanelColumn = layout.lastPanelWidth == 0 ? Int(Int32.max) : allVectors * OpLowering.lanes - layout.lastPanelWidth
             _ = b.call(function, type, [x, p, y, firstRow, b.mul(firstVector, b.i64(OpLowering.lanes)), count, b.i64(k), b.i64(n),
@@ -219,6 +222,11 @@ extension OpLowering {
         var lastLanes: Int
         /// Sets of accumulators the k loop steps through (see `tileFunction`).
         var copies: Int
+        /// Whether each vector of columns is a panel of its own (16-column panels: the next
+        /// vector 16·K floats on, an index register per vector), or the vectors are adjacent in
+        /// one panel (16 floats apart: constant offsets, which Intel cores fold into the FMA
+        /// where an indexed address splits it in two µops).
+        var vectorPanels: Bool
     }
 
     /// `void flowc.tile.R.V.L.C(x, W, y, i64 firstRow, i64 firstColumn, i64 tiles, i64 K, i64 N,
@@ -230,7 +238,7 @@ extension OpLowering {
     /// arguments), so each shape is compiled once; one call per row of tiles.
     func tileFunction(_ shape: TileShape) -> (IRBuilder.Value, LLVMTypeRef) {
         let type = b.functionType(b.void, [b.pointer, b.pointer, b.pointer] + Array(repeating: b.i64, count: 10))
-        let name = "flowc.tile.\(shape.rows).\(shape.vectors).\(shape.lastLanes).\(shape.copies)"
+        let name = "flowc.tile.\(shape.rows).\(shape.vectors).\(shape.lastLanes).\(shape.copies)" + (shape.vectorPanels ? ".p" : "")
         if let existing = LLVMGetNamedFunction(b.module, name) { return (existing, type) }
         let (caller, callerBlock) = (b.function, b.currentBlock)
         let function = b.declare(name, type)
@@ -265,14 +273,13 @@ extension OpLowering {
             let column = b.add(firstColumn, b.mul(t, b.i64(vectors * OpLowering.lanes)))
             // The tile's columns at k = 0: (c / P)·P·K + c % P. A tile never straddles two
             // panels wider than 16 columns (WeightPacking.layout), so vector v is 16v floats
-            // further; in panels of 16 columns each vector is a panel, 16·K floats further. A
-            // row of the panel is P floats, or the last panel's width.
+            // further; in panels of 16 columns each vector is a panel, 16·K floats further
+            // (`TileShape.vectorPanels`). A row of the panel is P floats, or the last panel's width.
             let panelStart = b.mul(b.mul(LLVMBuildUDiv(b.builder, column, panelWidth, "")!, panelWidth), k)
             let tileWeights = b.element(p, b.add(panelStart, LLVMBuildURem(b.builder, column, panelWidth, "")!))
             let rowStride = b.select(LLVMBuildICmp(b.builder, LLVMIntSGE, column, lastPanelColumn, "")!, lastPanelWidth, panelWidth)
             let firstWeights = b.element(tileWeights, b.mul(firstInput, rowStride))
-            let vectorStep = b.select(LLVMBuildICmp(b.builder, LLVMIntEQ, panelWidth, b.i64(OpLowering.lanes), "")!,
-                                      b.mul(k, b.i64(OpLowering.lanes)), b.i64(OpLowering.lanes))
+            let vectorStep = shape.vectorPanels ? b.mul(k, b.i64(OpLowering.lanes)) : b.i64(OpLowering.lanes)
             func zeroed() -> [[IRBuilder.Value]] {
                 (0..<rows).map { _ in (0..<vectors).map { _ in
                     let slot = b.variable("acc", type: vector)
@@ -300,12 +307,13 @@ extension OpLowering {
                     }
                 }
             }
-            let perIteration = copies * OpLowering.kUnroll
+            let unroll = rows > 1 ? OpLowering.kUnroll : 1
+            let perIteration = copies * unroll
             let steps = perIteration == 1 ? inputs : LLVMBuildUDiv(b.builder, inputs, b.i64(perIteration), "")!
             b.loop(steps) { kk in
-                for u in 0..<OpLowering.kUnroll { for (c, set) in sets.enumerated() { step(b.add(b.mul(kk, b.i64(perIteration)), b.i64(u * copies + c)), set) } }
+                for u in 0..<unroll { for (c, set) in sets.enumerated() { step(b.add(b.mul(kk, b.i64(perIteration)), b.i64(u * copies + c)), set) } }
             }
-            // the k % (copies · kUnroll) columns left, into the first set (one loop: unrolled
+            // the k % (copies · unroll) columns left, into the first set (one loop: unrolled
             // conditional steps made the function 4x larger for the optimiser)
             if perIteration > 1 {
                 let tailStart = b.mul(steps, b.i64(perIteration))
