@@ -27,10 +27,9 @@ enum PolynomialMath {
 
     /// Estrin: the same polynomial as `horner` (c[0] the highest power), as a tree — pairs
     /// a + b·x, then pairs of those with x², x⁴, …: a degree-n polynomial is ⌈log₂(n + 1)⌉
-    /// dependent multiply-adds instead of n, for 2–3 more operations. An elementwise loop of a
-    /// long polynomial is bound by its dependency chain, not by its operations: an out-of-order
-    /// core keeps only so many operations in flight (measured: GELU's degree-15 Horner chain ran
-    /// at ~23 cycles per 8 lanes on a Zen 3 core, its operations alone would take ~6).
+    /// dependent multiply-adds instead of n, for 2–3 more operations. An elementwise loop over
+    /// a long polynomial is bound by that chain, as an out-of-order core keeps only so many
+    /// operations in flight (GELU's degree 15: see `gelu`). The rounding differs from Horner's.
     static func estrin(_ b: IRBuilder, _ x: IRBuilder.Value, _ c: [Double]) -> IRBuilder.Value {
         var terms = c.reversed().map { LLVMConstReal(b.f32, $0)! }   // lowest power first
         var power = x

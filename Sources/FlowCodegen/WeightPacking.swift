@@ -8,8 +8,8 @@ import FlowIR
 /// contiguous when the tile is as wide as the panel (a single row's 8 vectors, or 4 with 16 ymm
 /// registers, whose panels are then 64 columns: e_fm's batch-1 sample on a Zen 3 core was 14%
 /// slower with 4-vector tiles over 128-column panels than with 8-vector tiles that spilled), at
-/// a fixed stride otherwise; with 16 ymm registers, products of several rows per sample take
-/// 16-column panels (`layout`). (Wᵀ row-major, a 1 KB row at N = 256, interleaved the two column
+/// a fixed stride otherwise; with 16 ymm registers, models with products of several rows per
+/// sample take 16-column panels (`panel(for:registers:)`). (Wᵀ row-major, a 1 KB row at N = 256, interleaved the two column
 /// halves of a split product: each core's prefetchers fetched the other half too, and RealNVP 64-d's 2.9 MB of
 /// weights did not fit one L2. Its batch-1 calls are 23–24% faster this way.) The rewrite is
 /// `linear(x, W, b)` → `linear_packed(x, packed, b)`, packed a 1-D tensor built from W by
@@ -35,11 +35,10 @@ enum WeightPacking {
     /// 0.99–1.00x; batch 256 0.98–0.99x). A model with one row per sample everywhere
     /// (MLPs on [B, N]) keeps the wide panels: a single row's 4-vector tile reads 256
     /// contiguous bytes per k (16-column panels made e_fm's and f_meanflow's batch-1 samples
-    /// 1.02x the time).
-    /// Decided once per model, from all its entry points' graphs, so that a weight is packed
-    /// once: TarFlow's sampler runs the same layers one token at a time (a panel width per
-    /// product packed its weights twice, 0.94 → 1.74 MB of artifact). Each packed
-    /// node carries the width as its `panel` attribute (`layout(of:n:)`).
+    /// 1.02x the time). Decided once per model, from all its entry points' graphs, so that a
+    /// weight is packed once: TarFlow's sampler runs the same layers one token at a time (a
+    /// panel width per product packed its weights twice, 0.94 → 1.74 MB of artifact). Each
+    /// packed node carries the width as its `panel` attribute (`layout(of:n:)`).
     static func panel(for graphs: [Graph], registers: RegisterFile) -> Int {
         func tokenWise(_ g: Graph) -> Bool {
             let dependsOnInput = g.valuesDependingOnInputs()
