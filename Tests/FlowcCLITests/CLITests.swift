@@ -44,6 +44,10 @@ final class CLITests: XCTestCase {
         assertUserError(try flowc(["check", spec, "--weights", "\(dir)/text.safetensors"]), contains: "exceeds the limit", "text as weights")
         // a weight file from another model
         assertUserError(try flowc(["check", spec, "--weights", Repository.fixture("d_glow.safetensors")]), contains: "weight 'base.loc' is not in", "wrong model's weights")
+        // another model's weights for a spec that counts its layers (count_indexed finds none:
+        // it had compiled an empty TarFlow without a word)
+        assertUserError(try flowc(["check", Repository.referenceSpec("g_tarflow"), "--weights", Repository.fixture("e_fm.safetensors")]),
+                        contains: "e_fm.safetensors: error: model 'tarflow' reads none of the 17 tensors of this weight file", "weights matching no layer")
         // bad input arrays
         let wrongShape = NpyArray(shape: [3, 5], values: Array(repeating: 0, count: 15))
         try wrongShape.write(path: "\(dir)/wrong.npy")

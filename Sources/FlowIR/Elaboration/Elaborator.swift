@@ -189,7 +189,24 @@ public struct Elaborator {
         if let (name, args, at) = modelDecl.kind { (model.kind, model.classes) = try elaborateKind(name, args, at, inputs: modelDecl.inputs.count) }
         if model.weightsPath == nil, let w = weights { model.weightsPath = w.file.path }
         try Verifier.verify(model.flow)
+        if let store = weights, !Elaborator.readsWeights(model.flow), case .standardNormal = base {
+            throw Elaborator.noWeightsRead(model.name, store)
+        }
         return model
+    }
+
+    /// Whether a graph (or one of its bodies) reads a weight.
+    static func readsWeights(_ g: Graph) -> Bool {
+        g.nodes.contains { $0.op == "weight" } || g.bodies.contains(where: readsWeights)
+    }
+
+    /// A weight file of which the model reads nothing: the wrong file, most likely (a spec that
+    /// counts its layers with count_indexed then finds none, and would compile an empty flow).
+    static func noWeightsRead(_ model: String, _ store: WeightStore) -> FlowError {
+        let names = store.file.names
+        let shown = names.prefix(4).map { "'\($0)'" }.joined(separator: ", ") + (names.count > 4 ? ", …" : "")
+        return FlowError("model '\(model)' reads none of the \(names.count) tensors of this weight file (\(shown)); is it the file for this spec? "
+                         + "(a count_indexed(\"…{}…\") of the spec matches no name here, so its layers would be left out)", in: store.file.path)
     }
 
     /// `base normal` or `base normal(loc="...", scale="...")` with weights of one sample's shape
