@@ -235,7 +235,8 @@ extension OpLowering {
     /// x[rows, f ..< f + inputs] · Wᵀ[f ..< f + inputs, columns] (f = firstInput), R × V
     /// accumulators in registers over the whole K; Wᵀ as `PackedLayout` says, its last panel
     /// from column lastPanelColumn. Shared by every product of the module (K and the layout are
-    /// arguments), so each shape is compiled once; one call per row of tiles.
+    /// arguments), so each shape is compiled once; one call per row of tiles. Tiles over
+    /// 16-column panels (`TileShape.vectorPanels`) are `flowc.tile.R.V.L.C.p`.
     func tileFunction(_ shape: TileShape) -> (IRBuilder.Value, LLVMTypeRef) {
         let type = b.functionType(b.void, [b.pointer, b.pointer, b.pointer] + Array(repeating: b.i64, count: 10))
         let name = "flowc.tile.\(shape.rows).\(shape.vectors).\(shape.lastLanes).\(shape.copies)" + (shape.vectorPanels ? ".p" : "")

@@ -43,9 +43,8 @@ enum WeightPacking {
         func tokenWise(_ g: Graph) -> Bool {
             let dependsOnInput = g.valuesDependingOnInputs()
             return g.nodes.contains { node in
-                guard node.op == "linear", dependsOnInput.contains(node.operands[0]), !dependsOnInput.contains(node.operands[1]) else { return false }
-                let w = g.type(of: node.operands[1]).dims
-                return w[0] > OpLowering.dotProductWidth && g.type(of: node.operands[0]).elementsPerSample > w[1]
+                packs(node, in: g, dependsOnInput: dependsOnInput)
+                    && g.type(of: node.operands[0]).elementsPerSample > g.type(of: node.operands[1]).dims[1]   // rows per sample > 1
             } || g.bodies.contains(where: tokenWise)
         }
         return registers == .ymm16 && graphs.contains(where: tokenWise) ? OpLowering.lanes : widestPanel(registers)
@@ -80,6 +79,17 @@ enum WeightPacking {
         return try g.apply("concat", [whole, rest], ["axis": .int(0)], at: location)
     }
 
+    /// Whether the rewrite packs `node`: a `linear` of an input-dependent x by a constant W of
+    /// more than `OpLowering.dotProductWidth` outputs. Outputs of at most that many columns (a
+    /// velocity's N = 2) stay `linear`: per row and output one dot product along K
+    /// (OpLowering.gemm) instead of K FMAs on a mostly empty vector. TarFlow's proj_out (N = 8)
+    /// is packed: one partly used vector per row beats a BLAS call (which also allocates) and
+    /// stays allocation-free.
+    static func packs(_ node: Node, in g: Graph, dependsOnInput: Set<ValueID>) -> Bool {
+        node.op == "linear" && dependsOnInput.contains(node.operands[0]) && !dependsOnInput.contains(node.operands[1])
+            && g.type(of: node.operands[1]).dims[0] > OpLowering.dotProductWidth
+    }
+
     /// The rewritten graph. With external weights, a `linear` reading a weight straight from
     /// the file keeps it (that weight stays mmapped rather than embedded). `panel`: the model's
     /// panel width (`panel(for:registers:)`).
@@ -90,20 +100,13 @@ enum WeightPacking {
         var rewritten: [Node] = []
         var cache: [ValueID: ValueID] = [:]   // W → its packed form (a weight shared by several linears is packed once)
         for node in graph.nodes {
-            guard node.op == "linear", dependsOnInput.contains(node.operands[0]), !dependsOnInput.contains(node.operands[1]) else {
+            // with external weights, a weight read straight from the file stays mmapped
+            guard packs(node, in: g, dependsOnInput: dependsOnInput),
+                  !(keepExternal && producers[node.operands[1]].map({ graph.nodes[$0].op == "weight" }) == true) else {
                 rewritten.append(node)
                 continue
             }
-            let w = node.operands[1]
-            let n = g.type(of: w).dims[0]
-            // outputs of at most `dotProductWidth` columns (a velocity's N = 2) stay `linear`: per
-            // row and output one dot product along K (OpLowering.gemm) instead of K FMAs on a
-            // mostly empty vector. TarFlow's proj_out (N = 8) is packed: one partly used vector
-            // per row beats a BLAS call (which also allocates) and stays allocation-free.
-            if n <= OpLowering.dotProductWidth || keepExternal && producers[w].map({ graph.nodes[$0].op == "weight" }) == true {
-                rewritten.append(node)
-                continue
-            }
+            let w = node.operands[1], n = g.type(of: w).dims[0]
             if cache[w] == nil {
                 let start = g.nodes.count
                 let k = g.type(of: w).dims[1], padding = (n + 15) / 16 * 16 - n

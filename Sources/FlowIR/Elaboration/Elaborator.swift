@@ -206,7 +206,7 @@ public struct Elaborator {
         let names = store.file.names
         let shown = names.prefix(4).map { "'\($0)'" }.joined(separator: ", ") + (names.count > 4 ? ", …" : "")
         return FlowError("model '\(model)' reads none of the \(names.count) tensors of this weight file (\(shown)); is it the file for this spec? "
-                         + "(a count_indexed(\"…{}…\") of the spec matches no name here, so its layers would be left out)", in: store.file.path)
+                         + "(where a spec counts its layers with count_indexed(\"…{}…\"), none match here and the layers would be left out)", in: store.file.path)
     }
 
     /// `base normal` or `base normal(loc="...", scale="...")` with weights of one sample's shape
