@@ -1,9 +1,10 @@
 import CLLVM
 
-/// exp and log as straight-line f32 code (range reduction + minimax polynomial, the
-/// coefficients of Cephes' expf/logf by S. L. Moshier), so that loops calling them vectorise
-/// instead of calling scalar libm. Measured against f64 in `PolynomialMathTests`: see the
-/// table in IR/OPS.md's codegen notes. Results below 2⁻¹²⁶ flush to zero (no denormals).
+/// exp and log as straight-line f32 code (range reduction + minimax polynomial: log's are the
+/// coefficients of Cephes' logf by S. L. Moshier, exp's are fitted by
+/// Tests/Fixtures/oracles/exp_coefficients.py), so that loops calling them vectorise instead of
+/// calling scalar libm. Measured against f64 in `PolynomialMathTests` (the README lists the
+/// errors). Results below 2⁻¹²⁶ flush to zero (no denormals).
 enum PolynomialMath {
     static func bits(_ b: IRBuilder, _ x: IRBuilder.Value) -> IRBuilder.Value { LLVMBuildBitCast(b.builder, x, b.i32, "")! }
     static func float(_ b: IRBuilder, _ i: IRBuilder.Value) -> IRBuilder.Value { LLVMBuildBitCast(b.builder, i, b.f32, "")! }
@@ -43,7 +44,7 @@ enum PolynomialMath {
     }
 
     /// eˣ = 2ⁿ·eʳ with n = round(x·log₂e), r = x − n·ln2 (ln2 split in two for exactness), eʳ by
-    /// a degree-7 polynomial on |r| ≤ ln2/2; overflow to +inf above 88.72, 0 below −87.33.
+    /// a degree-6 polynomial on |r| ≤ ln2/2; overflow to +inf above 88.72, 0 below −87.33.
     static func exp(_ b: IRBuilder, _ x: IRBuilder.Value) -> IRBuilder.Value {
         let value = saturatingExp(b, x)
         let overflow = b.fcmp(LLVMRealOGT, x, b.f32(88.72283)), underflow = b.fcmp(LLVMRealOLT, x, b.f32(-87.33654))
@@ -52,17 +53,39 @@ enum PolynomialMath {
     }
 
     /// eˣ for x clamped to [−87.33, 88.72] (NaN taken as −87.33): `exp` without its overflow,
-    /// underflow and NaN selects, for callers whose result does not change when eˣ saturates
-    /// (SiLU's x/(1 + e⁻ˣ), where those selects were 5 of the epilogue's ~30 vector operations).
+    /// underflow and NaN selects, for callers whose result does not change when eˣ saturates.
     static func saturatingExp(_ b: IRBuilder, _ x: IRBuilder.Value) -> IRBuilder.Value {
-        let clamped = b.intrinsic("llvm.minnum", [b.intrinsic("llvm.maxnum", [x, b.f32(-87.33654)]), b.f32(88.72283)])
-        let n = b.intrinsic("llvm.floor", [multiplyAdd(b, clamped, b.f32(1.44269504088896341), b.f32(0.5))])
-        let r = multiplyAdd(b, n, b.f32(2.12194440e-4), multiplyAdd(b, n, b.f32(-0.693359375), clamped))
-        let p = horner(b, r, [1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1])
-        let er = b.fadd(multiplyAdd(b, b.fmul(p, r), r, r), b.f32(1))
-        let ni = LLVMBuildFPToSI(b.builder, n, b.i32, "")!
-        let scale = float(b, LLVMBuildShl(b.builder, LLVMBuildAdd(b.builder, ni, i32(b, 127), "")!, i32(b, 23), "")!)
-        return b.fmul(er, scale)
+        let (reduced, scale) = expFactors(b, x)
+        return b.fmul(reduced, scale)
+    }
+
+    /// The minimax fit of (eᵗ − 1 − t)/t² on |t| ≤ ln2/2, lowest power first
+    /// (Tests/Fixtures/oracles/exp_coefficients.py): eᵗ = 1 + t + t²·P(t) to 3.8e-9 before
+    /// rounding, so the f32 evaluation's roundings are the error (≤ 1 ulp, PolynomialMathTests).
+    /// Cephes' expf has one coefficient more (degree 7), a multiply-add on every exp's chain.
+    static let expPolynomial: [Double] = [0.4999999403953552, 0.1666652113199234, 0.04166838899254799,
+                                          0.008368710055947304, 0.001381461275741458]
+
+    /// e^(±x) as two factors (eᵗ, 2ⁿ), x clamped so that 2ⁿ is a normal f32 (NaN taken as the
+    /// low end): `negated` gives e⁻ˣ with the sign folded into the constants (SiLU needs no
+    /// negation, and 1 + e⁻ˣ is one multiply-add, eᵗ·2ⁿ + 1).
+    /// n = round(±x·log₂e) by the f32 addition of 1.5·2²³ + 127, whose low mantissa bits are then
+    /// n + 127: shifted left by 23 they are 2ⁿ's bits (no rounding instruction, no conversion).
+    /// t = ±(x ∓ n·ln2) = σ·r with σ = ±1, and eᵗ = 1 + r·(σ + r·P(σr)), P's odd powers negated
+    /// when σ = −1: two multiply-adds after P.
+    static func expFactors(_ b: IRBuilder, _ x: IRBuilder.Value, negated: Bool = false) -> (IRBuilder.Value, IRBuilder.Value) {
+        let sign: Double = negated ? -1 : 1
+        let (low, high) = negated ? (-88.72283, 87.33654) : (-87.33654, 88.72283)
+        let clamped = b.intrinsic("llvm.minnum", [b.intrinsic("llvm.maxnum", [x, b.f32(low)]), b.f32(high)])
+        let magic = b.f32(12_582_912 + 127)   // 1.5·2²³ + 127: f32 numbers near it are spaced by 1
+        let shifted = multiplyAdd(b, clamped, b.f32(sign * 1.44269504088896341), magic)
+        let n = b.fsub(shifted, magic)
+        // r = x − σ·n·ln2, ln2 = 0.693359375 − 2.12194440e-4 (the first part exact in a product with n)
+        let r = multiplyAdd(b, n, b.f32(sign * 2.12194440e-4), multiplyAdd(b, n, b.f32(-sign * 0.693359375), clamped))
+        let p = horner(b, r, expPolynomial.enumerated().reversed().map { k, c in k % 2 == 1 ? sign * c : c })
+        let reduced = multiplyAdd(b, multiplyAdd(b, p, r, b.f32(sign)), r, b.f32(1))
+        let scale = float(b, LLVMBuildShl(b.builder, bits(b, shifted), i32(b, 23), "")!)
+        return (reduced, scale)
     }
 
     /// ln x = e·ln2 + ln m with x = m·2ᵉ, m ∈ [√½, √2), ln(1 + f) = f − f²/2 + f³·P(f);
