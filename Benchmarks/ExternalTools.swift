@@ -63,14 +63,33 @@ enum ExternalTools {
         return result
     }
 
-    /// GFLOP/s of the FMA peak on 1 and 2 threads (zmm FMAs with AVX-512, ymm with AVX2 + FMA).
-    static func fmaPeak() -> (one: Double, two: Double)? {
+    /// The FMA peak in GFLOP/s on 1 and 2 threads (zmm FMAs with AVX-512, ymm with AVX2 + FMA):
+    /// the best of fma_peak's repeated runs, with its slowest run beside it.
+    struct FMAPeak {
+        var one: Double, two: Double
+        var slowestOne: Double, slowestTwo: Double
+
+        /// The best of both measurements, the slowest of both.
+        func combined(with other: FMAPeak?) -> FMAPeak {
+            guard let other else { return self }
+            return FMAPeak(one: max(one, other.one), two: max(two, other.two),
+                           slowestOne: min(slowestOne, other.slowestOne), slowestTwo: min(slowestTwo, other.slowestTwo))
+        }
+    }
+
+    /// Runs fma_peak (compiled once): nil without AVX-512 or AVX2 + FMA, or without a C compiler.
+    static func fmaPeak() -> FMAPeak? {
         guard let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
               cpuinfo.contains("avx512f") || (cpuinfo.contains(" avx2") && cpuinfo.contains(" fma")),
-              let tool = compileC("fma_peak.c", flags: ["-O2", "-march=native", "-pthread"]), let text = output(tool, []) else { return nil }
-        let values = text.split(separator: "\n").compactMap { line in line.split(separator: " ").dropFirst(2).first.flatMap { Double($0) } }
-        return values.count == 2 ? (values[0], values[1]) : nil
+              let tool = fmaPeakTool, let text = output(tool, []) else { return nil }
+        // "N threads: BEST GFLOP/s (slowest of R: S)": the numbers N, BEST and S ("R:" is not one)
+        let values = text.split(separator: "\n").map { line in
+            line.split(separator: " ").compactMap { Double($0.trimmingCharacters(in: CharacterSet(charactersIn: ")"))) }
+        }
+        guard values.count == 2, values.allSatisfy({ $0.count == 3 }) else { return nil }
+        return FMAPeak(one: values[0][1], two: values[1][1], slowestOne: values[0][2], slowestTwo: values[1][2])
     }
+    static let fmaPeakTool = compileC("fma_peak.c", flags: ["-O2", "-march=native", "-pthread"])
 
     /// "entry first=N steady=M code=C" lines of entry_allocations for a model at a batch size.
     static func allocations(tool: String, model: String, batch: Int, calls: Int) -> [String] {

@@ -2,7 +2,10 @@
  * fma_peak — the machine's f32 FMA peak: 12 independent chains of vector fused multiply-adds
  * per thread (enough to cover the FMA latency on both FMA ports), on 1 and on 2 threads.
  * 16-lane (zmm) vectors where the compiler targets AVX-512, else 8-lane (ymm, AVX2 + FMA).
- * flowc-bench compiles it with `cc -O2 -march=native -pthread` and prints "threads GFLOP/s" lines.
+ * flowc-bench compiles it with `cc -O2 -march=native -pthread`. A peak is the best the machine
+ * does, and a shared VM's second vCPU is sometimes busy for a second or more (a single 2-thread
+ * run measured 125 GFLOP/s where others measure 198): each thread count runs REPEATS times,
+ * alternating, and prints "N threads: BEST GFLOP/s (slowest of REPEATS: S)".
  */
 #include <immintrin.h>
 #include <pthread.h>
@@ -38,7 +41,13 @@ static void *run(void *arg){
   vec s=ADD(ADD(ADD(a0,a1),ADD(a2,a3)),ADD(ADD(a4,a5),ADD(a6,a7)));
   s=ADD(s,ADD(ADD(a8,a9),ADD(a10,a11)));
   STORE(sink + (arg == 0 ? 0 : LANES), s); return 0;}
-int main(){ for(int threads=1;threads<=2;threads++){ long n=50000000; pthread_t t[2]; long args[2]={n,n};
+enum { REPEATS = 5 };
+/* GFLOP/s of one run on `threads` threads */
+static double measure(int threads){ long n=20000000; pthread_t t[2]; long args[2]={n,n};
   double s=now(); for(int i=0;i<threads;i++) pthread_create(&t[i],0,run,&args[i]); for(int i=0;i<threads;i++) pthread_join(t[i],0);
-  double e=now()-s; printf("%d threads: %.1f GFLOP/s\n", threads, threads*n*12.0*LANES*2/e/1e9);}
+  return threads*n*12.0*LANES*2/(now()-s)/1e9; }
+int main(){ double best[3]={0,0,0}, slowest[3]={1e30,1e30,1e30};
+  for(int r=0;r<REPEATS;r++) for(int threads=1;threads<=2;threads++){ double g=measure(threads);
+    if(g>best[threads]) best[threads]=g; if(g<slowest[threads]) slowest[threads]=g; }
+  for(int threads=1;threads<=2;threads++) printf("%d threads: %.1f GFLOP/s (slowest of %d: %.1f)\n", threads, best[threads], REPEATS, slowest[threads]);
   if (sink[0] + sink[LANES] == 0.5f) puts(""); }

@@ -75,6 +75,9 @@ if CommandLine.arguments.dropFirst().first == "--compiled" {
 // call and took the second core from the compiled code timed next (e_fm's batch-1 sample 30 →
 // 69 µs after two models' interpreter runs).
 openblas_set_num_threads(1)
+/// The FMA peak is measured at the start and at the end of the run, the best kept (a shared
+/// VM's slow phases come and go within the bench's minutes).
+let peakAtStart = ExternalTools.fmaPeak()
 print("OpenBLAS core: \(String(cString: openblas_get_corename())) (sgemm runs only for products without a packed weight; one thread), threads: \(ProcessInfo.processInfo.activeProcessorCount)")
 let fixtures = root.appendingPathComponent("Tests/Fixtures")
 var rows: [Row] = []
@@ -182,8 +185,10 @@ for r in rows {
 print("\nEager and ONNX Runtime: Benchmarks/pytorch_eager.py and onnxruntime_peer.py in this run (the same PyTorch ports; 1 or 2 threads, the faster). "
       + "Best peer: ../shared/baselines/results-peers.md (another run, same machine type; PyTorch eager, torch.compile, ONNX Runtime, JAX jit).")
 
-let peak = ExternalTools.fmaPeak()
-print("\nf32 FMA peak (Benchmarks/fma_peak.c): " + (peak.map { String(format: "%.0f GFLOP/s on 1 thread, %.0f on 2", $0.one, $0.two) } ?? "not measured (neither AVX-512 nor AVX2 + FMA, or no C compiler)"))
+let peak = ExternalTools.fmaPeak()?.combined(with: peakAtStart)
+print("\nf32 FMA peak (Benchmarks/fma_peak.c, the best of 5 runs at the start and 5 at the end of this bench): "
+      + (peak.map { String(format: "%.0f GFLOP/s on 1 thread, %.0f on 2 (slowest runs %.0f and %.0f)", $0.one, $0.two, $0.slowestOne, $0.slowestTwo) }
+         ?? "not measured (neither AVX-512 nor AVX2 + FMA, or no C compiler)"))
 for r in rows where r.batch == 256 && !r.pass.contains("solver") && !r.pass.contains("dopri") {
     guard let flops = denseFlops[r.model], r.pass != "log_prob" || !r.model.hasPrefix("e_fm") else { continue }
     let rate = flops * 256 / r.compiled / 1e9
