@@ -47,7 +47,21 @@ func time(_ body: () throws -> Void) rethrows -> Double {
 }
 
 let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+/// The trained example models (examples/*/): their specs with the weights their `weights` lines
+/// name. (examples/default/realnvp2.flow is c_realnvp2's spec with its fixture's weights.)
+let examples: KeyValuePairs = ["two_moons_realnvp": "examples/two_moons/realnvp.flow", "two_moons_nsf": "examples/two_moons/nsf.flow",
+                               "two_moons_fm": "examples/two_moons/fm.flow", "two_moons_meanflow": "examples/two_moons/meanflow.flow",
+                               "digits_glow": "examples/digits/glow.flow", "digits_tarflow": "examples/digits/tarflow.flow"]
+let exampleSpecs = Dictionary(uniqueKeysWithValues: examples.map { ($0.key, $0.value) })
+/// The examples' sampling temperatures (examples/digits/README.md): their samplers start from
+/// noise of this standard deviation (at 1 a trained TarFlow's inverse overflows for some rows).
+let temperatures = ["digits_glow": 0.7, "digits_tarflow": 0.8]
+/// The examples' log_prob inputs: rows of their held-out data (standard normal pixels are far
+/// outside what a trained image flow maps, and its exponentials overflow).
+let heldOut = ["two_moons_realnvp": "examples/two_moons/heldout.npy", "two_moons_nsf": "examples/two_moons/heldout.npy",
+               "digits_glow": "examples/digits/heldout_glow.npy", "digits_tarflow": "examples/digits/heldout.npy"]
 let allKeys = ["c_realnvp2", "c_realnvp64", "b_maf", "a_nsf", "d_glow", "e_fm", "e_fm_rk4", "f_meanflow", "g_tarflow", "g_tarflow_jacobi", "g_tarflow_jacobi4"]
+    + examples.map(\.key)
 let usage = "usage: flowc-bench [--compiled] [MODEL...]   (default: all; models: \(allKeys.joined(separator: " ")))"
 let requested = CommandLine.arguments.dropFirst().filter { $0 != "--compiled" }
 if let unknown = requested.first(where: { !allKeys.contains($0) }) {
@@ -62,7 +76,8 @@ let variantSources = ["g_tarflow_jacobi": "g_tarflow", "g_tarflow_jacobi4": "g_t
 let inverseModes: [String: CausalInverseMode] = ["g_tarflow_jacobi": .jacobi(tolerance: 1e-6), "g_tarflow_jacobi4": .jacobi(tolerance: 1e-6, chunk: 4)]
 /// Velocity models: the sampler each is timed with (the issue's 8-step Euler and RK4, and 1-step MeanFlow).
 let samplers: [String: SamplerSettings] = ["e_fm": SamplerSettings(method: .euler, steps: 8), "e_fm_rk4": SamplerSettings(method: .rk4ThreeEighths, steps: 8),
-                                           "f_meanflow": SamplerSettings(method: .meanflow, steps: 1)]
+                                           "f_meanflow": SamplerSettings(method: .meanflow, steps: 1),
+                                           "two_moons_fm": SamplerSettings(method: .rk4ThreeEighths, steps: 8), "two_moons_meanflow": SamplerSettings(method: .meanflow, steps: 1)]
 /// Samplers run by the solver over the network (compiled `flowc_field` vs the interpreter's):
 /// adaptive dopri5 (rtol = atol = 1e-5), and the 8-step Euler again to show the solver's overhead
 /// next to the compiled whole loop.
@@ -91,9 +106,10 @@ var denseFlops: [String: Double] = [:]
 var compiledCalls: [() throws -> Void] = []
 for key in keys {
     let (file, mode) = (variantSources[key] ?? key, inverseModes[key])
-    let weights = try BenchmarkWeights.path(for: file, fixtures: fixtures)
+    let spec = root.appendingPathComponent(exampleSpecs[key] ?? "examples/reference/\(file).flow").path
+    var model = try Elaborator.elaborate(path: spec, options: .init(weightsPath: exampleSpecs[key] == nil ? try BenchmarkWeights.path(for: file, fixtures: fixtures) : nil))
+    guard let weights = model.weightsPath else { fatalError("every benchmarked spec has weights") }
     if mode == nil { weightFiles.append((key, weights)) }   // PyTorch has one inverse, and a sampler per key
-    var model = try Elaborator.elaborate(path: root.appendingPathComponent("examples/reference/\(file).flow").path, options: .init(weightsPath: weights))
     if let mode { model.causalInverse = mode }
     let store = try WeightStore(path: weights)
     let so = NSTemporaryDirectory() + "flowc-bench-\(key).so"
@@ -122,10 +138,12 @@ for key in keys {
         print("\(key): Jacobi sweeps per block (batch 1): \(statistics.sweeps)")
     }
     for batch in key.hasPrefix("g_tarflow") ? [1, 64, 256] : [1, 256] {
-        let x = Philox.normals(seed: 1, firstRow: 0, rows: batch, perRow: input.elementsPerSample)
+        let data = try heldOut[key].map { try NpyArray.read(path: root.appendingPathComponent($0).path).values }
+        let x = data.map { Array($0.prefix(batch * input.elementsPerSample)) } ?? Philox.normals(seed: 1, firstRow: 0, rows: batch, perRow: input.elementsPerSample)
         let xf = x.map { Float($0) }
         let xt = Tensor(shape: input.shape(batch: batch), values: x)
-        let noise = Tensor(shape: latent.shape(batch: batch), values: Philox.normals(seed: 2, firstRow: 0, rows: batch, perRow: latent.elementsPerSample))
+        let temperature = temperatures[key] ?? 1
+        let noise = Tensor(shape: latent.shape(batch: batch), values: Philox.normals(seed: 2, firstRow: 0, rows: batch, perRow: latent.elementsPerSample).map { temperature * $0 })
         // samples from given noise, as PyTorch and the peers are timed (drawing it is not part
         // of their calls either; `flowc sample` draws it with Philox on the worker threads)
         let noiseFloats = noise.values.map { Float($0) }
@@ -159,7 +177,7 @@ for round in 0..<rounds {
         for (i, call) in compiledCalls.enumerated() { roundTimes[i].append(try time(call)) }
     }
     if let e = ExternalTools.pytorchEager(weightFiles, batches: [1, 256], rounds: 1) { eagerRounds.append(e) }
-    if let o = ExternalTools.onnxRuntime(weightFiles, batches: [1, 256], rounds: 1) { onnxRounds.append(o) }
+    if let o = ExternalTools.onnxRuntime(weightFiles.filter { exampleSpecs[$0.0] == nil }, batches: [1, 256], rounds: 1) { onnxRounds.append(o) }
 }
 for i in rows.indices { rows[i].compiled = median([rows[i].compiled] + roundTimes[i]) }
 /// Per key, the median of the rounds' values (nil when no round ran).

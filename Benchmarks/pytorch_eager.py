@@ -51,12 +51,24 @@ def zuko_flow(w, kind):
     return (lambda x: flow().log_prob(x)), (lambda e: flow().transform.inv(e))
 
 
-def glow(w):
-    """MODELS.md d: squeeze, then ActNorm → LU 1×1 convolution → affine coupling per step."""
-    steps = len({k.split(".")[1] for k in w if k.startswith("steps.")})
+def squeeze(x):
+    """[B, C, H, W] → [B, 4C, H/2, W/2], each 2×2 patch's pixels as channels (c, i, j order)."""
+    b, c, hh, ww = x.shape
+    return x.reshape(b, c, hh // 2, 2, ww // 2, 2).permute(0, 1, 3, 5, 2, 4).reshape(b, 4 * c, hh // 2, ww // 2)
+
+
+def unsqueeze(h):
+    b, c4, hh, ww = h.shape
+    return h.reshape(b, c4 // 4, 2, 2, hh, ww).permute(0, 1, 4, 2, 5, 3).reshape(b, c4 // 4, 2 * hh, 2 * ww)
+
+
+def glow_steps(w, prefix):
+    """MODELS.md d: the steps {prefix}0., {prefix}1., ... of ActNorm → LU 1×1 convolution →
+    affine coupling; (forward h → (h, log-det), inverse h → h)."""
+    steps = len({k[len(prefix):].split(".")[0] for k in w if k.startswith(prefix)})
     mats, inverses = [], []
     for s in range(steps):
-        p = f"steps.{s}.invconv."
+        p = f"{prefix}{s}.invconv."
         c = w[p + "w_p"].shape[0]
         lower = torch.tril(w[p + "w_l"], -1) + torch.eye(c)
         upper = torch.triu(w[p + "w_u"], 1) + torch.diag(w[p + "sign_s"] * w[p + "log_s"].exp())
@@ -65,38 +77,79 @@ def glow(w):
         inverses.append(torch.inverse(m).reshape(c, c, 1, 1))   # folded once, as a deployed model would
 
     def net(s, xa):
-        p = f"steps.{s}.coupling.net."
+        p = f"{prefix}{s}.coupling.net."
         h = F.relu(F.conv2d(xa, w[p + "0.weight"], w[p + "0.bias"], padding=1))
         h = F.relu(F.conv2d(h, w[p + "2.weight"], w[p + "2.bias"]))
         h = F.conv2d(h, w[p + "4.weight"], w[p + "4.bias"], padding=1)
         return h[:, 0::2], torch.sigmoid(h[:, 1::2] + 2)
 
-    def log_prob(x):
-        b, c, hh, ww = x.shape
-        h = x.reshape(b, c, hh // 2, 2, ww // 2, 2).permute(0, 1, 3, 5, 2, 4).reshape(b, 4 * c, hh // 2, ww // 2)
+    def forward(h):
         area = h.shape[2] * h.shape[3]
-        logdet = torch.zeros(b)
+        logdet = torch.zeros(h.shape[0])
         for s in range(steps):
-            p = f"steps.{s}."
+            p = f"{prefix}{s}."
             h = (h + w[p + "actnorm.loc"]) * w[p + "actnorm.logs"].exp()
             h = F.conv2d(h, mats[s])
             half = h.shape[1] // 2
             shift, scale = net(s, h[:, :half])
             h = torch.cat([h[:, :half], (h[:, half:] + shift) * scale], 1)
             logdet = logdet + area * (w[p + "actnorm.logs"].sum() + w[p + "invconv.log_s"].sum()) + scale.log().flatten(1).sum(1)
-        return normal_log_prob(h) + logdet
+        return h, logdet
 
-    def sample(e):
-        h = e
+    def inverse(h):
         for s in reversed(range(steps)):
-            p = f"steps.{s}."
+            p = f"{prefix}{s}."
             half = h.shape[1] // 2
             shift, scale = net(s, h[:, :half])
             h = torch.cat([h[:, :half], h[:, half:] / scale - shift], 1)
             h = F.conv2d(h, inverses[s])
             h = h * (-w[p + "actnorm.logs"]).exp() - w[p + "actnorm.loc"]
-        b, c4, hh, ww = h.shape
-        return h.reshape(b, c4 // 4, 2, 2, hh, ww).permute(0, 1, 4, 2, 5, 3).reshape(b, c4 // 4, 2 * hh, 2 * ww)
+        return h
+
+    return forward, inverse
+
+
+def glow(w):
+    """MODELS.md d: squeeze, then the steps."""
+    forward, inverse = glow_steps(w, "steps.")
+
+    def log_prob(x):
+        h, logdet = forward(squeeze(x))
+        return normal_log_prob(h) + logdet
+
+    return log_prob, lambda e: unsqueeze(inverse(e))
+
+
+def digits_glow(w):
+    """examples/digits/glow.flow (its training script's model): squeeze, steps, split with the
+    learned conditional prior (openai/glow's split2d: a zero-initialised 3×3 convolution scaled
+    by exp(3·logs) gives the mean and log-scale of the second half), squeeze, steps, learned top
+    prior; the latent is (ε of the split, ε of the top), flattened."""
+    level0, level1 = glow_steps(w, "levels.0.steps."), glow_steps(w, "levels.1.steps.")
+
+    def prior(h):
+        p = F.conv2d(h, w["levels.0.prior.weight"], w["levels.0.prior.bias"], padding=1) * (3 * w["levels.0.prior.logs"]).exp()
+        return p[:, 0::2], p[:, 1::2]
+
+    def log_prob(x):
+        h, logdet = level0[0](squeeze(x))
+        half = h.shape[1] // 2
+        h, z = h[:, :half], h[:, half:]
+        mean, logs = prior(h)
+        eps = (z - mean) * (-logs).exp()
+        h, top_logdet = level1[0](squeeze(h))
+        top = (h - w["top.mean"]) * (-w["top.logs"]).exp()
+        logdet = logdet - logs.sum(dim=[1, 2, 3]) + top_logdet - w["top.logs"].sum()
+        return normal_log_prob(torch.cat([eps.flatten(1), top.flatten(1)], 1)) + logdet
+
+    def sample(e):
+        b, top_shape = len(e), w["top.mean"].shape[1:]
+        split = e.shape[1] - top_shape.numel()
+        h = e[:, split:].reshape(b, *top_shape) * w["top.logs"].exp() + w["top.mean"]
+        h = unsqueeze(level1[1](h))
+        mean, logs = prior(h)
+        z = e[:, :split].reshape(b, h.shape[1], h.shape[2], h.shape[3]) * logs.exp() + mean
+        return unsqueeze(level0[1](torch.cat([h, z], 1)))
 
     return log_prob, sample
 
@@ -309,6 +362,46 @@ BUILDERS = {
 FIXTURE_SAMPLE = {"e_fm": "sample_euler", "e_fm_rk4": "sample_rk4", "f_meanflow": "sample_1step"}
 
 
+# The trained example models (examples/*/, weights as their training scripts saved them, without
+# "w." prefixes or fixture inputs): the same ports, and the shapes of one sample's x and noise
+# (TarFlow's noise is its 16 tokens of 2×2 patches).
+BUILDERS.update({
+    "two_moons_realnvp": lambda w: zuko_flow(w, "realnvp"), "two_moons_nsf": lambda w: zuko_flow(w, "nsf"),
+    "two_moons_fm": flow_matching_rk4, "two_moons_meanflow": meanflow,
+    "digits_glow": digits_glow, "digits_tarflow": tarflow,
+})
+EXAMPLE_SHAPES = {"two_moons_realnvp": ((2,), (2,)), "two_moons_nsf": ((2,), (2,)), "two_moons_fm": ((2,), (2,)),
+                  "two_moons_meanflow": ((2,), (2,)), "digits_glow": ((1, 8, 8), (64,)), "digits_tarflow": ((1, 8, 8), (16, 4))}
+# The examples' sampling temperatures (examples/digits/README.md), as flowc-bench samples them.
+EXAMPLE_TEMPERATURES = {"digits_glow": 0.7, "digits_tarflow": 0.8}
+# The held-out mean log-likelihood each training script measured (reference.json) and its data:
+# an example's log_prob port is checked against it.
+EXAMPLE_CHECKS = {"two_moons_realnvp": ("two_moons", "heldout.npy", "realnvp"), "two_moons_nsf": ("two_moons", "heldout.npy", "nsf"),
+                  "digits_glow": ("digits", "heldout_glow.npy", "glow"), "digits_tarflow": ("digits", "heldout.npy", "tarflow")}
+
+
+def example_folder(key):
+    import os
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples", EXAMPLE_CHECKS[key][0])
+
+
+def example_held_out(key):
+    """The example's held-out data (its log_prob inputs, as flowc-bench's), or None."""
+    import os
+    import numpy as np
+    return torch.from_numpy(np.load(os.path.join(example_folder(key), EXAMPLE_CHECKS[key][1]))) if key in EXAMPLE_CHECKS else None
+
+
+def example_check(key, log_prob):
+    """|mean log_prob over the example's held-out set − its training script's value|, or None."""
+    import os
+    if key not in EXAMPLE_CHECKS or log_prob is None:
+        return None
+    with open(os.path.join(example_folder(key), "reference.json")) as f:
+        reference = json.load(f)[EXAMPLE_CHECKS[key][2]]
+    return abs(log_prob(example_held_out(key)).double().mean().item() - reference)
+
+
 ROUNDS = 3  # unless --rounds=N
 
 
@@ -344,23 +437,28 @@ def cells(pairs, batches):
     result = []
     for key, path in pairs:
         tensors = load_file(path)
-        weights = {k[2:]: v for k, v in tensors.items() if k.startswith("w.")}
+        weights = {k[2:]: v for k, v in tensors.items() if k.startswith("w.")} if key not in EXAMPLE_SHAPES else tensors
         log_prob, sample = BUILDERS[key](weights)
         with torch.inference_mode():
-            checks = {}
+            checks = {"log_prob": example_check(key, log_prob)} if key in EXAMPLE_SHAPES else {}
             if log_prob and "x" in tensors and "log_prob" in tensors:
                 checks["log_prob"] = (log_prob(tensors["x"]) - tensors["log_prob"]).abs().max().item()
             reference = FIXTURE_SAMPLE.get(key, "sample")
             if "noise" in tensors and reference in tensors:
                 drawn = sample(tensors["noise"])
                 checks["sample"] = (drawn - tensors[reference].reshape(drawn.shape)).abs().max().item()
-            shape = tuple(tensors["x"].shape[1:]) if "x" in tensors else None
-            noise_shape = tuple(tensors["noise"].shape[1:])
+            if key in EXAMPLE_SHAPES:
+                shape, noise_shape = EXAMPLE_SHAPES[key]
+            else:
+                shape = tuple(tensors["x"].shape[1:]) if "x" in tensors else None
+                noise_shape = tuple(tensors["noise"].shape[1:])
             for batch in batches:
                 for name, call, arg in (("log_prob", log_prob, shape), ("sample", sample, noise_shape)):
                     if call is None or arg is None:
                         continue
-                    x = torch.randn(batch, *arg) * (0.5 if name == "log_prob" else 1.0)
+                    x = torch.randn(batch, *arg) * (0.5 if name == "log_prob" else EXAMPLE_TEMPERATURES.get(key, 1.0))
+                    if name == "log_prob" and key in EXAMPLE_CHECKS:
+                        x = example_held_out(key)[:batch]
                     result.append((key, name, batch, call, x, checks.get(name)))
     return result
 
