@@ -9,10 +9,11 @@ import FlowSolvers
 import Foundation
 
 /// Compiled vs interpreted vs PyTorch eager vs ONNX Runtime, in one run: log_prob and sample (from
-/// given noise) of every reference model at batch 1 and 256 (compiled, eager and ONNX Runtime: the
-/// median of 3 rounds over all rows, each the median of calls after 3 warm-up calls, the peers'
-/// method, their rounds alternating; interpreted: one round), next to the best peer of issue 8's
-/// table (another run); then the machine's FMA peak
+/// given noise) at batch 1 and 256 of every reference model and of the trained example models
+/// (these without ONNX Runtime) (compiled, eager and ONNX Runtime: the median of 3 rounds over
+/// all rows, each the median of calls after 3 warm-up calls, the peers' method, their rounds
+/// alternating; interpreted: one round), next to the best peer of issue 8's table (another run);
+/// then the machine's FMA peak
 /// and the GEMM rows' GFLOP/s, compile times, and heap allocations inside the entry points.
 /// Run in release: `make bench`.
 struct Row {
@@ -203,7 +204,7 @@ for r in rows {
 print("\nEager and ONNX Runtime: Benchmarks/pytorch_eager.py and onnxruntime_peer.py in this run (the same PyTorch ports; 1 or 2 threads, the faster). "
       + "Best peer: ../shared/baselines/results-peers.md (another run, same machine type; PyTorch eager, torch.compile, ONNX Runtime, JAX jit).")
 
-let peak = ExternalTools.fmaPeak()?.combined(with: peakAtStart)
+let peak = ExternalTools.fmaPeak().map { $0.combined(with: peakAtStart) } ?? peakAtStart
 print("\nf32 FMA peak (Benchmarks/fma_peak.c, the best of 5 runs at the start and 5 at the end of this bench): "
       + (peak.map { String(format: "%.0f GFLOP/s on 1 thread, %.0f on 2 (slowest runs %.0f and %.0f)", $0.one, $0.two, $0.slowestOne, $0.slowestTwo) }
          ?? "not measured (neither AVX-512 nor AVX2 + FMA, or no C compiler)"))

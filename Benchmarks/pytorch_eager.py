@@ -1,4 +1,4 @@
-"""PyTorch eager timings of the reference models on the same weights Flowc's benchmark uses.
+"""PyTorch eager timings of the reference and example models on the same weights Flowc's benchmark uses.
 
   python3 Benchmarks/pytorch_eager.py MODEL=WEIGHTS.safetensors ... [--batches=1,256] [--rounds=3]
 
@@ -6,7 +6,8 @@ Run by `make bench` (flowc-bench) when torch is importable; never a build or tes
 Each model is written here in plain PyTorch from ../shared/baselines/MODELS.md (zuko's own
 classes for a, b, c; nn.Modules with the reference state_dict names for e, f, g, as the peers'
 models.py has them), loads the weights file Flowc compiled, checks itself against the fixture
-outputs stored in that file when present (max |difference| printed as "check"), then times
+outputs stored in that file when present (max |difference| printed as "check"; for an example
+model, its mean log_prob over its held-out data against its training script's, reference.json), then times
 log_prob and sample at each batch size under torch.inference_mode, as the peers' runs of
 results-peers.md were: 3 rounds over all cells (--rounds), each cell 3 warm-up calls then the
 median of calls until 0.3 s have passed (at least 7), with 1 and with 2 threads; a cell's time is

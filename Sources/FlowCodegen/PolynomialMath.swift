@@ -66,9 +66,11 @@ enum PolynomialMath {
     static let expPolynomial: [Double] = [0.4999999403953552, 0.1666652113199234, 0.04166838899254799,
                                           0.008368710055947304, 0.001381461275741458]
 
-    /// e^(±x) as two factors (eᵗ, 2ⁿ), x clamped so that 2ⁿ is a normal f32 (NaN taken as the
-    /// low end): `negated` gives e⁻ˣ with the sign folded into the constants (SiLU needs no
-    /// negation, and 1 + e⁻ˣ is one multiply-add, eᵗ·2ⁿ + 1).
+    /// e^(±x) as two factors (eᵗ, 2ⁿ), ±x clamped to [−87.33, 88.72] (NaN taken as the low end),
+    /// so that n is −126 … 128 (2¹²⁸'s bits are +inf: within 1e-5 of the top, where eˣ is
+    /// 3.4028e38 against the largest f32's 3.40282e38, the product is inf): `negated` gives e⁻ˣ
+    /// with the sign folded into the constants (SiLU needs no negation, and 1 + e⁻ˣ is one
+    /// multiply-add, eᵗ·2ⁿ + 1).
     /// n = round(±x·log₂e) by the f32 addition of 1.5·2²³ + 127, whose low mantissa bits are then
     /// n + 127: shifted left by 23 they are 2ⁿ's bits (no rounding instruction, no conversion).
     /// t = ±(x ∓ n·ln2) = σ·r with σ = ±1, and eᵗ = 1 + r·(σ + r·P(σr)), P's odd powers negated
