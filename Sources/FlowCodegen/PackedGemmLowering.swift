@@ -43,27 +43,33 @@ extension OpLowering {
         return full >= 4 ? 2 * (full / 4) : nil
     }
 
-    /// Leftover rows (after whole tiles of 6) up to which the last whole tile shares them. (Up
-    /// to 3, 9 rows as 5 + 4: 0.8% more instructions to compile TarFlow, for row counts no
-    /// reference model's calls have; up to 2 costs 2.5%.) None with 16 ymm registers, whose
-    /// 4-row tiles have 8 accumulators, just enough to cover the FMA latency, where 6 rows have
-    /// 12: a TarFlow region's 8 rows as 6 + 2 instead of 4 + 4 made its batch-1 log_prob on two
-    /// threads 0.906x the time on a Zen 3 core (one thread, 15 rows as 6 + 6 + 3: 1.00x).
-    static func sharedLeftover(_ registers: RegisterFile) -> Int { registers == .zmm32 ? 2 : 0 }
+    /// Leftover rows (after whole tiles of `tallest`) that the last whole tile shares as two
+    /// tiles of nearly equal height (`tileHeights`). With 32 zmm registers 1 or 2: 8 rows as
+    /// 4 + 4. (Up to 3, 9 rows as 5 + 4: 0.8% more instructions to compile TarFlow, for row
+    /// counts no reference model's calls have; up to 2 costs 2.5%.) With 16 ymm registers only 3:
+    /// a 3-row tile has 6 accumulators, too few to cover the FMA latency, and 6 + 3 rows as
+    /// 5 + 4 (10 and 8) made TarFlow's batch-1 log_prob on one thread (15 rows: 6 + 5 + 4)
+    /// 0.970x the time on a Zen 3 core; but 4-row tiles' 8 accumulators only just cover it, so
+    /// 6 + 1 and 6 + 2 stay (a TarFlow region's 8 rows as 6 + 2 instead of 4 + 4: 0.906x on two
+    /// threads). Only leftovers below `tallest`: products of 3-row tiles share none.
+    static func sharedLeftovers(_ registers: RegisterFile, tallest: Int = tileRows) -> Range<Int> {
+        (registers == .zmm32 ? 1..<3 : 3..<4).clamped(to: 1..<tallest)
+    }
 
     /// The heights of the register tiles over `rows` rows, top to bottom: tiles of 6 and one
-    /// of the 1–5 rows left, except that (with 32 zmm registers) a leftover of 1 or 2 is shared with the last whole tile
-    /// as two tiles of nearly equal height: 8 rows are 4 + 4, not 6 + 2 (a TarFlow region's
-    /// half of 16 tokens). Each tile streams the weights of its columns from L2 (64 KB for a
+    /// of the 1–5 rows left, except that a leftover in `shared` (`sharedLeftovers`) is shared
+    /// with the last whole tile as two tiles of nearly equal height: with 32 zmm registers 8 rows
+    /// are 4 + 4, not 6 + 2 (a TarFlow region's half of 16 tokens); with 16 ymm registers 9 are
+    /// 5 + 4. Each tile streams the weights of its columns from L2 (64 KB for a
     /// 64 → 256 layer), so a 2-row tile costs about what a 4-row one does (measured: the
     /// 2-row tiles took 7% of TarFlow's batch-1 log_prob, the 6-row ones 40%). A row's sums
     /// do not depend on its tile's height. TarFlow's batch-1 log_prob 0.96–0.98x the time
     /// (alternating calls; its sample and batch-256 calls, and the other models, 0.98–1.00x).
     /// `tallest`: the tallest tile (`tallestTile`), tileRows unless the product keeps several
-    /// accumulator sets in 16 ymm registers; `shared`: `sharedLeftover`.
-    static func tileHeights(rows: Int, tallest: Int = tileRows, shared: Int = sharedLeftover(.zmm32)) -> [Int] {
+    /// accumulator sets in 16 ymm registers.
+    static func tileHeights(rows: Int, tallest: Int = tileRows, shared: Range<Int> = sharedLeftovers(.zmm32)) -> [Int] {
         let whole = rows / tallest, left = rows % tallest
-        guard whole >= 1, left >= 1, left <= shared else { return Array(repeating: tallest, count: whole) + (left > 0 ? [left] : []) }
+        guard whole >= 1, shared.contains(left) else { return Array(repeating: tallest, count: whole) + (left > 0 ? [left] : []) }
         return Array(repeating: tallest, count: whole - 1) + [(tallest + left + 1) / 2, (tallest + left) / 2]
     }
 
@@ -90,7 +96,7 @@ extension OpLowering {
         case .zmm32: rows == 1 ? 8 : 4
         case .ymm16: rows == 1 ? 4 : rows == 2 ? 2 : 1
         }
-        let reached = { (count: Int) in tileHeights(rows: count, tallest: tallest, shared: sharedLeftover(registers)).contains(rows) }
+        let reached = { (count: Int) in tileHeights(rows: count, tallest: tallest, shared: sharedLeftovers(registers, tallest: tallest)).contains(rows) }
         guard let split, (split.minimumRows...ColumnSplit.maximumRows).contains(where: reached) else { return wanted }
         return [8, 4, 2, 1].first { $0 <= wanted && split.splitVector % $0 == 0 }!
     }
@@ -145,17 +151,18 @@ extension OpLowering {
         }
         /// Every row, in tiles of the heights `tileHeights` gives (a tile of r rows is
         /// `widths[r - 1]` vectors wide): whole tiles of `tallest` (6) in a loop, then the rest —
-        /// 1–5 rows, or 7–8 when a whole tile shares a small leftover — through a switch.
+        /// 1–5 rows, or a whole tile and the leftover it shares (7–8 rows with zmm, 9 with ymm) —
+        /// through a switch.
         func allRows(widths: [Int]) throws {
             let left = b.sub(rows, tailStart)
-            let shared = OpLowering.sharedLeftover(b.registers)
+            let shared = OpLowering.sharedLeftovers(b.registers, tallest: tallest)
             let shares = LLVMBuildAnd(b.builder, LLVMBuildICmp(b.builder, LLVMIntUGE, tiles, b.i64(1), "")!,
-                                      LLVMBuildICmp(b.builder, LLVMIntULT, b.sub(left, b.i64(1)), b.i64(shared), "")!, "")!
+                                      LLVMBuildICmp(b.builder, LLVMIntULT, b.sub(left, b.i64(shared.lowerBound)), b.i64(shared.count), "")!, "")!
             let wholeTiles = b.sub(tiles, LLVMBuildZExt(b.builder, shares, b.i64, "")!)
             try b.loop(wholeTiles) { t in try tilesAcross(firstRow: b.mul(t, b.i64(tallest)), rowCount: tallest, width: widths[tallest - 1]) }
             let restStart = b.mul(wholeTiles, b.i64(tallest))
             let done = b.block("rows_done")
-            let rests = Array(1..<tallest) + (0..<shared).map { tallest + 1 + $0 }
+            let rests = Array(1..<tallest) + shared.map { tallest + $0 }
             let dispatch = LLVMBuildSwitch(b.builder, b.sub(rows, restStart), done, UInt32(rests.count))!
             for rest in rests {
                 let block = b.block("rows_\(rest)")

@@ -226,8 +226,8 @@ final class CompiledModelTests: XCTestCase {
     /// 64-column panels differ from AVX-512's; both run on any machine with AVX-512): one
     /// vector (N = 12: accumulator sets, in tiles of up to 3 rows with AVX2), one panel
     /// (N = 112), three whole panels of 128 (N = 384), and two panels with a ragged last one
-    /// (N = 200: 128 + 80 columns, the 80 of N16 = 208), each at batch 1, 2, 7 and 13 (1–5-row
-    /// tiles, 6-row tiles and their leftovers); and products of 7 and 4 rows per sample (N = 200
+    /// (N = 200: 128 + 80 columns, the 80 of N16 = 208), each at batch 1, 2, 7, 9 and 13 (1–5-row
+    /// tiles, 6-row tiles and their leftovers, 9 rows as 5 + 4 with AVX2); and products of 7 and 4 rows per sample (N = 200
     /// and 48, [B, T, K]: with AVX2, panels of 16 columns, each vector its own, once RowFolding
     /// has folded the rows into the batch; 7 and 14 rows leave 1- and 2-row tiles of several
     /// vectors). The model is an additive coupling, so z's second
@@ -253,7 +253,7 @@ final class CompiledModelTests: XCTestCase {
             let model = try CompiledModel(path: try Self.compile(text, name: "packed\(n)x\(tokens)", weights: [("w", [n, k], w), ("bias", [n], bias)], cpu: cpu))
             // f32 weights as the model holds them
             let (w32, bias32) = (w.map { Double(Float($0)) }, bias.map { Double(Float($0)) })
-            for batch in [1, 2, 7, 13] {
+            for batch in [1, 2, 7, 9, 13] {
                 let rows = batch * tokens
                 let x = Philox.normals(seed: 33, firstRow: 0, rows: rows, perRow: k + n).map { Float($0) }
                 let z = try model.forward(x).z
