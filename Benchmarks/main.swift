@@ -138,8 +138,8 @@ for key in keys {
         _ = try probe.run([Tensor(shape: latent.shape(batch: 1), values: Philox.normals(seed: 2, firstRow: 0, rows: 1, perRow: latent.elementsPerSample))])
         print("\(key): Jacobi sweeps per block (batch 1): \(statistics.sweeps)")
     }
+    let data = try heldOut[key].map { try NpyArray.read(path: root.appendingPathComponent($0).path).values }
     for batch in key.hasPrefix("g_tarflow") ? [1, 64, 256] : [1, 256] {
-        let data = try heldOut[key].map { try NpyArray.read(path: root.appendingPathComponent($0).path).values }
         let x = data.map { Array($0.prefix(batch * input.elementsPerSample)) } ?? Philox.normals(seed: 1, firstRow: 0, rows: batch, perRow: input.elementsPerSample)
         let xf = x.map { Float($0) }
         let xt = Tensor(shape: input.shape(batch: batch), values: x)

@@ -15,6 +15,7 @@ the median of its round values, at the faster thread count. (flowc-bench runs it
 --rounds=1, between its own rounds.) Prints one JSON object per line: model, pass, batch, us,
 threads, check.
 """
+import functools
 import json
 import math
 import statistics
@@ -386,8 +387,9 @@ def example_folder(key):
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples", EXAMPLE_CHECKS[key][0])
 
 
+@functools.lru_cache(maxsize=None)
 def example_held_out(key):
-    """The example's held-out data (its log_prob inputs, as flowc-bench's), or None."""
+    """The example's held-out data (its log_prob inputs, as flowc-bench's), or None; read once."""
     import os
     import numpy as np
     return torch.from_numpy(np.load(os.path.join(example_folder(key), EXAMPLE_CHECKS[key][1]))) if key in EXAMPLE_CHECKS else None
