@@ -37,7 +37,7 @@ let package = Package(
         .target(name: "FlowTestSupport", dependencies: ["FlowIR", "FlowPasses", "FlowInterpreter"]),
         .testTarget(name: "FlowIRTests", dependencies: ["FlowIR", "FlowRandom", "FlowTestSupport"]),
         .testTarget(name: "FlowPassesTests", dependencies: ["FlowIR", "FlowRandom", "FlowPasses", "FlowInterpreter", "FlowSolvers", "FlowTestSupport"]),
-        .testTarget(name: "FlowCodegenTests", dependencies: ["FlowIR", "FlowRandom", "FlowPasses", "FlowInterpreter", "FlowCodegen", "FlowRuntime", "FlowSolvers", "FlowTestSupport"]),
+        .testTarget(name: "FlowCodegenTests", dependencies: ["CFlowcABI", "FlowIR", "FlowRandom", "FlowPasses", "FlowInterpreter", "FlowCodegen", "FlowRuntime", "FlowSolvers", "FlowTestSupport"]),
         .testTarget(name: "FlowInterpreterTests", dependencies: ["FlowIR", "FlowPasses", "FlowInterpreter", "FlowTestSupport"]),
         .testTarget(name: "FlowcCLITests", dependencies: ["FlowTestSupport", "FlowPictures"]),
     ]

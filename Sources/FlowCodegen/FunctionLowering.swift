@@ -70,6 +70,9 @@ struct FunctionLowering {
         self.regions = RowParallelRegions.find(plannedKernels, in: graph)
         self.plan = MemoryPlan(graph: graph, kernels: plannedKernels, constants: Set(constants.keys), outputParameters: outputs, inputParameters: inputs,
                                regions: regions.map(\.kernels))
+        if let clash = plan.firstOverlap(in: plannedKernels, graph: graph) {
+            throw FlowError("internal: the memory plan puts kernel \(clash.kernel)'s result v\(clash.output) over its operand v\(clash.input)", at: .synthetic("codegen"))
+        }
         // convolutions stage one sample's patches in the scratch (loops size theirs in lowerBodies)
         for node in graph.nodes where node.op == "conv2d" && dependsOnInput.contains(node.operands[0]) {
             scratch.fixed = max(scratch.fixed, OpLowering.im2colFloats(node, graph))
@@ -332,14 +335,47 @@ struct FunctionLowering {
     /// Kernel calls per segment function when an entry point has more (see `emit`).
     static let segmentSize = 100
 
-    /// batch ≥ 1 (else return 2), every input value finite (else return 1).
+    /// batch ≥ 1 (else return 2), no buffer overlapping another that it must not (else 5),
+    /// every input value finite (else return 1).
     mutating func emitInputChecks() throws {
         let bad = b.block("bad_batch"), check = b.block("check_input")
         b.condBranch(LLVMBuildICmp(b.builder, LLVMIntSLT, batch, b.i64(1), "")!, bad, check)
         b.position(at: bad)
         b.ret(b.i32(2))
         b.position(at: check)
+        returnIfBuffersOverlap(code: 5)
         try returnUnlessFinite(Array(graph.inputs.indices), code: 1)
+    }
+
+    /// Returns `code` when an output overlaps an input, another output or the workspace, or an
+    /// input overlaps the workspace: kernels write each buffer while reading the others, and
+    /// their pointers are `noalias` (KernelCache.pointersDoNotAlias). Inputs may share memory.
+    func returnIfBuffersOverlap(code: Int) {
+        let all = graph.inputs + graph.outputs
+        func extent(_ start: IRBuilder.Value, floats: IRBuilder.Value) -> (IRBuilder.Value, IRBuilder.Value) {
+            let address = LLVMBuildPtrToInt(b.builder, start, b.i64, "")!
+            return (address, b.add(address, b.mul(floats, b.i64(MemoryLayout<Float>.size))))
+        }
+        let buffers = all.indices.map { p in extent(parameters[p], floats: b.mul(batch, b.i64(graph.type(of: all[p]).elementsPerSample))) }
+        let space = workspaceFloats
+        let work = extent(workspace, floats: b.add(b.i64(space.fixed), b.mul(batch, b.i64(space.perSample))))
+        let inputs = graph.inputs.count
+        var pairs: [((IRBuilder.Value, IRBuilder.Value), (IRBuilder.Value, IRBuilder.Value))] = []
+        for o in inputs..<all.count {
+            for other in 0..<o { pairs.append((buffers[o], buffers[other])) }
+        }
+        for p in all.indices { pairs.append((buffers[p], work)) }
+        var overlapping = LLVMConstInt(b.i1, 0, 0)!
+        for (x, y) in pairs {
+            // [x.0, x.1) and [y.0, y.1) overlap iff each starts before the other ends
+            let both = LLVMBuildAnd(b.builder, LLVMBuildICmp(b.builder, LLVMIntULT, x.0, y.1, "")!, LLVMBuildICmp(b.builder, LLVMIntULT, y.0, x.1, "")!, "")!
+            overlapping = LLVMBuildOr(b.builder, overlapping, both, "")!
+        }
+        let overlap = b.block("overlap"), disjoint = b.block("disjoint")
+        b.condBranch(overlapping, overlap, disjoint)
+        b.position(at: overlap)
+        b.ret(b.i32(code))
+        b.position(at: disjoint)
     }
 
     /// Every output value finite, else return 3: the compiled code never hands back a silent NaN.

@@ -80,4 +80,31 @@ struct MemoryPlan {
     }
 
     func location(_ v: ValueID) -> Location { locations[root[v] ?? v]! }
+
+    /// The first kernel that would write one of its outputs over one of its inputs, with the
+    /// two values; nil when none does, as planned. Kernels' pointers are `noalias` on this
+    /// (KernelCache.pointersDoNotAlias). Batched slices overlap when their per-sample ranges
+    /// do (a slice is `fixed + batch · perSample` for `batch · size` floats); a parameter only
+    /// with itself (the entry point rejects callers' overlapping buffers).
+    func firstOverlap(in kernels: [Kernel], graph g: Graph) -> (kernel: Int, input: ValueID, output: ValueID)? {
+        func extent(_ v: ValueID) -> (region: Location, floats: Range<Int>) {
+            switch location(v) {
+            case .workspace(let fixed, let perSample):
+                let size = MemoryPlan.rounded(g.type(of: v).elementsPerSample)
+                return g.type(of: v).batched ? (.workspace(fixed: -1, perSample: 0), perSample..<(perSample + size))
+                    : (.workspace(fixed: 0, perSample: 0), fixed..<(fixed + size))
+            case let other: return (other, 0..<1)
+            }
+        }
+        for (index, kernel) in kernels.enumerated() {
+            for output in kernel.outputs {
+                let written = extent(output)
+                for input in kernel.inputs {
+                    let read = extent(input)
+                    if read.region == written.region && read.floats.overlaps(written.floats) { return (index, input, output) }
+                }
+            }
+        }
+        return nil
+    }
 }

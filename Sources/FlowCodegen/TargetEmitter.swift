@@ -8,13 +8,31 @@ import Foundation
 struct TargetEmitter {
     let options: ArtifactCompiler.Options
 
-    /// Registers LLVM's x86 target (idempotent).
-    static func initializeX86() {
+    /// Registers LLVM's x86 target and sets `codegenOptions` (idempotent).
+    static func initializeX86() { _ = registered }
+
+    private static let registered: Void = {
         LLVMInitializeX86TargetInfo()
         LLVMInitializeX86Target()
         LLVMInitializeX86TargetMC()
         LLVMInitializeX86AsmPrinter()
-    }
+        let arguments = ["flowc"] + codegenOptions
+        var pointers = arguments.map { UnsafePointer<CChar>(strdup($0)) }
+        LLVMParseCommandLineOptions(Int32(arguments.count), &pointers, nil)
+        for pointer in pointers { free(UnsafeMutablePointer(mutating: pointer)) }
+    }()
+
+    /// LLVM's code generator without loop strength reduction. LSR and the analyses it needs
+    /// (IV users, freeze canonicalisation) took 20% of e_fm's instruction selection and register
+    /// allocation time (llc -time-passes), as every small kernel's vectorised loop is searched
+    /// for formulae; the microkernel's k loop is the same 91 instructions per 4 inputs either
+    /// way. Whole `flowc compile` (callgrind, one part): e_fm 2.09G → 1.76G instructions, TarFlow
+    /// 2.29G → 1.99G, RealNVP 64-d 1.47G → 1.24G. Alternating calls of both builds in one
+    /// process (one thread): TarFlow's log_prob 0.96–0.99x the time, f_meanflow's batch-256
+    /// sample 0.96x, e_fm's 0.995–1.01x, a_nsf 0.98–1.02x, RealNVP 64-d's log_prob 1.016–1.022x
+    /// (its tiles the same samples; the difference in small gather kernels).
+    /// Process-wide: LLVM's options are global, so a host embedding Flowc shares them.
+    static let codegenOptions = ["-disable-lsr"]
 
     /// The default target triple (this machine's).
     static var defaultTriple: String {

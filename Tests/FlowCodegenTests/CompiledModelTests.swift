@@ -1,3 +1,4 @@
+import CFlowcABI
 import FlowCodegen
 import FlowIR
 import FlowInterpreter
@@ -358,6 +359,36 @@ final class CompiledModelTests: XCTestCase {
         XCTAssertThrowsError(try model.sample(count: 0, seed: 1)) { XCTAssertTrue("\($0)".contains("at least 1"), "\($0)") }
         // z² overflows f32 for |x| ≈ 1e30: an error, not a silent infinity
         XCTAssertThrowsError(try model.logProb([1e30, 1e30])) { XCTAssertTrue("\($0)".contains("produced a NaN or infinite value"), "\($0)") }
+    }
+
+    /// A C caller's buffers that overlap where kernels would write one while reading another
+    /// (their pointers are `noalias`) are rejected with FLOWC_ERROR_OVERLAP before any work;
+    /// disjoint buffers, adjacent ones too, run.
+    func testOverlappingBuffersAreRejected() throws {
+        let handle = try XCTUnwrap(dlopen(try Self.artifact("c_realnvp2"), RTLD_NOW))
+        defer { dlclose(handle) }
+        typealias Forward = @convention(c) (UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?, Int64, UnsafeMutableRawPointer?,
+                                            UnsafePointer<UnsafePointer<Float>?>?) -> Int32
+        let forward = unsafeBitCast(try XCTUnwrap(dlsym(handle, "flowc_forward")), to: Forward.self)
+        let workspaceSize = unsafeBitCast(try XCTUnwrap(dlsym(handle, "flowc_workspace_size")), to: (@convention(c) (Int32, Int64) -> UInt64).self)
+        let batch = 4, bytes = Int(workspaceSize(FLOWC_ENTRY_FORWARD, Int64(batch)))
+        // one arena: x (8 floats), z (8), logdet (4), then the workspace
+        let arena = UnsafeMutableRawPointer.allocate(byteCount: 64 * 4 + bytes, alignment: 64)
+        defer { arena.deallocate() }
+        let floats = arena.bindMemory(to: Float.self, capacity: 64)
+        for i in 0..<20 { floats[i] = Float(i % 5) * 0.25 - 0.5 }
+        let (x, z, logdet, workspace) = (floats, floats + 8, floats + 16, arena + 64 * 4)
+        XCTAssertEqual(forward(x, z, logdet, Int64(batch), workspace, nil), FLOWC_OK)
+        XCTAssertEqual(forward(x, x + 2, logdet, Int64(batch), workspace, nil), FLOWC_ERROR_OVERLAP, "z over x's last rows")
+        XCTAssertEqual(forward(x, z, z + 7, Int64(batch), workspace, nil), FLOWC_ERROR_OVERLAP, "logdet over z's last value")
+        XCTAssertEqual(forward(x, z, logdet, Int64(batch), UnsafeMutableRawPointer(logdet + 3), nil), FLOWC_ERROR_OVERLAP, "the workspace over logdet")
+        XCTAssertEqual(forward(UnsafePointer(workspace.assumingMemoryBound(to: Float.self) + 1), z, logdet, Int64(batch), workspace, nil), FLOWC_ERROR_OVERLAP,
+                       "x inside the workspace")
+        XCTAssertEqual(forward(x, z, z, Int64(batch), workspace, nil), FLOWC_ERROR_OVERLAP, "logdet where z is")
+        XCTAssertEqual(forward(x, workspace.assumingMemoryBound(to: Float.self) + 16, logdet, Int64(batch), workspace, nil), FLOWC_ERROR_OVERLAP,
+                       "z inside the workspace")
+        // adjacent buffers are not overlapping ones
+        XCTAssertEqual(forward(x, z + 8 + 4, logdet, Int64(batch), workspace, nil), FLOWC_OK, "z right after logdet")
     }
 
     /// Foreign, truncated and wrong-version shared objects are clear errors, never crashes.

@@ -6,6 +6,8 @@
  * which the host sets); the caller supplies a workspace of
  * flowc_workspace_size(entry, batch) bytes (64-byte aligned) per concurrent call.
  * Arrays are float32, batch-first, C order; "per sample" shapes are in the metadata.
+ * Outputs must not overlap the inputs, each other or the workspace, nor inputs the workspace
+ * (FLOWC_ERROR_OVERLAP); inputs may share memory.
  *
  * `weights`: NULL when the weights are embedded (the default). A model compiled with
  * --external-weights lists its weights in the metadata ("external_weights": file size,
@@ -38,6 +40,7 @@ extern "C" {
 #define FLOWC_ERROR_BAD_BATCH 2         /* batch < 1 */
 #define FLOWC_ERROR_NONFINITE_OUTPUT 3  /* a result overflowed or left an op's domain (NaN or infinite) */
 #define FLOWC_ERROR_NO_ENTRY 4          /* the model has no such entry point (see "entries" in the metadata) */
+#define FLOWC_ERROR_OVERLAP 5           /* an output overlaps an input, another output or the workspace, or an input the workspace */
 
 uint32_t flowc_abi_version(void);
 
