@@ -5,7 +5,7 @@ import FlowIR
 /// on separate threads (LLVM's pipeline is single-threaded; a model's hundreds of kernels are
 /// independent functions). Part 0 is the module itself and every other part a copy of it
 /// (through bitcode), in which the functions of the other parts are reduced to declarations;
-/// functions go to the part with the fewest instructions so far, largest first; the constants
+/// functions go to the part with the least estimated compile time so far, largest first; the constants
 /// (embedded weights) all stay in part 0 and are declarations elsewhere. Internal symbols
 /// become external with hidden visibility first, so that parts can reference each other's and
 /// the linked shared object still exports only the ABI's symbols.
@@ -48,13 +48,16 @@ struct ModulePartitioner {
         }
     }
 
-    /// Function name → part, balancing instruction counts.
+    /// Function name → part, balancing estimated compile time (`compileCost`; instruction
+    /// counts had put two of e_fm's three product-pair kernels, ~3x a tile each per
+    /// instruction, into one part: its parts took 0.18 and 0.30 s). Medians of 7 compiles,
+    /// both parts: e_fm 0.28 → 0.26 s, TarFlow 0.25 → 0.22, a_nsf 0.24 → 0.23, d_glow 0.18 →
+    /// 0.17, RealNVP 64-d 0.17 either way.
     private func assignFunctions(_ module: LLVMModuleRef) -> [String: Int] {
         let optnone = LLVMGetEnumAttributeKindForName("optnone", 7)
         let functions = ModulePartitioner.definedFunctions(module).map { f in
-            // calls-only functions are not optimised and select instructions fast: cheaper per instruction
             let unoptimised = LLVMGetEnumAttributeAtIndex(f, UInt32(bitPattern: Int32(LLVMAttributeFunctionIndex)), optnone) != nil
-            return (ModulePartitioner.name(f), ModulePartitioner.instructionCount(f) / (unoptimised ? ModulePartitioner.unoptimisedDiscount : 1))
+            return (ModulePartitioner.name(f), ModulePartitioner.compileCost(f, optimised: !unoptimised))
         }
         var load = [Int](repeating: 0, count: parts)
         var owner: [String: Int] = [:]
@@ -65,11 +68,6 @@ struct ModulePartitioner {
         }
         return owner
     }
-
-    /// How many instructions of an `optnone` function cost as much compile time as one of an
-    /// optimised function. With 8 the larger part of TarFlow's module is 1.11G instructions
-    /// (callgrind) against 1.17G with 4, d_glow's 0.85G against 0.86G, a_nsf's 0.76G against 0.73G.
-    static let unoptimisedDiscount = 8
 
     static func exposeInternalSymbols(_ module: LLVMModuleRef) {
         var unnamed = 0
@@ -111,15 +109,28 @@ struct ModulePartitioner {
         return String(cString: LLVMGetValueName2(value, &length))
     }
 
-    static func instructionCount(_ function: LLVMValueRef) -> Int {
-        var count = 0
+    /// A function's compile time, estimated in units of one instruction of an optimised scalar
+    /// kernel (~0.37M host instructions to optimise and emit). Fitted to each of e_fm's 66
+    /// functions compiled alone (callgrind, opt with `pipeline` + llc): a scalar loop kernel
+    /// costs ~14 units more than its instructions (a 15-instruction slice 9.5–18.6M, as the
+    /// vectoriser versions its loop and codegen sees every copy); explicit vector code (the
+    /// microkernel's tiles) is not vectorised again, half a unit per instruction (a 6 × 16 tile's
+    /// 414: 73M); calls-only `optnone` segments a quarter (445: 38M).
+    static func compileCost(_ function: LLVMValueRef, optimised: Bool) -> Int {
+        var count = 0, blocks = 0, vector = false
         var block = LLVMGetFirstBasicBlock(function)
         while let bb = block {
+            blocks += 1
             var instruction = LLVMGetFirstInstruction(bb)
-            while let i = instruction { count += 1; instruction = LLVMGetNextInstruction(i) }
+            while let i = instruction {
+                count += 1
+                if LLVMGetTypeKind(LLVMTypeOf(i)) == LLVMVectorTypeKind { vector = true }
+                instruction = LLVMGetNextInstruction(i)
+            }
             block = LLVMGetNextBasicBlock(bb)
         }
-        return count
+        if !optimised { return count / 4 }
+        return vector ? count / 2 : count + (blocks > 1 ? 14 : 0)
     }
 
     /// Replaces a defined function by a declaration of the same name, type and visibility.
