@@ -55,8 +55,9 @@ final class KernelCache {
 
     /// Whether a kernel's operand and result pointers are `noalias`: no result overlaps another
     /// pointer parameter during a call. The memory plan guarantees it for every kernel call (a
-    /// kernel's inputs are live while it writes its outputs: MemoryPlan; tested for every
-    /// reference model) and the entry points reject overlapping caller buffers (code 5). Without
+    /// kernel's inputs are live while it writes its outputs), FunctionLowering checks it at every
+    /// compile (`MemoryPlan.firstOverlap`), and the entry points reject overlapping caller
+    /// buffers (FLOWC_ERROR_OVERLAP). Without
     /// it LLVM's vectoriser versions each elementwise loop with run-time overlap checks and a
     /// scalar copy: e_fm's `flowc compile` 1.80G → 1.57G instructions (callgrind), TarFlow's
     /// 1.99G → 1.93G. Only for kernels that run as one call on one thread: products may hand

@@ -28,9 +28,10 @@ struct TargetEmitter {
     /// for formulae; the microkernel's k loop is the same 91 instructions per 4 inputs either
     /// way. Whole `flowc compile` (callgrind, one part): e_fm 2.09G → 1.76G instructions, TarFlow
     /// 2.29G → 1.99G, RealNVP 64-d 1.47G → 1.24G. Alternating calls of both builds in one
-    /// process (one thread): TarFlow's log_prob 0.96–0.99x the time, f_meanflow's batch-256
-    /// sample 0.96x, e_fm's 0.995–1.01x, a_nsf 0.98–1.02x, RealNVP 64-d's log_prob 1.016–1.022x
-    /// (its tiles the same samples; the difference in small gather kernels).
+    /// process (one thread), with the kernels' `noalias` pointers (KernelCache): TarFlow's
+    /// batch-256 log_prob 0.979x the time, a_nsf's batch-1 sample 0.970x, e_fm's batch-256
+    /// sample 0.985x, f_meanflow's 0.983x, RealNVP 64-d 0.996–1.000x, the rest 0.98–1.01x
+    /// (without `noalias`, RealNVP 64-d's small gather kernels had made it 1.016–1.022x).
     /// Process-wide: LLVM's options are global, so a host embedding Flowc shares them.
     static let codegenOptions = ["-disable-lsr"]
 
