@@ -46,17 +46,11 @@ enum PolynomialMath {
     /// eˣ = 2ⁿ·eʳ with n = round(x·log₂e), r = x − n·ln2 (ln2 split in two for exactness), eʳ by
     /// a degree-6 polynomial on |r| ≤ ln2/2; overflow to +inf above 88.72, 0 below −87.33.
     static func exp(_ b: IRBuilder, _ x: IRBuilder.Value) -> IRBuilder.Value {
-        let value = saturatingExp(b, x)
+        let (reduced, scale) = expFactors(b, x)   // eˣ for x clamped to [−87.33, 88.72]
+        let value = b.fmul(reduced, scale)
         let overflow = b.fcmp(LLVMRealOGT, x, b.f32(88.72283)), underflow = b.fcmp(LLVMRealOLT, x, b.f32(-87.33654))
         let result = b.select(overflow, b.f32(Double.infinity), b.select(underflow, b.f32(0), value))
         return b.select(b.fcmp(LLVMRealUNO, x, x), x, result)   // NaN stays NaN
-    }
-
-    /// eˣ for x clamped to [−87.33, 88.72] (NaN taken as −87.33): `exp` without its overflow,
-    /// underflow and NaN selects, for callers whose result does not change when eˣ saturates.
-    static func saturatingExp(_ b: IRBuilder, _ x: IRBuilder.Value) -> IRBuilder.Value {
-        let (reduced, scale) = expFactors(b, x)
-        return b.fmul(reduced, scale)
     }
 
     /// The minimax fit of (eᵗ − 1 − t)/t² on |t| ≤ ln2/2, lowest power first

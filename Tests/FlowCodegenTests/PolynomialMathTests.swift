@@ -119,7 +119,7 @@ final class PolynomialMathTests: XCTestCase {
         }
         XCTAssertLessThanOrEqual(worstSilu, 2.5, "silu")
         print("silu: max error \(String(format: "%.2f", worstSilu)) ulp (bound 2.5)")
-        // beyond e^-x's clamp (PolynomialMath.saturatingExp): above 87.4 the result is x exactly;
+        // beyond e^-x's clamp (PolynomialMath.expFactors): above 87.4 the result is x exactly;
         // below −88.7 it is x/(1 + e^88.72), not positive and at most |x|·3e-39 in magnitude (the
         // true value, −|x|·e^x, is below 1e-36)
         let extremes: [Float] = [-1e6, -1e4, -200, -100, -88.8, 87.4, 88, 90, 100, 1e4, 1e6]
