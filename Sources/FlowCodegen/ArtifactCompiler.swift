@@ -50,10 +50,30 @@ public enum ArtifactCompiler {
         (.field, "flowc_field", FLOWC_ENTRY_FIELD), (.score, "flowc_score", FLOWC_ENTRY_SCORE),
     ]
 
+    /// Fails before any work when `output` cannot become the shared object: its directory does
+    /// not exist or is not writable, or the path is a directory (the linker's message would name
+    /// the intermediate object file, not the path the user gave).
+    static func checkOutputPath(_ output: String) throws {
+        let files = FileManager.default
+        var isDirectory: ObjCBool = false
+        if files.fileExists(atPath: output, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw FlowError("the output is a directory; expected the path of the shared object to write, such as \(output)/model.so", in: output)
+        }
+        let directory = (output as NSString).deletingLastPathComponent
+        let parent = directory.isEmpty ? "." : directory
+        guard files.fileExists(atPath: parent, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw FlowError("cannot write the shared object: directory '\(parent)' does not exist", in: output)
+        }
+        guard files.isWritableFile(atPath: parent) else {
+            throw FlowError("cannot write the shared object: directory '\(parent)' is not writable", in: output)
+        }
+    }
+
     /// Writes the shared object to `output`; with `listing`, also returns the optimised LLVM IR
     /// or assembly text.
     @discardableResult
     public static func compile(_ model: Model, options: Options = Options(), output: String, listing: Listing? = nil) throws -> String? {
+        try checkOutputPath(output)
         let weights = try model.weightsPath.map { try WeightStore(path: $0) }
         let b = IRBuilder(moduleName: model.name, registers: try TargetEmitter.registerFile(cpu: options.cpu))
         let globals = ConstantGlobals(builder: b, external: options.externalWeights ? weights : nil)

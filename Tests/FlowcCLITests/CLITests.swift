@@ -3,17 +3,18 @@ import FlowTestSupport
 import Foundation
 import XCTest
 
+/// A user error: exit status 1 with `expected` on stderr, no crash and no Swift trap.
+func assertUserError(_ result: ProcessResult, contains expected: String, _ context: String, line: UInt = #line) {
+    XCTAssertFalse(result.terminatedBySignal, "\(context): crashed\n\(result.stderr)", line: line)
+    XCTAssertEqual(result.status, 1, "\(context): exit status\n\(result.stderr)", line: line)
+    XCTAssertTrue(result.stderr.contains(expected), "\(context):\n  got: \(result.stderr)\n  want: \(expected)", line: line)
+    XCTAssertFalse(result.stderr.contains("Fatal error"), context, line: line)
+}
+
 /// The flowc tool end to end: exit codes (0 ok, 1 user error, 2 usage), clear located errors
 /// for every malformed input, and the reference fixtures through the command line.
 final class CLITests: XCTestCase {
     func flowc(_ args: [String]) throws -> ProcessResult { try ProcessResult.run(Repository.flowc, args) }
-
-    func assertUserError(_ result: ProcessResult, contains expected: String, _ context: String, line: UInt = #line) {
-        XCTAssertFalse(result.terminatedBySignal, "\(context): crashed\n\(result.stderr)", line: line)
-        XCTAssertEqual(result.status, 1, "\(context): exit status\n\(result.stderr)", line: line)
-        XCTAssertTrue(result.stderr.contains(expected), "\(context):\n  got: \(result.stderr)\n  want: \(expected)", line: line)
-        XCTAssertFalse(result.stderr.contains("Fatal error"), context, line: line)
-    }
 
     /// Every spec in Tests/Fixtures/malformed states its expected message on its first line
     /// (`# expect: LINE:COL: error: ...`); each must fail with exit code 1 and that message.
@@ -158,6 +159,10 @@ final class CompiledCLITests: XCTestCase {
         let unknownCPU = try flowc(["compile", Repository.path("examples/default/realnvp2.flow"), "-o", "\(dir)/cpu.so", "--target", "znver99"])
         XCTAssertEqual(unknownCPU.status, 1, unknownCPU.stderr)
         XCTAssertTrue(unknownCPU.stderr.contains("unknown CPU 'znver99' for --target"), unknownCPU.stderr)
+        // an output the linker could not write is named as given, before any work
+        let missingDirectory = try flowc(["compile", Repository.path("examples/default/realnvp2.flow"), "-o", "\(dir)/no-such-dir/m.so"])
+        assertUserError(missingDirectory, contains: "\(dir)/no-such-dir/m.so: error: cannot write the shared object: directory '\(dir)/no-such-dir' does not exist", "missing output directory")
+        assertUserError(try flowc(["compile", Repository.path("examples/default/realnvp2.flow"), "-o", dir]), contains: "\(dir): error: the output is a directory", "directory as output")
         XCTAssertEqual(try flowc(["sample", so, "-n", "0", "--seed", "1", "-o", "\(dir)/s.npy"]).status, 2)
         let wrong = try flowc(["logprob", so, "--input", "\(dir)/z.npy", "-o", "\(dir)/lp.npy"])
         XCTAssertEqual(wrong.status, 0, "z has the input's shape for this 2-D flow")
