@@ -218,7 +218,7 @@ struct FunctionLowering {
             }
         }
         if checkInput { try emitOutputChecks() }
-        b.ret(b.i32(0))
+        b.ret(b.i32(Int(FLOWC_OK)))
     }
 
     /// An entry point's parameters (and its segments'): inputs, outputs, batch, workspace, weights.
@@ -335,22 +335,22 @@ struct FunctionLowering {
     /// Kernel calls per segment function when an entry point has more (see `emit`).
     static let segmentSize = 100
 
-    /// batch ≥ 1 (else return 2), no buffer overlapping another that it must not (else 5),
-    /// every input value finite (else return 1).
+    /// batch ≥ 1 (else FLOWC_ERROR_BAD_BATCH), no buffer overlapping another that it must not
+    /// (else FLOWC_ERROR_OVERLAP), every input value finite (else FLOWC_ERROR_NONFINITE_INPUT).
     mutating func emitInputChecks() throws {
         let bad = b.block("bad_batch"), check = b.block("check_input")
         b.condBranch(LLVMBuildICmp(b.builder, LLVMIntSLT, batch, b.i64(1), "")!, bad, check)
         b.position(at: bad)
-        b.ret(b.i32(2))
+        b.ret(b.i32(Int(FLOWC_ERROR_BAD_BATCH)))
         b.position(at: check)
-        returnIfBuffersOverlap(code: 5)
-        try returnUnlessFinite(Array(graph.inputs.indices), code: 1)
+        returnIfBuffersOverlap(code: FLOWC_ERROR_OVERLAP)
+        try returnUnlessFinite(Array(graph.inputs.indices), code: FLOWC_ERROR_NONFINITE_INPUT)
     }
 
     /// Returns `code` when an output overlaps an input, another output or the workspace, or an
     /// input overlaps the workspace: kernels write each buffer while reading the others, and
     /// their pointers are `noalias` (KernelCache.pointersDoNotAlias). Inputs may share memory.
-    func returnIfBuffersOverlap(code: Int) {
+    func returnIfBuffersOverlap(code: Int32) {
         let all = graph.inputs + graph.outputs
         func extent(_ start: IRBuilder.Value, floats: IRBuilder.Value) -> (IRBuilder.Value, IRBuilder.Value) {
             let address = LLVMBuildPtrToInt(b.builder, start, b.i64, "")!
@@ -374,17 +374,18 @@ struct FunctionLowering {
         let overlap = b.block("overlap"), disjoint = b.block("disjoint")
         b.condBranch(overlapping, overlap, disjoint)
         b.position(at: overlap)
-        b.ret(b.i32(code))
+        b.ret(b.i32(Int(code)))
         b.position(at: disjoint)
     }
 
-    /// Every output value finite, else return 3: the compiled code never hands back a silent NaN.
+    /// Every output value finite, else FLOWC_ERROR_NONFINITE_OUTPUT: the compiled code never
+    /// hands back a silent NaN.
     mutating func emitOutputChecks() throws {
-        try returnUnlessFinite(graph.outputs.indices.map { graph.inputs.count + $0 }, code: 3)
+        try returnUnlessFinite(graph.outputs.indices.map { graph.inputs.count + $0 }, code: FLOWC_ERROR_NONFINITE_OUTPUT)
     }
 
     /// Returns `code` unless every value of the given (batched) parameters is finite.
-    mutating func returnUnlessFinite(_ parameterIndices: [Int], code: Int) throws {
+    mutating func returnUnlessFinite(_ parameterIndices: [Int], code: Int32) throws {
         let nonfinite = b.block("nonfinite")
         let all = graph.inputs + graph.outputs
         for p in parameterIndices {
@@ -399,7 +400,7 @@ struct FunctionLowering {
         let done = b.block("checked")
         b.branch(done)
         b.position(at: nonfinite)
-        b.ret(b.i32(code))
+        b.ret(b.i32(Int(code)))
         b.position(at: done)
     }
 

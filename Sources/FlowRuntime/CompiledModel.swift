@@ -341,7 +341,8 @@ public final class CompiledModel: @unchecked Sendable {
         code == FLOWC_ERROR_NONFINITE_INPUT ? "an input value is NaN or infinite"
             : code == FLOWC_ERROR_NONFINITE_OUTPUT ? "the model produced a NaN or infinite value (an input far outside the model's range?)"
             : code == FLOWC_ERROR_BAD_BATCH ? "bad batch size"
-            : code == FLOWC_ERROR_OVERLAP ? "an output buffer overlaps an input, another output or the workspace" : "error code \(code)"
+            : code == FLOWC_ERROR_OVERLAP ? "an output buffer overlaps an input, another output or the workspace"
+            : code == FLOWC_ERROR_NO_ENTRY ? "the model has no such entry point (see its metadata's entries)" : "error code \(code)"
     }
 
     /// The chunks of `rows` rows (samples) for calls of `entry` on `rowsPerSample` rows each:
