@@ -57,7 +57,8 @@ demo: build
 	@echo "  examples/digits/tarflow.flow (apple/ml-tarflow TarFlow, 4 blocks): 64 samples, picture .build/demo/digits.png"
 
 # Compiled vs interpreted vs PyTorch eager (when python3 has torch and zuko) vs ONNX Runtime
-# (when it also has onnxruntime and onnxscript: pip install onnxruntime onnxscript) timings of
+# (when it also has onnxruntime and onnxscript: pip install onnxruntime onnxscript) vs JAX jit
+# (when it has jax: pip install jax) timings of
 # the reference models, best-peer ratios, FMA peak, compile times and entry-point heap
 # allocations, in release mode.
 bench: setup

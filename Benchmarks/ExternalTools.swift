@@ -1,9 +1,9 @@
 import Foundation
 
 /// The parts of the benchmark that run other programs: PyTorch eager (Benchmarks/pytorch_eager.py),
-/// ONNX Runtime (onnxruntime_peer.py), the FMA peak (fma_peak.c) and the entry-point allocation
+/// ONNX Runtime (onnxruntime_peer.py), JAX jit (jax_peer.py), the FMA peak (fma_peak.c) and the entry-point allocation
 /// counter (entry_allocations.c), each skipped with a note when its tool (python3 with torch, or
-/// with onnxruntime and onnxscript; a C compiler) is missing.
+/// with onnxruntime and onnxscript, or with jax; a C compiler) is missing.
 enum ExternalTools {
     static let benchmarks = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
 
@@ -42,6 +42,15 @@ enum ExternalTools {
         guard output("python3", ["-c", "import torch, zuko, safetensors, onnxruntime, onnxscript"]) != nil else { return nil }
         return timings(script: "onnxruntime_peer.py", models, batches: batches, rounds: rounds) { model, pass, check in
             "ONNX Runtime's \(model) \(pass) is \(check) away from PyTorch eager"
+        }
+    }
+
+    /// JAX jit µs by "model pass batch" (ports of c_realnvp64, e_fm, e_fm_rk4 and f_meanflow, the
+    /// models with JAX rows in the peers' table), in this run, the median of `rounds` rounds.
+    static func jax(_ models: [(String, String)], batches: [Int], rounds: Int) -> [String: Double]? {
+        guard output("python3", ["-c", "import torch, zuko, safetensors, jax"]) != nil else { return nil }
+        return timings(script: "jax_peer.py", models, batches: batches, rounds: rounds) { model, pass, check in
+            "JAX's \(model) \(pass) is \(check) away from PyTorch eager"
         }
     }
 

@@ -1,8 +1,8 @@
 /// The best peer per row of issue 8's table (µs for the whole batch): ../shared/baselines/
-/// results-peers.md, measured 2026-11-29 09:37–09:54 on this kind of machine by bench_peers.py
-/// (PyTorch eager, torch.compile, ONNX Runtime, JAX jit; 1 or 2 threads, the faster). They come
-/// from another run, so the "vs best peer" column is indicative; the eager column is measured in
-/// this run.
+/// results-peers.md, measured 2026-11-29 09:37–09:54 on a 2-vCPU Sapphire Rapids VM (AVX-512) by
+/// bench_peers.py (PyTorch eager, torch.compile, ONNX Runtime, JAX jit; 1 or 2 threads, the
+/// faster). They come from another run, so the "vs best peer" column is indicative; eager, ONNX
+/// Runtime and JAX jit are measured in this run ("vs the fastest peer in this run").
 enum PeerTimings {
     struct Best { var micros: Double; var who: String }
 

@@ -167,18 +167,19 @@ for key in keys {
         }
     }
 }
-// Every compiled, eager and ONNX Runtime time is the median of 3 rounds over all rows (each
-// round a median of calls), the peers' method (results-peers.md), and the rounds of the three
-// alternate — Flowc's, then eager's, then ONNX Runtime's, three times — so that a slow phase of
-// this shared machine moves one round of each, not all of one side of a ratio.
+// Every compiled, eager, ONNX Runtime and JAX time is the median of 3 rounds over all rows (each
+// round a median of calls), the peers' method (results-peers.md), and the rounds alternate —
+// Flowc's, then eager's, ONNX Runtime's and JAX's, three times — so that a slow phase of this
+// shared machine moves one round of each, not all of one side of a ratio.
 var roundTimes = compiledCalls.map { _ in [Double]() }
-var eagerRounds: [[String: Double]] = [], onnxRounds: [[String: Double]] = []
+var eagerRounds: [[String: Double]] = [], onnxRounds: [[String: Double]] = [], jaxRounds: [[String: Double]] = []
 for round in 0..<rounds {
     if round > 0 {
         for (i, call) in compiledCalls.enumerated() { roundTimes[i].append(try time(call)) }
     }
     if let e = ExternalTools.pytorchEager(weightFiles, batches: [1, 256], rounds: 1) { eagerRounds.append(e) }
     if let o = ExternalTools.onnxRuntime(weightFiles.filter { exampleSpecs[$0.0] == nil }, batches: [1, 256], rounds: 1) { onnxRounds.append(o) }
+    if let j = ExternalTools.jax(weightFiles.filter { exampleSpecs[$0.0] == nil }, batches: [1, 256], rounds: 1) { jaxRounds.append(j) }
 }
 for i in rows.indices { rows[i].compiled = median([rows[i].compiled] + roundTimes[i]) }
 /// Per key, the median of the rounds' values (nil when no round ran).
@@ -190,19 +191,24 @@ let eager = medians(eagerRounds)
 if eager == nil { print("PyTorch eager: skipped (python3 with torch, zuko and safetensors not found, or Benchmarks/pytorch_eager.py failed: run it to see why)") }
 let onnx = medians(onnxRounds)
 if onnx == nil { print("ONNX Runtime: skipped (python3 with torch, zuko, safetensors, onnxruntime and onnxscript not found, or Benchmarks/onnxruntime_peer.py failed: run it to see why)") }
+let jax = medians(jaxRounds)
+if jax == nil { print("JAX jit: skipped (python3 with torch, zuko, safetensors and jax not found, or Benchmarks/jax_peer.py failed: run it to see why)") }
 func ratio(_ a: Double?, _ b: Double) -> String { a.map { String(format: "%.1fx", $0 / b) } ?? "-" }
 func micros(_ a: Double?) -> String { a.map { String(format: "%.1f", $0) } ?? "-" }
-print("\n| model | pass | batch | interpreted µs | compiled µs | vs interpreted | PyTorch eager µs | vs eager | ONNX Runtime µs | vs ONNX Runtime | best peer µs (who) | vs best peer |")
-print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+print("\n| model | pass | batch | interpreted µs | compiled µs | vs interpreted | PyTorch eager µs | vs eager | ONNX Runtime µs | vs ONNX Runtime | JAX jit µs | vs JAX jit | vs the fastest peer in this run | best peer µs (who) | vs best peer |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for r in rows {
     let compiled = r.compiled * 1e6
     let comparable = !r.pass.contains("solver") && !r.pass.contains("dopri")   // the peers ran the compiled-loop samplers
-    let e = comparable ? eager?[r.peerKey] : nil, o = comparable ? onnx?[r.peerKey] : nil, peer = comparable ? PeerTimings.best[r.peerKey] : nil
+    let e = comparable ? eager?[r.peerKey] : nil, o = comparable ? onnx?[r.peerKey] : nil, j = comparable ? jax?[r.peerKey] : nil
+    let peer = comparable ? PeerTimings.best[r.peerKey] : nil
+    let fastest = [(e, "eager"), (o, "ORT"), (j, "JAX")].compactMap { t, who in t.map { ($0, who) } }.min { $0.0 < $1.0 }
     print("| \(r.model) | \(r.pass) | \(r.batch) | \(micros(r.interpreted * 1e6)) | \(micros(compiled)) | \(ratio(r.interpreted * 1e6, compiled)) | "
-          + "\(micros(e)) | \(ratio(e, compiled)) | \(micros(o)) | \(ratio(o, compiled)) | \(peer.map { "\(micros($0.micros)) (\($0.who))" } ?? "-") | \(ratio(peer?.micros, compiled)) |")
+          + "\(micros(e)) | \(ratio(e, compiled)) | \(micros(o)) | \(ratio(o, compiled)) | \(micros(j)) | \(ratio(j, compiled)) | "
+          + "\(fastest.map { "\(ratio($0.0, compiled)) (\($0.1))" } ?? "-") | \(peer.map { "\(micros($0.micros)) (\($0.who))" } ?? "-") | \(ratio(peer?.micros, compiled)) |")
 }
-print("\nEager and ONNX Runtime: Benchmarks/pytorch_eager.py and onnxruntime_peer.py in this run (the same PyTorch ports; 1 or 2 threads, the faster). "
-      + "Best peer: ../shared/baselines/results-peers.md (another run, same machine type; PyTorch eager, torch.compile, ONNX Runtime, JAX jit).")
+print("\nEager, ONNX Runtime and JAX jit: Benchmarks/pytorch_eager.py, onnxruntime_peer.py and jax_peer.py in this run (the same ports; 1 or 2 threads, the faster). "
+      + "Best peer: ../shared/baselines/results-peers.md (another run, on Sapphire Rapids; PyTorch eager, torch.compile, ONNX Runtime, JAX jit).")
 
 let peak = ExternalTools.fmaPeak().map { $0.combined(with: peakAtStart) } ?? peakAtStart
 print("\nf32 FMA peak (Benchmarks/fma_peak.c, the best of 5 runs at the start and 5 at the end of this bench): "
