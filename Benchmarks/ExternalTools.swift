@@ -1,9 +1,10 @@
 import Foundation
 
 /// The parts of the benchmark that run other programs: PyTorch eager (Benchmarks/pytorch_eager.py),
-/// ONNX Runtime (onnxruntime_peer.py), JAX jit (jax_peer.py), the FMA peak (fma_peak.c) and the entry-point allocation
-/// counter (entry_allocations.c), each skipped with a note when its tool (python3 with torch, or
-/// with onnxruntime and onnxscript, or with jax; a C compiler) is missing.
+/// ONNX Runtime (onnxruntime_peer.py), JAX jit (jax_peer.py), the FMA peak (fma_peak.c) and the
+/// entry-point allocation counter (entry_allocations.c), each skipped with a note when its tool
+/// (python3 with torch, or also with onnxruntime and onnxscript, or with jax; a C compiler) is
+/// missing.
 enum ExternalTools {
     static let benchmarks = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
 
