@@ -58,7 +58,7 @@ demo: build
 
 # Compiled vs interpreted vs PyTorch eager (when python3 has torch and zuko) vs ONNX Runtime
 # (when it also has onnxruntime and onnxscript: pip install onnxruntime onnxscript) vs JAX jit
-# (when it has jax: pip install jax) timings of
+# (when it has jax: pip install jax) vs torch.compile (with FLOWC_BENCH_TORCH_COMPILE=1) timings of
 # the reference models, best-peer ratios, FMA peak, compile times and entry-point heap
 # allocations, in release mode.
 bench: setup

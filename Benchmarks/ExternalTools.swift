@@ -1,10 +1,10 @@
 import Foundation
 
 /// The parts of the benchmark that run other programs: PyTorch eager (Benchmarks/pytorch_eager.py),
-/// ONNX Runtime (onnxruntime_peer.py), JAX jit (jax_peer.py), the FMA peak (fma_peak.c) and the
-/// entry-point allocation counter (entry_allocations.c), each skipped with a note when its tool
-/// (python3 with torch, or also with onnxruntime and onnxscript, or with jax; a C compiler) is
-/// missing.
+/// ONNX Runtime (onnxruntime_peer.py), JAX jit (jax_peer.py), torch.compile (torch_compile_peer.py,
+/// opt-in), the FMA peak (fma_peak.c) and the entry-point allocation counter (entry_allocations.c),
+/// each skipped with a note when its tool (python3 with torch, or also with onnxruntime and
+/// onnxscript, or with jax; a C compiler) is missing.
 enum ExternalTools {
     static let benchmarks = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
 
@@ -52,6 +52,15 @@ enum ExternalTools {
         guard output("python3", ["-c", "import torch, zuko, safetensors, jax"]) != nil else { return nil }
         return timings(script: "jax_peer.py", models, batches: batches, rounds: rounds) { model, pass, check in
             "JAX's \(model) \(pass) is \(check) away from PyTorch eager"
+        }
+    }
+
+    /// torch.compile µs by "model pass batch" (the same PyTorch ports, compiled by inductor on one
+    /// thread), the median of `rounds` rounds in one process, as compiling takes minutes.
+    static func torchCompile(_ models: [(String, String)], batches: [Int], rounds: Int) -> [String: Double]? {
+        guard output("python3", ["-c", "import torch, zuko, safetensors"]) != nil else { return nil }
+        return timings(script: "torch_compile_peer.py", models, batches: batches, rounds: rounds) { model, pass, check in
+            "torch.compile's \(model) \(pass) is \(check) away from PyTorch eager"
         }
     }
 

@@ -182,6 +182,10 @@ for round in 0..<rounds {
     if let j = ExternalTools.jax(weightFiles.filter { exampleSpecs[$0.0] == nil }, batches: [1, 256], rounds: 1) { jaxRounds.append(j) }
 }
 for i in rows.indices { rows[i].compiled = median([rows[i].compiled] + roundTimes[i]) }
+/// torch.compile, opt-in (FLOWC_BENCH_TORCH_COMPILE=1): its 3 rounds in one process after the
+/// alternating rounds, since every cell is compiled first (minutes for the reference models).
+let compileWanted = ProcessInfo.processInfo.environment["FLOWC_BENCH_TORCH_COMPILE"] == "1"
+let torchCompiled = compileWanted ? ExternalTools.torchCompile(weightFiles.filter { exampleSpecs[$0.0] == nil }, batches: [1, 256], rounds: rounds) : nil
 /// Per key, the median of the rounds' values (nil when no round ran).
 func medians(_ rounds: [[String: Double]]) -> [String: Double]? {
     guard let first = rounds.first else { return nil }
@@ -193,21 +197,27 @@ let onnx = medians(onnxRounds)
 if onnx == nil { print("ONNX Runtime: skipped (python3 with torch, zuko, safetensors, onnxruntime and onnxscript not found, or Benchmarks/onnxruntime_peer.py failed: run it to see why)") }
 let jax = medians(jaxRounds)
 if jax == nil { print("JAX jit: skipped (python3 with torch, zuko, safetensors and jax not found, or Benchmarks/jax_peer.py failed: run it to see why)") }
+if torchCompiled == nil {
+    print(compileWanted ? "torch.compile: skipped (python3 with torch, zuko and safetensors not found, or Benchmarks/torch_compile_peer.py failed: run it to see why)"
+                        : "torch.compile: not run (FLOWC_BENCH_TORCH_COMPILE=1 adds it: minutes of compilation)")
+}
 func ratio(_ a: Double?, _ b: Double) -> String { a.map { String(format: "%.1fx", $0 / b) } ?? "-" }
 func micros(_ a: Double?) -> String { a.map { String(format: "%.1f", $0) } ?? "-" }
-print("\n| model | pass | batch | interpreted µs | compiled µs | vs interpreted | PyTorch eager µs | vs eager | ONNX Runtime µs | vs ONNX Runtime | JAX jit µs | vs JAX jit | vs the fastest peer in this run | best peer µs (who) | vs best peer |")
-print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+print("\n| model | pass | batch | interpreted µs | compiled µs | vs interpreted | PyTorch eager µs | vs eager | ONNX Runtime µs | vs ONNX Runtime | JAX jit µs | vs JAX jit | torch.compile µs | vs torch.compile | vs the fastest peer in this run | best peer µs (who) | vs best peer |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for r in rows {
     let compiled = r.compiled * 1e6
     let comparable = !r.pass.contains("solver") && !r.pass.contains("dopri")   // the peers ran the compiled-loop samplers
     let e = comparable ? eager?[r.peerKey] : nil, o = comparable ? onnx?[r.peerKey] : nil, j = comparable ? jax?[r.peerKey] : nil
+    let c = comparable ? torchCompiled?[r.peerKey] : nil
     let peer = comparable ? PeerTimings.best[r.peerKey] : nil
-    let fastest = [(e, "eager"), (o, "ORT"), (j, "JAX")].compactMap { t, who in t.map { ($0, who) } }.min { $0.0 < $1.0 }
+    let fastest = [(e, "eager"), (o, "ORT"), (j, "JAX"), (c, "compile")].compactMap { t, who in t.map { ($0, who) } }.min { $0.0 < $1.0 }
     print("| \(r.model) | \(r.pass) | \(r.batch) | \(micros(r.interpreted * 1e6)) | \(micros(compiled)) | \(ratio(r.interpreted * 1e6, compiled)) | "
-          + "\(micros(e)) | \(ratio(e, compiled)) | \(micros(o)) | \(ratio(o, compiled)) | \(micros(j)) | \(ratio(j, compiled)) | "
+          + "\(micros(e)) | \(ratio(e, compiled)) | \(micros(o)) | \(ratio(o, compiled)) | \(micros(j)) | \(ratio(j, compiled)) | \(micros(c)) | \(ratio(c, compiled)) | "
           + "\(fastest.map { "\(ratio($0.0, compiled)) (\($0.1))" } ?? "-") | \(peer.map { "\(micros($0.micros)) (\($0.who))" } ?? "-") | \(ratio(peer?.micros, compiled)) |")
 }
-print("\nEager, ONNX Runtime and JAX jit: Benchmarks/pytorch_eager.py, onnxruntime_peer.py and jax_peer.py in this run (the same ports; 1 or 2 threads, the faster). "
+print("\nEager, ONNX Runtime and JAX jit: Benchmarks/pytorch_eager.py, onnxruntime_peer.py and jax_peer.py in this run (the same ports; 1 or 2 threads, the faster); "
+      + "torch.compile: torch_compile_peer.py, one thread (as the peers' table), its rounds after the others'. "
       + "Best peer: ../shared/baselines/results-peers.md (another run, on Sapphire Rapids; PyTorch eager, torch.compile, ONNX Runtime, JAX jit).")
 
 let peak = ExternalTools.fmaPeak().map { $0.combined(with: peakAtStart) } ?? peakAtStart
