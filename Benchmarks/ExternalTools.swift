@@ -28,39 +28,32 @@ enum ExternalTools {
         return output("cc", flags + ["-o", executable, benchmarks.appendingPathComponent(file).path, "-ldl", "-lm"]) != nil ? executable : nil
     }
 
-    /// PyTorch eager µs by "model pass batch", for models given as (key, weights file), the
-    /// median of `rounds` rounds over all of them.
-    static func pytorchEager(_ models: [(String, String)], batches: [Int], rounds: Int) -> [String: Double]? {
-        guard output("python3", ["-c", "import torch, zuko, safetensors"]) != nil else { return nil }
-        return timings(script: "pytorch_eager.py", models, batches: batches, rounds: rounds) { model, pass, check in
-            "the PyTorch port of \(model) \(pass) is \(check) away from the fixture"
-        }
+    /// A timing script of this directory: it prints one JSON line (model, pass, batch, us, check)
+    /// per cell for the models given as (key, weights file), the median of `--rounds` rounds.
+    struct Peer {
+        var name: String
+        var script: String
+        /// The python3 modules it needs: without them the peer is skipped.
+        var modules: [String]
+        /// What its "check" is the distance to.
+        var checkedAgainst: String
+
+        /// The PyTorch ports, checked against the fixtures.
+        static let eager = Peer(name: "PyTorch eager", script: "pytorch_eager.py", modules: ["torch", "zuko", "safetensors"], checkedAgainst: "the fixture")
+        /// The same PyTorch ports, exported.
+        static let onnxRuntime = Peer(name: "ONNX Runtime", script: "onnxruntime_peer.py", modules: ["torch", "zuko", "safetensors", "onnxruntime", "onnxscript"], checkedAgainst: "PyTorch eager")
+        /// jax.numpy ports of c_realnvp64, e_fm, e_fm_rk4 and f_meanflow (the peers' table's JAX rows).
+        static let jax = Peer(name: "JAX jit", script: "jax_peer.py", modules: ["torch", "zuko", "safetensors", "jax"], checkedAgainst: "PyTorch eager")
+        /// The same PyTorch ports compiled by inductor on one thread; its rounds in one process,
+        /// as compiling takes minutes.
+        static let torchCompile = Peer(name: "torch.compile", script: "torch_compile_peer.py", modules: ["torch", "zuko", "safetensors"], checkedAgainst: "PyTorch eager")
     }
 
-    /// ONNX Runtime µs by "model pass batch" (the same PyTorch ports, exported), in this run,
-    /// the median of `rounds` rounds.
-    static func onnxRuntime(_ models: [(String, String)], batches: [Int], rounds: Int) -> [String: Double]? {
-        guard output("python3", ["-c", "import torch, zuko, safetensors, onnxruntime, onnxscript"]) != nil else { return nil }
-        return timings(script: "onnxruntime_peer.py", models, batches: batches, rounds: rounds) { model, pass, check in
-            "ONNX Runtime's \(model) \(pass) is \(check) away from PyTorch eager"
-        }
-    }
-
-    /// JAX jit µs by "model pass batch" (ports of c_realnvp64, e_fm, e_fm_rk4 and f_meanflow, the
-    /// models with JAX rows in the peers' table), in this run, the median of `rounds` rounds.
-    static func jax(_ models: [(String, String)], batches: [Int], rounds: Int) -> [String: Double]? {
-        guard output("python3", ["-c", "import torch, zuko, safetensors, jax"]) != nil else { return nil }
-        return timings(script: "jax_peer.py", models, batches: batches, rounds: rounds) { model, pass, check in
-            "JAX's \(model) \(pass) is \(check) away from PyTorch eager"
-        }
-    }
-
-    /// torch.compile µs by "model pass batch" (the same PyTorch ports, compiled by inductor on one
-    /// thread), the median of `rounds` rounds in one process, as compiling takes minutes.
-    static func torchCompile(_ models: [(String, String)], batches: [Int], rounds: Int) -> [String: Double]? {
-        guard output("python3", ["-c", "import torch, zuko, safetensors"]) != nil else { return nil }
-        return timings(script: "torch_compile_peer.py", models, batches: batches, rounds: rounds) { model, pass, check in
-            "torch.compile's \(model) \(pass) is \(check) away from PyTorch eager"
+    /// A peer's µs by "model pass batch", nil when python3 lacks its modules or its script fails.
+    static func timings(_ peer: Peer, _ models: [(String, String)], batches: [Int], rounds: Int) -> [String: Double]? {
+        guard output("python3", ["-c", "import " + peer.modules.joined(separator: ", ")]) != nil else { return nil }
+        return timings(script: peer.script, models, batches: batches, rounds: rounds) { model, pass, check in
+            "\(peer.name): \(model) \(pass) is \(check) away from \(peer.checkedAgainst)"
         }
     }
 
