@@ -87,13 +87,15 @@ struct MemoryPlan {
     /// do (a slice is `fixed + batch · perSample` for `batch · size` floats); a parameter only
     /// with itself (the entry point rejects callers' overlapping buffers).
     func firstOverlap(in kernels: [Kernel], graph g: Graph) -> (kernel: Int, input: ValueID, output: ValueID)? {
-        func extent(_ v: ValueID) -> (region: Location, floats: Range<Int>) {
+        /// Where a value's floats are compared: the batched or the fixed part of the workspace
+        /// (by float offset), or a parameter or constant of its own.
+        enum Region: Equatable { case batchedWorkspace, fixedWorkspace, elsewhere(Location) }
+        func extent(_ v: ValueID) -> (region: Region, floats: Range<Int>) {
             switch location(v) {
             case .workspace(let fixed, let perSample):
                 let size = MemoryPlan.rounded(g.type(of: v).elementsPerSample)
-                return g.type(of: v).batched ? (.workspace(fixed: -1, perSample: 0), perSample..<(perSample + size))
-                    : (.workspace(fixed: 0, perSample: 0), fixed..<(fixed + size))
-            case let other: return (other, 0..<1)
+                return g.type(of: v).batched ? (.batchedWorkspace, perSample..<(perSample + size)) : (.fixedWorkspace, fixed..<(fixed + size))
+            case let other: return (.elsewhere(other), 0..<1)
             }
         }
         for (index, kernel) in kernels.enumerated() {
