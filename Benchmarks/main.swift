@@ -172,20 +172,22 @@ for key in keys {
 // Flowc's, then eager's, ONNX Runtime's and JAX's, three times — so that a slow phase of this
 // shared machine moves one round of each, not all of one side of a ratio.
 var roundTimes = compiledCalls.map { _ in [Double]() }
+/// The peers other than eager run the reference models only (the examples have no ports there).
+let referenceWeightFiles = weightFiles.filter { exampleSpecs[$0.0] == nil }
 var eagerRounds: [[String: Double]] = [], onnxRounds: [[String: Double]] = [], jaxRounds: [[String: Double]] = []
 for round in 0..<rounds {
     if round > 0 {
         for (i, call) in compiledCalls.enumerated() { roundTimes[i].append(try time(call)) }
     }
     if let e = ExternalTools.timings(.eager, weightFiles, batches: [1, 256], rounds: 1) { eagerRounds.append(e) }
-    if let o = ExternalTools.timings(.onnxRuntime, weightFiles.filter { exampleSpecs[$0.0] == nil }, batches: [1, 256], rounds: 1) { onnxRounds.append(o) }
-    if let j = ExternalTools.timings(.jax, weightFiles.filter { exampleSpecs[$0.0] == nil }, batches: [1, 256], rounds: 1) { jaxRounds.append(j) }
+    if let o = ExternalTools.timings(.onnxRuntime, referenceWeightFiles, batches: [1, 256], rounds: 1) { onnxRounds.append(o) }
+    if let j = ExternalTools.timings(.jax, referenceWeightFiles, batches: [1, 256], rounds: 1) { jaxRounds.append(j) }
 }
 for i in rows.indices { rows[i].compiled = median([rows[i].compiled] + roundTimes[i]) }
 /// torch.compile, opt-in (FLOWC_BENCH_TORCH_COMPILE=1): its 3 rounds in one process after the
 /// alternating rounds, since every cell is compiled first (minutes for the reference models).
 let compileWanted = ProcessInfo.processInfo.environment["FLOWC_BENCH_TORCH_COMPILE"] == "1"
-let torchCompiled = compileWanted ? ExternalTools.timings(.torchCompile, weightFiles.filter { exampleSpecs[$0.0] == nil }, batches: [1, 256], rounds: rounds) : nil
+let torchCompiled = compileWanted ? ExternalTools.timings(.torchCompile, referenceWeightFiles, batches: [1, 256], rounds: rounds) : nil
 /// Per key, the median of the rounds' values (nil when no round ran).
 func medians(_ rounds: [[String: Double]]) -> [String: Double]? {
     guard let first = rounds.first else { return nil }
