@@ -88,8 +88,9 @@ struct TargetEmitter {
         if parts > 1 {
             let pieces = try ModulePartitioner(parts: parts).split(b.module, context: b.context)
             timer.lap("split into \(parts) parts")
-            let objects = pieces.indices.map { "\(output).\($0).o" }
-            defer { for object in objects { try? FileManager.default.removeItem(atPath: object) } }
+            let directory = try TargetEmitter.objectDirectory(for: output)
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            let objects = pieces.indices.map { "\(directory)/part\($0).o" }
             nonisolated(unsafe) var failures = [Error?](repeating: nil, count: parts)
             // each part has its own context, module and target machine: nothing is shared
             nonisolated(unsafe) let shared = (pieces, objects, self)
@@ -129,8 +130,9 @@ struct TargetEmitter {
             }
         case .kernels, nil: break
         }
-        let object = output + ".o"
-        defer { try? FileManager.default.removeItem(atPath: object) }
+        let directory = try TargetEmitter.objectDirectory(for: output)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let object = directory + "/model.o"
         try emitObject(b.module, main, to: object)
         timer.lap("emit object")
         try link(objects: [object], output: output)
@@ -238,6 +240,19 @@ struct TargetEmitter {
         }
     }
 
+    /// A new private directory (mkdtemp under $TMPDIR, else /tmp) for the object files linked
+    /// into `output`: nothing but the shared object appears beside it, two compiles to one path
+    /// do not share intermediates, and a path the linker cannot write is reported as `output`.
+    static func objectDirectory(for output: String) throws -> String {
+        let base = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        var template = Array("\(base)/flowc-objects-XXXXXX".utf8CString)
+        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+            let reason = String(cString: strerror(errno))
+            throw FlowError("cannot create a directory for the object files under '\(base)' (TMPDIR): \(reason)", in: output)
+        }
+        return String(cString: made)
+    }
+
     private func emitObject(_ module: LLVMModuleRef, _ machine: LLVMTargetMachineRef, to object: String) throws {
         var message: UnsafeMutablePointer<CChar>?
         if LLVMTargetMachineEmitToFile(machine, module, object, LLVMObjectFile, &message) != 0 {
@@ -270,7 +285,8 @@ struct TargetEmitter {
         // a model's compile); its isRunning is current
         while process.isRunning { usleep(100) }
         guard process.terminationStatus == 0 else {
-            throw FlowError("linking with \(driver) failed: \(String(decoding: message, as: UTF8.self))", in: output)
+            let text = String(decoding: message, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            throw FlowError("linking with \(driver) failed: \(text)", in: output)
         }
     }
 }

@@ -76,11 +76,14 @@ public struct ProcessResult {
     public var stdout: String
     public var stderr: String
 
-    public static func run(_ executable: String, _ arguments: [String], in directory: String? = nil) throws -> ProcessResult {
+    /// `environment`: variables set (or replaced) for the program on top of this process's.
+    public static func run(_ executable: String, _ arguments: [String], in directory: String? = nil,
+                           environment: [String: String] = [:]) throws -> ProcessResult {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = arguments
         if let directory { p.currentDirectoryURL = URL(fileURLWithPath: directory) }
+        if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err

@@ -163,6 +163,12 @@ final class CompiledCLITests: XCTestCase {
         let missingDirectory = try flowc(["compile", Repository.path("examples/default/realnvp2.flow"), "-o", "\(dir)/no-such-dir/m.so"])
         assertUserError(missingDirectory, contains: "\(dir)/no-such-dir/m.so: error: cannot write the shared object: directory '\(dir)/no-such-dir' does not exist", "missing output directory")
         assertUserError(try flowc(["compile", Repository.path("examples/default/realnvp2.flow"), "-o", dir]), contains: "\(dir): error: the output is a directory", "directory as output")
+        // the object files go to a private directory under TMPDIR: beside the output only the .so
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".o") }
+        XCTAssertEqual(leftovers, [], "object files left beside the shared object")
+        let noTemporary = try ProcessResult.run(Repository.flowc, ["compile", Repository.path("examples/default/realnvp2.flow"), "-o", "\(dir)/tmp.so"],
+                                                environment: ["TMPDIR": "\(dir)/no-such-tmp"])
+        assertUserError(noTemporary, contains: "\(dir)/tmp.so: error: cannot create a directory for the object files under '\(dir)/no-such-tmp' (TMPDIR)", "missing TMPDIR")
         XCTAssertEqual(try flowc(["sample", so, "-n", "0", "--seed", "1", "-o", "\(dir)/s.npy"]).status, 2)
         let wrong = try flowc(["logprob", so, "--input", "\(dir)/z.npy", "-o", "\(dir)/lp.npy"])
         XCTAssertEqual(wrong.status, 0, "z has the input's shape for this 2-D flow")
