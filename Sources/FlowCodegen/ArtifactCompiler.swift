@@ -51,8 +51,8 @@ public enum ArtifactCompiler {
     ]
 
     /// Fails before any work when `output` cannot become the shared object: its directory does
-    /// not exist or is not writable, or the path is a directory (the linker's message would name
-    /// the intermediate object file, not the path the user gave).
+    /// not exist or is not writable, or the path is a directory. (The linker would report it
+    /// too, naming `output`, but only after the whole compile and in its own words.)
     static func checkOutputPath(_ output: String) throws {
         let files = FileManager.default
         var isDirectory: ObjCBool = false

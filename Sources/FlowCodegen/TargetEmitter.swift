@@ -85,11 +85,11 @@ struct TargetEmitter {
         // A listing shows the whole optimised module: one part. Otherwise the module is split
         // over the cores (optimisation and instruction selection dominate compile time).
         let parts = listing == nil || listing == .kernels ? min(TargetEmitter.maximumParts, ProcessInfo.processInfo.activeProcessorCount) : 1
+        let directory = try TargetEmitter.objectDirectory(for: output)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         if parts > 1 {
             let pieces = try ModulePartitioner(parts: parts).split(b.module, context: b.context)
             timer.lap("split into \(parts) parts")
-            let directory = try TargetEmitter.objectDirectory(for: output)
-            defer { try? FileManager.default.removeItem(atPath: directory) }
             let objects = pieces.indices.map { "\(directory)/part\($0).o" }
             nonisolated(unsafe) var failures = [Error?](repeating: nil, count: parts)
             // each part has its own context, module and target machine: nothing is shared
@@ -130,8 +130,6 @@ struct TargetEmitter {
             }
         case .kernels, nil: break
         }
-        let directory = try TargetEmitter.objectDirectory(for: output)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
         let object = directory + "/model.o"
         try emitObject(b.module, main, to: object)
         timer.lap("emit object")
