@@ -5,8 +5,10 @@ import FlowInterpreter
 /// (`LoopConstantSinking`), algebraic identities (`SimplifyRules`), common
 /// subexpression elimination, folding of small constant subgraphs (log-determinants and inverses
 /// of constant matrices become literals, evaluated in f64), work that is the same for every
-/// sample done once (`BatchInvariantHoisting`), tokens no output reads left uncomputed
-/// (`RowPrefixNarrowing`) and dead code elimination, repeated until nothing changes.
+/// sample done once (`BatchInvariantHoisting`), single-head attention's key and output products
+/// folded into its query and value products (`AttentionWeightFolding`), tokens no output reads
+/// left uncomputed (`RowPrefixNarrowing`) and dead code elimination, repeated until nothing
+/// changes.
 public enum Simplify {
     /// Constants with at most this many elements are folded into `const` literals.
     public static let foldLimit = 64
@@ -17,6 +19,7 @@ public enum Simplify {
             let before = g.nodes.count
             g = try rewrite(g, weights: weights)
             g = try BatchInvariantHoisting.run(g)
+            g = try AttentionWeightFolding.run(g)
             g = try RowPrefixNarrowing.run(g)
             g = eliminateDeadCode(g)
             if g.nodes.count == before { break }
