@@ -19,6 +19,9 @@ import FlowIR
 /// `linear` when they read the same x. The scale 1/√d stays: d = C = the channels of x_k, which
 /// must equal the channels of q (checked).
 ///
+/// Runs on a flow before its derivations (`EntryPoints`: the inverse's token-by-token decoding
+/// then caches x_k and v' instead of k and v) and in every round of `Simplify`.
+///
 /// Folds only when it removes work: one head (with H heads each head's WkᵀWq is C×C, H times
 /// the work of q and k), and every q, k, v and the attention output used by nothing else (a
 /// derivative graph that reads q, k or v keeps them all).

@@ -62,6 +62,11 @@ public enum EntryPoints {
             let settings = try sampler ?? SamplerSettings.defaults(for: FieldCall.layout(of: model).kind)
             return try Simplify.run(try SamplerPass.sample(model, settings: settings), weights: weights)
         }
+        // single-head attention folded before the derivations (AttentionWeightFolding), so that
+        // the inverse decoding token by token caches x_k and v' rather than k and v, and the
+        // score's backward pass runs through two products instead of four
+        var model = model
+        model.flow = try AttentionWeightFolding.run(model.flow)
         let derived: Graph
         switch entry {
         case .forward: derived = try LogDetPass.run(model.flow, weights: weights)

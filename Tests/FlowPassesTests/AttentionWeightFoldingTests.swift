@@ -104,4 +104,28 @@ final class AttentionWeightFoldingTests: XCTestCase {
                                    outputs: "linear(o, wq)"))
         XCTAssertEqual(try AttentionWeightFolding.run(wide), wide)
     }
+
+    /// TarFlow (the fixture's model: C = 64, one head), folded before the derivations: every
+    /// attention of log_prob, of the inverse's token-by-token decoding and of the score reads
+    /// the layernorm's output as its keys (decoding: the cache, a concat of them), and no product
+    /// reads an attention's output.
+    func testTarFlowEntryPointsUseTheFoldedAttention() throws {
+        let model = try ReferenceFixture("g_tarflow").model()
+        for entry in [EntryPoints.Entry.logProb, .inverse, .score] {
+            let g = try EntryPoints.graph(entry, of: model)
+            let producers = g.producers()
+            func op(_ v: ValueID) -> String? { producers[v].map { g.nodes[$0].op } }
+            /// The values a key operand is made of, through the cache's concats.
+            func parts(_ v: ValueID) -> [ValueID] {
+                guard let p = producers[v], g.nodes[p].op == "concat" else { return [v] }
+                return g.nodes[p].operands.flatMap(parts)
+            }
+            let attentions = g.nodes.filter { $0.op == "attention" }
+            XCTAssertFalse(attentions.isEmpty, "\(entry)")
+            for attention in attentions {
+                XCTAssertEqual(Set(parts(attention.operands[1]).map(op)), ["layernorm"], "\(entry)")
+            }
+            XCTAssertFalse(g.nodes.contains { $0.op == "linear" && op($0.operands[0]) == "attention" }, "\(entry)")
+        }
+    }
 }
