@@ -38,6 +38,12 @@ enum ExternalTools {
         /// What its "check" is the distance to.
         var checkedAgainst: String
 
+        /// The line printed when the peer did not run: which modules or which script to look at.
+        var skipNote: String {
+            let list = modules.dropLast().joined(separator: ", ") + " and " + modules.last!
+            return "\(name): skipped (python3 with \(list) not found, or Benchmarks/\(script) failed: run it to see why)"
+        }
+
         /// The PyTorch ports, checked against the fixtures.
         static let eager = Peer(name: "PyTorch eager", script: "pytorch_eager.py", modules: ["torch", "zuko", "safetensors"], checkedAgainst: "the fixture")
         /// The same PyTorch ports, exported.

@@ -194,13 +194,13 @@ func medians(_ rounds: [[String: Double]]) -> [String: Double]? {
     return Dictionary(uniqueKeysWithValues: first.keys.map { key in (key, median(rounds.compactMap { $0[key] })) })
 }
 let eager = medians(eagerRounds)
-if eager == nil { print("PyTorch eager: skipped (python3 with torch, zuko and safetensors not found, or Benchmarks/pytorch_eager.py failed: run it to see why)") }
+if eager == nil { print(ExternalTools.Peer.eager.skipNote) }
 let onnx = medians(onnxRounds)
-if onnx == nil { print("ONNX Runtime: skipped (python3 with torch, zuko, safetensors, onnxruntime and onnxscript not found, or Benchmarks/onnxruntime_peer.py failed: run it to see why)") }
+if onnx == nil { print(ExternalTools.Peer.onnxRuntime.skipNote) }
 let jax = medians(jaxRounds)
-if jax == nil { print("JAX jit: skipped (python3 with torch, zuko, safetensors and jax not found, or Benchmarks/jax_peer.py failed: run it to see why)") }
+if jax == nil { print(ExternalTools.Peer.jax.skipNote) }
 if torchCompiled == nil {
-    print(compileWanted ? "torch.compile: skipped (python3 with torch, zuko and safetensors not found, or Benchmarks/torch_compile_peer.py failed: run it to see why)"
+    print(compileWanted ? ExternalTools.Peer.torchCompile.skipNote
                         : "torch.compile: not run (FLOWC_BENCH_TORCH_COMPILE=1 adds it: minutes of compilation)")
 }
 func ratio(_ a: Double?, _ b: Double) -> String { a.map { String(format: "%.1fx", $0 / b) } ?? "-" }
