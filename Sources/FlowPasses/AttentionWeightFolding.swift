@@ -67,6 +67,9 @@ public enum AttentionWeightFolding {
         return Simplify.eliminateDeadCode(out)
     }
 
+    /// A `linear` node's bias operand, if it has one.
+    static func bias(of linear: Node) -> ValueID? { linear.operands.count > 2 ? linear.operands[2] : nil }
+
     /// The folding sites by the index of their output projection's node.
     static func findSites(in g: Graph) -> [Int: Site] {
         let producers = g.producers()
@@ -75,6 +78,8 @@ public enum AttentionWeightFolding {
         for (i, node) in g.nodes.enumerated() { for operand in node.operands { users[operand, default: []].append(i) } }
         let outputs = Set(g.outputs)
         func constant(_ v: ValueID?) -> Bool { v.map { !dependsOnInput.contains($0) } ?? true }
+        /// Whether a `linear` node's weight and bias are compile-time constants.
+        func constantMap(_ linear: Node) -> Bool { constant(linear.operands[1]) && constant(bias(of: linear)) }
 
         /// `v` as rows of a constant linear map of an input-dependent value.
         func affine(_ v: ValueID) -> Affine? {
@@ -90,15 +95,14 @@ public enum AttentionWeightFolding {
                 split = p
                 node = g.nodes[linear]
             }
-            guard node.op == "linear", constant(node.operands[1]), constant(node.operands.count > 2 ? node.operands[2] : nil) else { return nil }
-            return Affine(input: node.operands[0], weight: node.operands[1], bias: node.operands.count > 2 ? node.operands[2] : nil,
-                          rows: rows, intermediates: intermediates, split: split)
+            guard node.op == "linear", constantMap(node) else { return nil }
+            return Affine(input: node.operands[0], weight: node.operands[1], bias: bias(of: node), rows: rows, intermediates: intermediates, split: split)
         }
 
         var sites: [Int: Site] = [:]
         for (index, node) in g.nodes.enumerated() where node.op == "linear" && node.operands.count >= 2 {
             guard let a = producers[node.operands[0]], g.nodes[a].op == "attention", case .int(1)? = g.nodes[a].attributes["heads"],
-                  constant(node.operands[1]), constant(node.operands.count > 2 ? node.operands[2] : nil) else { continue }
+                  constantMap(node) else { continue }
             let attention = g.nodes[a]
             let output = attention.results[0]
             guard users[output] == [index], !outputs.contains(output),
@@ -131,7 +135,7 @@ public enum AttentionWeightFolding {
         let qBias = try site.q.bias.map { try out.append("linear", [try rows($0, site.q.rows), transposeK], at: at)[0] }
         // v' = (WpWv)·x_v + (Wp·b_v + b_p)
         let projectionWeight = map[site.projection.operands[1]]!
-        let projectionBias = site.projection.operands.count > 2 ? map[site.projection.operands[2]]! : nil
+        let projectionBias = bias(of: site.projection).map { map[$0]! }
         let vWeight = try out.append("matmul", [projectionWeight, try rows(site.v.weight, site.v.rows)], at: at)[0]
         let vBias = try site.v.bias.map { try out.append("linear", [try rows($0, site.v.rows), projectionWeight] + (projectionBias.map { [$0] } ?? []), at: at)[0] }
             ?? projectionBias
