@@ -96,7 +96,7 @@ public enum ArtifactCompiler {
         }
         let derivations = Dictionary(uniqueKeysWithValues: zip(wanted, results.map { $0! }))
         timer.lap("derive \(wanted.count) entry points")
-        let panel = WeightPacking.panel(for: derivations.values.compactMap { try? $0.get() }, registers: b.registers)
+        let panel = WeightPacking.panel(registers: b.registers)
         for (entry, symbol, id) in entries {
             let outputs = [.logProb, .field, .score].contains(entry) ? 1 : 2
             guard available.contains(entry) else {

@@ -3,52 +3,38 @@ import FlowIR
 /// Lays out the constant weight of every `linear` for the generated GEMM microkernel: W [N, K]
 /// (PyTorch's out × in) becomes Wᵀ [K, N16] (N rounded up to 16 with zero columns) cut into
 /// panels of at most 128 columns, each panel's [K, width] block stored row-major, one after
-/// another (`OpLowering.PackedLayout`, `layout(n:registers:)`). One vector load reads 16
-/// consecutive output columns of one input row, and a register tile's k loop walks one panel:
-/// contiguous when the tile is as wide as the panel (a single row's 8 vectors, or 4 with 16 ymm
-/// registers, whose panels are then 64 columns: e_fm's batch-1 sample on a Zen 3 core was 14%
-/// slower with 4-vector tiles over 128-column panels than with 8-vector tiles that spilled), at
-/// a fixed stride otherwise; with 16 ymm registers, models with products of several rows per
-/// sample take 16-column panels (`panel(for:registers:)`). (Wᵀ row-major, a 1 KB row at N = 256, interleaved the two column
-/// halves of a split product: each core's prefetchers fetched the other half too, and RealNVP 64-d's 2.9 MB of
-/// weights did not fit one L2. Its batch-1 calls are 23–24% faster this way.) The rewrite is
+/// another (`OpLowering.PackedLayout`, `layout(n:panel:)`; the width: `panel(registers:)`). One
+/// vector load reads 16 consecutive output columns of one input row, and a register tile's k
+/// loop walks one panel: contiguous when the tile is as wide as the panel, at a fixed stride
+/// otherwise. (Wᵀ row-major, a 1 KB row at N = 256, interleaved the two column halves of a split
+/// product: each core's prefetchers fetched the other half too, and RealNVP 64-d's 2.9 MB of
+/// weights did not fit one L2. Its batch-1 calls are 23–24% faster in panels.) The rewrite is
 /// `linear(x, W, b)` → `linear_packed(x, packed, b)`, packed a 1-D tensor built from W by
 /// transpose, pad, slice, reshape and concat; the constant folder computes it at compile time
 /// and embeds it in place of W (W itself is no longer read). `linear_packed` exists only
 /// between this rewrite and code generation.
 enum WeightPacking {
     static let op = "linear_packed"
-    /// The widest panel: a single row's register tile (`OpLowering.tileWidth`: 8 vectors, 4
-    /// with 16 ymm registers). Every tile is 1, 2, 4 or 8 vectors from a multiple of its width (a
-    /// narrower last one from a multiple of the full width), so no tile straddles two panels
-    /// (but in panels of 16 columns, where each vector is a panel: PackedGemmLowering).
-    static func widestPanel(_ registers: RegisterFile) -> Int { registers == .zmm32 ? 128 : 64 }
-
     /// The panel width P of a model's packed weights (`layout`: one panel of N16 ≤ P columns,
-    /// else panels of P and a last one of the N16 mod P columns left): `widestPanel`. With 16
-    /// ymm registers, a model with products of several rows per sample (TarFlow's token-wise
-    /// layers: 15 rows at batch 1) takes panels of 16 columns, one vector each: its 6 × 1 and
-    /// 2 × 2 tiles then read each vector's K × 16 weights as one contiguous run, which the prefetchers
-    /// follow from the first lines, where K = 64 is too short a strided stream for them to
-    /// catch up (Zen 3, alternating calls: TarFlow's batch-1 log_prob 0.93x the time on two
-    /// threads, 0.96–0.97x on one; its batch-1 sample, whose token steps are single rows,
-    /// 0.99–1.00x; batch 256 0.98–0.99x). A model with one row per sample everywhere
-    /// (MLPs on [B, N]) keeps the wide panels: a single row's 4-vector tile reads 256
-    /// contiguous bytes per k (16-column panels made e_fm's and f_meanflow's batch-1 samples
-    /// 1.02x the time). Decided once per model, from all its entry points' graphs, so that a
-    /// weight is packed once: TarFlow's sampler runs the same layers one token at a time (a
-    /// panel width per product packed its weights twice, 0.94 → 1.74 MB of artifact). Each
-    /// packed node carries the width as its `panel` attribute (`layout(of:n:)`).
-    static func panel(for graphs: [Graph], registers: RegisterFile) -> Int {
-        func tokenWise(_ g: Graph) -> Bool {
-            let dependsOnInput = g.valuesDependingOnInputs()
-            return g.nodes.contains { node in
-                packs(node, in: g, dependsOnInput: dependsOnInput)
-                    && g.type(of: node.operands[0]).elementsPerSample > g.type(of: node.operands[1]).dims[1]   // rows per sample > 1
-            } || g.bodies.contains(where: tokenWise)
-        }
-        return registers == .ymm16 && graphs.contains(where: tokenWise) ? OpLowering.lanes : widestPanel(registers)
-    }
+    /// else panels of P and a last one of the N16 mod P columns left); each packed node carries
+    /// it as its `panel` attribute (`layout(of:n:)`). Every tile is 1, 2, 4 or 8 vectors from a
+    /// multiple of its width (a narrower last one from a multiple of the full width), so no tile
+    /// straddles two panels (but in panels of 16 columns, where each vector is a panel:
+    /// PackedGemmLowering).
+    /// - With 32 zmm registers: 128 columns, a single row's 8-vector tile (`OpLowering.tileWidth`),
+    ///   whose k loop then reads 512 contiguous bytes per k.
+    /// - With 16 ymm registers: 16 columns, one vector each, so that a 6 × 1 or 2 × 2 tile reads
+    ///   each vector's K × 16 weights as one contiguous run. In 64-column panels a 6 × 1 tile's
+    ///   K = 256 weights (16 KB, one line per k 256 bytes apart) fall in 16 of the L1's 64 sets,
+    ///   8 KB of room: they came from L2 again for each of a chunk's row tiles. Zen 3, blocks of
+    ///   calls alternated in one process: batch-256 e_fm sample 0.96–0.97x the time on one
+    ///   thread, 0.97x on two; f_meanflow 0.97x; RealNVP 64-d 0.96x in 32-row chunks, 0.98–1.00x
+    ///   in its 128-row ones; a_nsf 0.995x. Batch 1, where a single row's 4-vector tile now reads
+    ///   4 panels: e_fm 0.94–0.95x on one thread, 0.97–1.03x (noise) on two; RealNVP 64-d,
+    ///   f_meanflow and a_nsf 1.00–1.02x on two. (TarFlow's token-wise layers took 16-column
+    ///   panels first, where K = 64 was too short a strided stream for the prefetchers: batch-1
+    ///   log_prob 0.93x the time on two threads.)
+    static func panel(registers: RegisterFile) -> Int { registers == .zmm32 ? 128 : OpLowering.lanes }
 
     /// Panels of at most `panel` columns for an N-column product.
     static func layout(n: Int, panel: Int) -> OpLowering.PackedLayout {
@@ -92,7 +78,7 @@ enum WeightPacking {
 
     /// The rewritten graph. With external weights, a `linear` reading a weight straight from
     /// the file keeps it (that weight stays mmapped rather than embedded). `panel`: the model's
-    /// panel width (`panel(for:registers:)`).
+    /// panel width (`panel(registers:)`).
     static func pack(_ graph: Graph, keepExternal: Bool, panel: Int) throws -> Graph {
         var g = graph
         let dependsOnInput = g.valuesDependingOnInputs()

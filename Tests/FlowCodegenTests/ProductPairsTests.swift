@@ -22,7 +22,7 @@ final class ProductPairsTests: XCTestCase {
         var y = try g.apply("linear", [h, try constant([n2, n1])], at: at)
         if reuse { y = try g.apply("add", [y, try g.apply("slice", [h], ["axis": .int(-1), "start": .int(0), "end": .int(n2)], at: at)], at: at) }
         g.outputs = [y] + (leadReused ? [try g.apply("mul", [x, try g.constant(2, at: at)], at: at)] : [])
-        let packed = try WeightPacking.pack(g, keepExternal: false, panel: WeightPacking.panel(for: [g], registers: .zmm32))
+        let packed = try WeightPacking.pack(g, keepExternal: false, panel: WeightPacking.panel(registers: .zmm32))
         return (packed, ProductPairs.pair(KernelPlanner.plan(packed, dependsOnInput: packed.valuesDependingOnInputs()), in: packed))
     }
 
