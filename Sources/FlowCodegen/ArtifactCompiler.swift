@@ -34,6 +34,12 @@ public enum ArtifactCompiler {
         public var score = false
         /// Told each phase as it starts ("derive flowc_sample", "optimise and emit").
         public var progress: (@Sendable (String) -> Void)?
+        /// The registers the GEMM tiles and weight panels are planned for, instead of the
+        /// target's (`TargetEmitter.registerFile`). Tests set `.zmm32` on an AVX2 machine: LLVM
+        /// splits each 16-lane operation into two 8-lane ones and spills, which is slow but
+        /// computes the AVX-512 plan's tiles, panels and splits, so that they are checked where
+        /// no AVX-512 core is at hand.
+        var plannedRegisters: RegisterFile?
         public init(optimization: Int = 3, cpu: String? = nil, externalWeights: Bool = false, sampler: SamplerSettings? = nil) {
             self.optimization = optimization
             self.cpu = cpu
@@ -75,7 +81,7 @@ public enum ArtifactCompiler {
     public static func compile(_ model: Model, options: Options = Options(), output: String, listing: Listing? = nil) throws -> String? {
         try checkOutputPath(output)
         let weights = try model.weightsPath.map { try WeightStore(path: $0) }
-        let b = IRBuilder(moduleName: model.name, registers: try TargetEmitter.registerFile(cpu: options.cpu))
+        let b = IRBuilder(moduleName: model.name, registers: try options.plannedRegisters ?? TargetEmitter.registerFile(cpu: options.cpu))
         let globals = ConstantGlobals(builder: b, external: options.externalWeights ? weights : nil)
         let kernels = KernelCache(builder: b)
         var sizes: [(Int32, Int, Int)] = []
