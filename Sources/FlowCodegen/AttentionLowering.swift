@@ -34,11 +34,21 @@ extension OpLowering {
         b.loops([rowCount, b.i64(heads)]) { index in
             let flatRow = b.add(firstRow, index[0]), head = index[1]
             let sample = LLVMBuildUDiv(b.builder, flatRow, b.i64(tokens), "")!, t = LLVMBuildURem(b.builder, flatRow, b.i64(tokens), "")!
-            let sampleBase = b.mul(sample, b.i64(tokens * channels)), keyBase = b.mul(b.mul(sample, keys), b.i64(channels))
+            let sampleBase = b.mul(sample, b.i64(tokens * channels))
             let headOffset = b.mul(head, b.i64(d))
             let row = b.add(b.add(sampleBase, b.mul(t, b.i64(channels))), headOffset)
-            let key0 = b.add(keyBase, headOffset)
+            // each sample's keys and values: `keys` rows, or the prefix of a cache chain's row of
+            // `capacity` floats (CacheChains)
+            func first(_ capacityAttribute: String) -> IRBuilder.Value {
+                let stride = node.attributes[capacityAttribute].map { attribute -> IRBuilder.Value in
+                    guard case .int(let capacity) = attribute else { fatalError("marked by CacheChains") }
+                    return b.i64(capacity)
+                } ?? b.mul(keys, b.i64(channels))
+                return b.add(b.mul(sample, stride), headOffset)
+            }
+            let key0 = first(CacheChains.keyCapacityAttribute), value0 = first(CacheChains.valueCapacityAttribute)
             func key(_ s: IRBuilder.Value) -> IRBuilder.Value { b.add(key0, b.mul(s, b.i64(channels))) }
+            func value(_ s: IRBuilder.Value) -> IRBuilder.Value { b.add(value0, b.mul(s, b.i64(channels))) }
             // query t is position t + S − T: it sees keys 0 ... t + S − T (all S without the mask)
             let visible = causal ? b.add(t, b.sub(keys, b.i64(tokens - 1))) : keys
             b.loop(visible) { s in
@@ -94,7 +104,7 @@ extension OpLowering {
                     let weight = b.fmul(b.load(scores, s), inverse)
                     b.loop(b.i64(d)) { j in
                         let o = b.add(row, j)
-                        b.store(PolynomialMath.multiplyAdd(b, weight, b.load(v, b.add(key(s), j)), b.load(out, o)), out, o)
+                        b.store(PolynomialMath.multiplyAdd(b, weight, b.load(v, b.add(value(s), j)), b.load(out, o)), out, o)
                     }
                 }
                 return
@@ -107,7 +117,7 @@ extension OpLowering {
             b.loop(visible) { s in
                 let weight = b.splat(b.fmul(b.load(scores, s), inverse))
                 for (part, sum) in sums.enumerated() {
-                    let values = b.vectorLoad(v, b.add(key(s), b.i64(part * OpLowering.lanes)))
+                    let values = b.vectorLoad(v, b.add(value(s), b.i64(part * OpLowering.lanes)))
                     let sofar = LLVMBuildLoad2(b.builder, b.vector, sum, "")!
                     LLVMBuildStore(b.builder, PolynomialMath.multiplyAdd(b, weight, values, sofar, type: b.vector), sum)
                 }

@@ -52,10 +52,13 @@ struct FunctionLowering {
         var workspace: (fixed: Int, perSample: Int)
     }
 
-    init(graph: Graph, builder: IRBuilder, fold: @escaping (Graph) throws -> [ValueID: ConstantGlobals.Constant], kernels: KernelCache) throws {
-        let constants = try fold(graph)
+    init(graph unmarked: Graph, builder: IRBuilder, fold: @escaping (Graph) throws -> [ValueID: ConstantGlobals.Constant], kernels: KernelCache) throws {
+        let constants = try fold(unmarked)
         self.fold = fold
         self.kernels = kernels
+        // decoding caches grown in place (their concats and attentions carry the buffer's stride)
+        let chains = CacheChains.mark(unmarked)
+        let graph = chains.graph
         self.graph = graph
         let dependsOnInput = graph.valuesDependingOnInputs()
         self.plannedKernels = ProductPairs.pair(KernelPlanner.plan(graph, dependsOnInput: dependsOnInput), in: graph)
@@ -69,7 +72,7 @@ struct FunctionLowering {
         for (i, v) in graph.inputs.enumerated() { inputs[v] = i }
         self.regions = RowParallelRegions.find(plannedKernels, in: graph)
         self.plan = MemoryPlan(graph: graph, kernels: plannedKernels, constants: Set(constants.keys), outputParameters: outputs, inputParameters: inputs,
-                               regions: regions.map(\.kernels))
+                               regions: regions.map(\.kernels), chains: chains)
         if let clash = plan.firstOverlap(in: plannedKernels, graph: graph) {
             throw FlowError("internal: the memory plan puts kernel \(clash.kernel)'s result v\(clash.output) over its operand v\(clash.input)", at: .synthetic("codegen"))
         }

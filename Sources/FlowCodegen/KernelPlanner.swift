@@ -41,7 +41,10 @@ struct Kernel {
         func operand(_ v: ValueID) -> String { inside.contains(v) ? "·" : names(v) }
         let chain = nodes.map { n in "\(n.op)(\(n.operands.map(operand).joined(separator: ", ")))" }.joined(separator: " → ")
         switch body {
-        case .single: return "\(out) = \(chain)"
+        case .single(let node):
+            guard case .int(let capacity)? = node.attributes[CacheChains.capacityAttribute] else { return "\(out) = \(chain)" }
+            let how = node.attributes[CacheChains.inPlaceAttribute] != nil ? "appends its new tokens in place to" : "starts"
+            return "\(out) = \(chain): \(how) a cache of \(capacity) floats per sample (CacheChains)"
         case .fused(let ns): return "\(out) = fused \(ns.count) elementwise ops in one loop: \(chain)"
         case .gemm(let n, let epilogue):
             let columns = OpLowering.lanes * OpLowering.tileWidth(rows: OpLowering.tileRows, split: nil, registers: registers, tallest: OpLowering.tileRows)

@@ -4,7 +4,9 @@ import FlowIR
 /// slice of the caller's workspace. Workspace slices are planned by liveness (first fit over
 /// [definition, last use] intervals) in two regions: values of fixed size at fixed offsets,
 /// then batched values at offset `batch · perSampleOffset` past them, so the workspace for a
-/// batch is `fixedFloats + batch · perSampleFloats` floats. `reshape` results alias their operand.
+/// batch is `fixedFloats + batch · perSampleFloats` floats. `reshape` results alias their operand;
+/// the members of a decoding cache chain (CacheChains) share their first member's buffer, which
+/// holds the chain's capacity per sample.
 struct MemoryPlan {
     enum Location: Hashable {
         case parameter(Int)
@@ -14,8 +16,10 @@ struct MemoryPlan {
     }
 
     var locations: [ValueID: Location] = [:]
-    /// The value whose storage a value shares (reshape aliases), itself otherwise.
+    /// The value whose storage a value shares (reshape aliases, cache chain members), itself otherwise.
     var root: [ValueID: ValueID] = [:]
+    /// A cache chain's first member → floats per sample of the chain's buffer (CacheChains).
+    var capacity: [ValueID: Int] = [:]
     var fixedFloats = 0
     var perSampleFloats = 0
 
@@ -27,8 +31,10 @@ struct MemoryPlan {
     /// A value touched inside one of `regions` (kernel ranges two threads run row by row,
     /// RowParallelRegions) is live through the whole region: one thread may be at the region's
     /// first kernel while the other is at its last.
+    /// `chains`: the cache chains' members → first members, and their capacities (CacheChains).
     init(graph g: Graph, kernels: [Kernel], constants: Set<ValueID>, outputParameters: [ValueID: Int], inputParameters: [ValueID: Int],
-         regions: [Range<Int>] = []) {
+         regions: [Range<Int>] = [], chains: CacheChains.Marked? = nil) {
+        capacity = chains?.capacity ?? [:]
         for (v, p) in inputParameters { locations[v] = .parameter(p); root[v] = v }
         for v in constants { locations[v] = .constant(v); root[v] = v }
         // (a folded constant is its own storage, even when a reshape made it)
@@ -42,7 +48,11 @@ struct MemoryPlan {
         }
         for (k, kernel) in kernels.enumerated() {
             for v in kernel.inputs { lastUse[rootOf(v)] = k }
-            for v in kernel.outputs { root[v] = v; definition[v] = k }
+            for v in kernel.outputs {
+                let shared = chains?.roots[v] ?? v
+                root[v] = shared
+                if shared == v { definition[v] = k }
+            }
         }
         for (v, _) in root { root[v] = rootOf(v) }
         for v in g.outputs { lastUse[rootOf(v)] = kernels.count }
@@ -59,7 +69,7 @@ struct MemoryPlan {
         var placed: [(start: Int, end: Int, offset: Int, size: Int, batched: Bool)] = []
         for (v, defined) in definition.sorted(by: { ($0.value, $0.key) < ($1.value, $1.key) }) where locations[v] == nil {
             let type = g.type(of: v)
-            let size = MemoryPlan.rounded(type.elementsPerSample)
+            let size = MemoryPlan.rounded(capacity[v] ?? type.elementsPerSample)
             let (start, end) = widened((defined, lastUse[v] ?? defined))
             let busy = placed.filter { $0.batched == type.batched && $0.start <= end && start <= $0.end }
                 .map { ($0.offset, $0.offset + $0.size) }.sorted { $0.0 < $1.0 }
@@ -93,7 +103,7 @@ struct MemoryPlan {
         func extent(_ v: ValueID) -> (region: Region, floats: Range<Int>) {
             switch location(v) {
             case .workspace(let fixed, let perSample):
-                let size = MemoryPlan.rounded(g.type(of: v).elementsPerSample)
+                let size = MemoryPlan.rounded(capacity[root[v] ?? v] ?? g.type(of: v).elementsPerSample)
                 return g.type(of: v).batched ? (.batchedWorkspace, perSample..<(perSample + size)) : (.fixedWorkspace, fixed..<(fixed + size))
             case let other: return (.elsewhere(other), 0..<1)
             }
@@ -101,7 +111,8 @@ struct MemoryPlan {
         for (index, kernel) in kernels.enumerated() {
             for output in kernel.outputs {
                 let written = extent(output)
-                for input in kernel.inputs {
+                // (a cache chain's members share their buffer by design: CacheChains)
+                for input in kernel.inputs where !(root[input] == root[output] && capacity[root[output] ?? output] != nil) {
                     let read = extent(input)
                     if read.region == written.region && read.floats.overlaps(written.floats) { return (index, input, output) }
                 }
