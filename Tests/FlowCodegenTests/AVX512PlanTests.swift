@@ -63,31 +63,11 @@ final class AVX512PlanTests: XCTestCase {
     }
 
     /// The plan's bit-for-bit guarantees: e_fm's 256 × 256 products split over two threads at
-    /// batch 1 (in 8-vector halves) give one thread's bits, with the halves on the pool and in
+    /// batches 1 and 3 (in 8-vector halves) give one thread's bits, with the halves on the pool and in
     /// reverse order on one thread; and a sample does not depend on its row's place in a batch
     /// of 37 (row 0 in a 6-row tile, row 36 in the 4 + 3 left) for e_fm and TarFlow.
     func testSplitsAndTilesGiveTheSameBits() throws {
-        let path = try Self.artifact("e_fm")
-        let model = try CompiledModel(path: path)
-        let noise = try model.noise(seed: 3, firstRow: 0, rows: 1)
-        model.threads = 1
-        let single = try model.sample(noise: noise)
-        model.threads = 2
-        XCTAssertEqual(try model.sample(noise: noise), single, "the pool's halves")
-        CompiledModelTests.splitOffers = 0
-        try CompiledModelTests.installHook(CompiledModelTests.halvesReversed, in: path)
-        XCTAssertEqual(try model.sample(noise: noise), single, "halves in reverse order")
-        XCTAssertEqual(CompiledModelTests.splitOffers, 4 * 8, "one offer per network evaluation of RK4's 8 steps")
-        _ = try CompiledModel(path: path)   // the pool's hook again
-        for key in ["e_fm", "g_tarflow"] {
-            let model = try CompiledModel(path: try Self.artifact(key))
-            let noise = try model.noise(seed: 5, firstRow: 0, rows: 37)
-            let batch = try model.sample(noise: noise)
-            let (width, latent) = (model.inputElements, model.latentElements)
-            for row in [0, 36] {
-                let alone = try model.sample(noise: Array(noise[(row * latent)..<((row + 1) * latent)]))
-                XCTAssertEqual(alone, Array(batch[(row * width)..<((row + 1) * width)]), "\(key) row \(row)")
-            }
-        }
+        try CompiledModelTests.assertSplitHalvesGiveTheSameBits(path: try Self.artifact("e_fm"), batches: [1, 3])
+        try CompiledModelTests.assertSamplesDoNotDependOnTheirPlace(Self.artifact)
     }
 }

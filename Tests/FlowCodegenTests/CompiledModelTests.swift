@@ -36,14 +36,20 @@ final class CompiledModelTests: XCTestCase {
     /// sampled alone, bit for bit — every row is summed in the same order, by the microkernel's
     /// tiles and by the generated dot products of narrow outputs (e_fm's N = 2, TarFlow's N = 8).
     func testASampleDoesNotDependOnItsPositionInTheBatch() throws {
+        try Self.assertSamplesDoNotDependOnTheirPlace(Self.artifact)
+    }
+
+    /// Rows 0 and 36 of e_fm's and TarFlow's samples at batch 37, compiled by `artifact`, equal
+    /// the same noise rows sampled alone, bit for bit.
+    static func assertSamplesDoNotDependOnTheirPlace(_ artifact: (String) throws -> String, file: StaticString = #filePath, line: UInt = #line) throws {
         for key in ["e_fm", "g_tarflow"] {
-            let model = try CompiledModel(path: try Self.artifact(key))
+            let model = try CompiledModel(path: try artifact(key))
             let noise = try model.noise(seed: 5, firstRow: 0, rows: 37)
             let batch = try model.sample(noise: noise)
             let (width, latent) = (model.inputElements, model.latentElements)
             for row in [0, 36] {
                 let alone = try model.sample(noise: Array(noise[(row * latent)..<((row + 1) * latent)]))
-                XCTAssertEqual(alone, Array(batch[(row * width)..<((row + 1) * width)]), "\(key) row \(row)")
+                XCTAssertEqual(alone, Array(batch[(row * width)..<((row + 1) * width)]), "\(key) row \(row)", file: file, line: line)
             }
         }
     }
@@ -79,23 +85,28 @@ final class CompiledModelTests: XCTestCase {
     /// declines), and a hook that runs the halves in reverse order on the calling thread all
     /// give the same bits — each output column is computed by one half in the same order.
     func testProductsSplitOverThreadsGiveTheSameBits() throws {
-        let path = try Self.artifact("e_fm")
+        try Self.assertSplitHalvesGiveTheSameBits(path: try Self.artifact("e_fm"), batches: [1, 3])
+    }
+
+    /// The split check of e_fm's sample compiled at `path` (the default sampler, RK4 with 8
+    /// steps), at each of `batches`.
+    static func assertSplitHalvesGiveTheSameBits(path: String, batches: [Int], file: StaticString = #filePath, line: UInt = #line) throws {
         let model = try CompiledModel(path: path)
-        for rows in [1, 3] {
+        for rows in batches {
             let noise = try model.noise(seed: 3, firstRow: 0, rows: rows)
             model.threads = 2
             let pooled = try model.sample(noise: noise)
             model.threads = 1
-            XCTAssertEqual(try model.sample(noise: noise), pooled, "threads 1, batch \(rows)")
-            Self.splitOffers = 0
-            try Self.installHook(Self.halvesReversed, in: path)
+            XCTAssertEqual(try model.sample(noise: noise), pooled, "threads 1, batch \(rows)", file: file, line: line)
+            splitOffers = 0
+            try installHook(halvesReversed, in: path)
             model.threads = 2
             let halves = try model.sample(noise: noise)
             _ = try CompiledModel(path: path)   // opening the model again restores the pool's hook
-            XCTAssertEqual(halves, pooled, "reversed halves, batch \(rows)")
+            XCTAssertEqual(halves, pooled, "reversed halves, batch \(rows)", file: file, line: line)
             // two 256×256 products per network evaluation, one pair (ProductPairs): one offer;
             // the default sampler, RK4 (3/8 rule) with 8 steps, evaluates the network 4 times a step
-            XCTAssertEqual(Self.splitOffers, 4 * 8, "offers at batch \(rows)")
+            XCTAssertEqual(splitOffers, 4 * 8, "offers at batch \(rows)", file: file, line: line)
         }
     }
 
