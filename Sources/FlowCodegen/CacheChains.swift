@@ -3,7 +3,8 @@ import FlowIR
 /// Token decoding's key/value caches, grown in place. TokenDecoding appends each decoded token to
 /// a cache with concat(cache, new) along the tokens, so the step at token t copied the t tokens
 /// before it: O(T²) copying for T tokens (memmove took 31% of a 256-token TarFlow's batch-1
-/// sample, as much as its attention and half its products).
+/// sample, against 18% for its attentions and 41% for its products; with the chains below the
+/// sample takes 0.70x the time).
 ///
 /// A chain c₁ = concat(c₀, n₁), c₂ = concat(c₁, n₂), …, c_m — each member read only as the keys
 /// or values of attentions and as the cache of the next concat — lives in one buffer with
