@@ -40,10 +40,7 @@ extension OpLowering {
             // each sample's keys and values: `keys` rows, or the prefix of a cache chain's row of
             // `capacity` floats (CacheChains)
             func first(_ capacityAttribute: String) -> IRBuilder.Value {
-                let stride = node.attributes[capacityAttribute].map { attribute -> IRBuilder.Value in
-                    guard case .int(let capacity) = attribute else { fatalError("marked by CacheChains") }
-                    return b.i64(capacity)
-                } ?? b.mul(keys, b.i64(channels))
+                let stride = node.attributes[capacityAttribute] != nil ? b.i64(int(node, capacityAttribute)) : b.mul(keys, b.i64(channels))
                 return b.add(b.mul(sample, stride), headOffset)
             }
             let key0 = first(CacheChains.keyCapacityAttribute), value0 = first(CacheChains.valueCapacityAttribute)

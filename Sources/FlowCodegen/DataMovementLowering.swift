@@ -51,40 +51,24 @@ extension OpLowering {
         }
     }
 
-    /// concat(cache, new) along the first axis after the batch, with the cache's length t the
-    /// kernel's extent argument (DecodingStepFolding): per sample, the cache's t·inner values
-    /// then the new token's, each one block of memory.
+    /// concat(cache, new) along the first axis after the batch, per sample one block of memory
+    /// each: the cache's t·inner values (t the kernel's extent argument, DecodingStepFolding, or
+    /// the cache's static length), then the new tokens'. Each sample's row of the result is
+    /// those floats, or, in a cache chain's buffer (CacheChains), `capacity` floats, of which the
+    /// chain's first concat copies the cache and the others find it in place and write only the
+    /// new tokens after it.
     func appendToCache(_ node: Node) throws {
         let (cache, new, out) = (node.operands[0], node.operands[1], node.results[0])
         let inner = g.type(of: new).dims.dropFirst().reduce(1, *), newLength = g.type(of: new).dims[0]
-        let t = f.kernelExtent!
-        let cacheFloats = b.mul(t, b.i64(inner)), newFloats = b.i64(newLength * inner)
-        let (from, appended, to) = (f.address(cache), f.address(new), f.address(out))
-        let floatSize = b.i64(MemoryLayout<Float>.size)
-        b.loop(f.batch) { sample in
-            let row = b.mul(sample, b.add(cacheFloats, newFloats))
-            LLVMBuildMemCpy(b.builder, b.element(to, row), 4, b.element(from, b.mul(sample, cacheFloats)), 4, b.mul(cacheFloats, floatSize))
-            LLVMBuildMemCpy(b.builder, b.element(to, b.add(row, cacheFloats)), 4, b.element(appended, b.mul(sample, newFloats)), 4,
-                            b.mul(newFloats, floatSize))
-        }
-    }
-
-    /// concat(cache, new) along the first axis after the batch into a cache chain's buffer
-    /// (CacheChains): each sample's row of it holds `capacity` floats, of which the cache is the
-    /// first t·inner (t the kernel's extent argument, or the cache's static length). The chain's
-    /// first concat copies the cache there (a value of its own, t·inner floats per sample), the
-    /// others find it in place and write only the new tokens after it.
-    func appendInPlace(_ node: Node) throws {
-        let (cache, new, out) = (node.operands[0], node.operands[1], node.results[0])
-        guard case .int(let capacity)? = node.attributes[CacheChains.capacityAttribute] else { fatalError("marked by CacheChains") }
-        let inner = g.type(of: new).dims.dropFirst().reduce(1, *), newLength = g.type(of: new).dims[0]
         let t = node.attributes[DecodingStepFolding.positionAttribute] != nil ? f.kernelExtent! : b.i64(g.type(of: cache).dims[0])
         let cacheFloats = b.mul(t, b.i64(inner)), newFloats = b.i64(newLength * inner)
+        let chained = node.attributes[CacheChains.capacityAttribute] != nil
+        let rowFloats = chained ? b.i64(int(node, CacheChains.capacityAttribute)) : b.add(cacheFloats, newFloats)
         let inPlace = node.attributes[CacheChains.inPlaceAttribute] != nil
         let (from, appended, to) = (f.address(cache), f.address(new), f.address(out))
         let floatSize = b.i64(MemoryLayout<Float>.size)
         b.loop(f.batch) { sample in
-            let row = b.mul(sample, b.i64(capacity))
+            let row = b.mul(sample, rowFloats)
             if !inPlace {
                 LLVMBuildMemCpy(b.builder, b.element(to, row), 4, b.element(from, b.mul(sample, cacheFloats)), 4, b.mul(cacheFloats, floatSize))
             }

@@ -205,9 +205,7 @@ struct OpLowering {
                 try copy(from: x, sourceStrides: s, sourceBase: b.i64(start * s[axis]), to: r)
                 start += g.type(of: r).size(ofAxis: axis)!
             }
-        case "concat" where node.attributes[CacheChains.capacityAttribute] != nil:
-            try appendInPlace(node)
-        case "concat" where node.attributes[DecodingStepFolding.positionAttribute] != nil:
+        case "concat" where node.attributes[DecodingStepFolding.positionAttribute] != nil || node.attributes[CacheChains.capacityAttribute] != nil:
             try appendToCache(node)
         case "concat":
             let axis = resolvedAxis(node, out)
