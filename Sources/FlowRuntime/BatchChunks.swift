@@ -21,6 +21,17 @@ import Synchronization
 /// chunks). Batches of 17–64 rows, one chunk on one core before, now run on both (RealNVP at
 /// 32 rows: 0.60x the time).
 ///
+/// A cut into fewer than 4 chunks (RealNVP 64-d's batch of 256: two of 128 rows) cannot
+/// balance the threads: when one core is slowed (another process, or this VM's second vCPU
+/// away), the other finishes its chunk and waits. Its last chunk, when of at least 32 rows, is
+/// cut in two, so that the thread that finishes first takes one half (256 rows: 128 + 64 + 64).
+/// Measured with a C host claiming chunks on two pinned threads, blocks of calls alternated
+/// (RealNVP 64-d's batch-256 sample): 0.82x the time with a busy loop on the second core,
+/// 0.87x and 0.92x with one busy half the time (3 ms on, 3 off), and 0.99–1.02x with the
+/// second core free (one more pass over the weights from L3). With 8 chunks (e_fm's batch of
+/// 256 in 32-row chunks) halving the last one or two took 0.97–1.02x the time, the second core
+/// free or busy: not done.
+///
 /// The cut depends on the batch and the model only, never on the thread count, and each row is
 /// computed by the same code whichever chunk holds it: results are identical for any number of
 /// threads and any order of claims.
@@ -36,9 +47,19 @@ struct BatchChunks: Sendable {
     /// Bytes of workspace a chunk may take.
     static var workspaceBudget: Int { l2Bytes / 4 }
 
+    /// Fewer chunks than this cannot balance the threads: the last is then cut in two.
+    static let balancingChunks = 4
+    /// The fewest rows of a last chunk that is cut in two (halves of at least 16 rows).
+    static let smallestSplitChunk = 32
+
     let rows: Int
+    /// Rows of every chunk but the last one or two (the largest chunk).
     let rowsPerChunk: Int
-    var count: Int { (rows + rowsPerChunk - 1) / rowsPerChunk }
+    /// Whether the last chunk of `rowsPerChunk` rows (or fewer) is cut in two halves.
+    let splitsLast: Bool
+    /// Chunks of `rowsPerChunk` rows, the last one possibly shorter, before any halving.
+    private var wholeCount: Int { (rows + rowsPerChunk - 1) / rowsPerChunk }
+    var count: Int { wholeCount + (splitsLast ? 1 : 0) }
 
     /// The chunks of a batch of `rows` rows of a model with `weightBytes` of weights,
     /// `workspaceBytes(r)` the workspace a call on r rows needs.
@@ -49,11 +70,16 @@ struct BatchChunks: Sendable {
         self.rowsPerChunk = candidates.first { r in
             rows >= r * minimumChunks && workspaceBytes(r) <= BatchChunks.workspaceBudget
         } ?? BatchChunks.candidateRows.last!
+        let whole = (rows + rowsPerChunk - 1) / rowsPerChunk
+        splitsLast = whole < BatchChunks.balancingChunks && rows - (whole - 1) * rowsPerChunk >= BatchChunks.smallestSplitChunk
     }
 
     /// The rows of chunk `index`.
     subscript(index: Int) -> Range<Int> {
-        (index * rowsPerChunk)..<min(rows, (index + 1) * rowsPerChunk)
+        let lastStart = (wholeCount - 1) * rowsPerChunk
+        guard splitsLast, index >= wholeCount - 1 else { return (index * rowsPerChunk)..<min(rows, (index + 1) * rowsPerChunk) }
+        let middle = lastStart + (rows - lastStart + 1) / 2
+        return index == wholeCount - 1 ? lastStart..<middle : middle..<rows
     }
 
     /// Runs `body` on up to `threads` threads of the pool (the caller's among them); each calls

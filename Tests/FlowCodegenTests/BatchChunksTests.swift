@@ -34,11 +34,35 @@ final class BatchChunksTests: XCTestCase {
         XCTAssertEqual((0..<chunks.count).map { chunks[$0] }, [0..<16, 16..<32, 32..<40])
     }
 
+    /// A cut into fewer than 4 chunks has its last chunk, when of at least 32 rows, cut in two
+    /// (the first half the larger); 4 or more chunks, or a last chunk under 32 rows, stay.
+    func testFewChunksHaveTheirLastOneHalved() {
+        let small: (Int) -> Int = { 100 * $0 }, heavy = BatchChunks.l2Bytes
+        func cut(_ rows: Int, _ weights: Int) -> [Range<Int>] {
+            let chunks = BatchChunks(rows: rows, weightBytes: weights, workspaceBytes: small)
+            return (0..<chunks.count).map { chunks[$0] }
+        }
+        XCTAssertEqual(cut(256, heavy), [0..<128, 128..<192, 192..<256])
+        XCTAssertEqual(cut(128, heavy), [0..<64, 64..<96, 96..<128])
+        XCTAssertEqual(cut(255, heavy), [0..<64, 64..<128, 128..<192, 192..<255])
+        XCTAssertEqual(cut(180, heavy), [0..<64, 64..<128, 128..<154, 154..<180])
+        XCTAssertEqual(cut(97, heavy), [0..<32, 32..<64, 64..<96, 96..<97])
+        XCTAssertEqual(cut(1024, heavy).count, 8)
+        XCTAssertEqual(cut(40, 0), [0..<16, 16..<32, 32..<40])
+        XCTAssertEqual(cut(33, heavy), [0..<16, 16..<32, 32..<33])
+        for rows in [1, 33, 97, 128, 180, 200, 255, 256, 300, 1024] {
+            let ranges = cut(rows, heavy)
+            XCTAssertEqual(ranges.first?.lowerBound, 0)
+            XCTAssertEqual(ranges.last?.upperBound, rows)
+            XCTAssertTrue(zip(ranges, ranges.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound && !$1.isEmpty }, "\(rows) rows: \(ranges)")
+        }
+    }
+
     /// Two threads claiming the chunks of a batch run each chunk exactly once, whatever their
     /// speeds (one thread sleeps in its first chunk, so the other claims most of the rest).
     func testEveryChunkIsClaimedOnce() {
-        for rows in [1, 40, 1000] {
-            let chunks = BatchChunks(rows: rows, weightBytes: 0) { _ in 0 }
+        for (rows, weights) in [(1, 0), (40, 0), (1000, 0), (256, BatchChunks.l2Bytes)] {
+            let chunks = BatchChunks(rows: rows, weightBytes: weights) { _ in 0 }
             let runs = Mutex([Int](repeating: 0, count: chunks.count))
             chunks.run(threads: 2) { claim in
                 var first = true
