@@ -44,10 +44,7 @@ enum CacheChains {
         var g = graph
         var marked = Marked(graph: graph)
         let producers = g.producers()
-        var uses = [[(node: Int, operand: Int)]](repeating: [], count: g.valueCount)
-        for (i, node) in g.nodes.enumerated() {
-            for (j, v) in node.operands.enumerated() { uses[v].append((i, j)) }
-        }
+        let uses = g.uses()
         let outputs = Set(g.outputs)
         /// The concat that appends to v, when every reader of v is an attention (keys or values)
         /// or that one concat (as its cache); `.some(nil)` when no concat appends to v.

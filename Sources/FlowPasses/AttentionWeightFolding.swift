@@ -74,8 +74,7 @@ public enum AttentionWeightFolding {
     static func findSites(in g: Graph) -> [Int: Site] {
         let producers = g.producers()
         let dependsOnInput = g.valuesDependingOnInputs()
-        var users: [ValueID: [Int]] = [:]
-        for (i, node) in g.nodes.enumerated() { for operand in node.operands { users[operand, default: []].append(i) } }
+        let users = g.uses().map { $0.map(\.node) }
         let outputs = Set(g.outputs)
         func constant(_ v: ValueID?) -> Bool { v.map { !dependsOnInput.contains($0) } ?? true }
         /// Whether a `linear` node's weight and bias are compile-time constants.
@@ -114,7 +113,7 @@ public enum AttentionWeightFolding {
             // q, k, v and what computed them: read by the attention (and the splits) only
             let allowed = Set([a] + [q, k, v].compactMap(\.split))
             let intermediates = Set([q, k, v].flatMap(\.intermediates))
-            guard intermediates.allSatisfy({ users[$0, default: []].allSatisfy(allowed.contains) && !outputs.contains($0) }) else { continue }
+            guard intermediates.allSatisfy({ users[$0].allSatisfy(allowed.contains) && !outputs.contains($0) }) else { continue }
             sites[index] = Site(q: q, k: k, v: v, attention: attention, projection: node)
         }
         return sites

@@ -15,8 +15,7 @@ enum CausalBlockFinder {
 
     static func find(_ g: Graph, known: [Bool], evaluator: inout ConstantEvaluator) throws -> (block: CausalBlock?, failure: FlowError?) {
         let producers = g.producers()
-        var consumers = [[Int]](repeating: [], count: g.valueCount)
-        for (i, node) in g.nodes.enumerated() { for v in node.operands { consumers[v].append(i) } }
+        let consumers = g.uses().map { $0.map(\.node) }
         var failure: FlowError?
         for (index, stuck) in g.nodes.enumerated().reversed() {
             guard stuck.results.allSatisfy({ known[$0] }), stuck.operands.contains(where: { !known[$0] }) else { continue }

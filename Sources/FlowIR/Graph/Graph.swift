@@ -112,6 +112,14 @@ public struct Graph: Sendable, Equatable {
         return result
     }
 
+    /// Each value's readers: (node index, operand position), in node order; a node that reads a
+    /// value twice is listed twice.
+    public func uses() -> [[(node: Int, operand: Int)]] {
+        var result = [[(node: Int, operand: Int)]](repeating: [], count: types.count)
+        for (i, node) in nodes.enumerated() { for (j, v) in node.operands.enumerated() { result[v].append((i, j)) } }
+        return result
+    }
+
     /// A node's `axis` attribute as a full-rank index of its first operand (a negative axis
     /// counts from the end); nil when it has none or it is out of range.
     public func axis(of node: Node) -> Int? {
