@@ -24,7 +24,7 @@ let package = Package(
         .target(name: "FlowPictures"),
         // LLVM 19's C API (headers symlinked from /usr/lib/llvm-19/include); only FlowCodegen imports it.
         .target(name: "CLLVM", linkerSettings: [.linkedLibrary("LLVM-19")]),
-        .target(name: "FlowCodegen", dependencies: ["FlowIR", "FlowPasses", "FlowInterpreter", "FlowRuntime", "CLLVM", "CFlowcABI"]),
+        .target(name: "FlowCodegen", dependencies: ["FlowIR", "FlowRandom", "FlowPasses", "FlowInterpreter", "FlowRuntime", "CLLVM", "CFlowcABI"]),
         .target(name: "FlowPasses", dependencies: ["FlowIR", "FlowInterpreter", "FlowSolvers"]),
         .target(name: "FlowInterpreter", dependencies: ["FlowIR", "CBLAS"]),
         // Loads compiled models; no LLVM, no other Flowc module: embeddable with one dependency line.

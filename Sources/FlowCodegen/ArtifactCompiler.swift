@@ -140,6 +140,7 @@ public enum ArtifactCompiler {
             sizes.append((id, lowering.workspaceFloats.fixed, lowering.workspaceFloats.perSample))
         }
         emitWorkspaceSize(b, sizes)
+        NoiseLowering.emit(b)
         ColumnSplit.emitSetter(b)
         try emitMetadata(b, model, entries: available, options: options, external: globals.externalWeights, file: weights?.file.path,
                          weightBytes: globals.bytes)

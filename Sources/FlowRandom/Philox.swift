@@ -4,8 +4,9 @@ import Foundation
 /// counter-based generator: the numbers are a pure function of (key, counter), so a seed gives
 /// the same noise in the interpreter, compiled code, any batch split and any thread count.
 public enum Philox {
-    static let m0: UInt32 = 0xD251_1F53, m1: UInt32 = 0xCD9E_8D57
-    static let w0: UInt32 = 0x9E37_79B9, w1: UInt32 = 0xBB67_AE85
+    /// The round multipliers and the key's per-round increments (Weyl sequence) of Philox4x32.
+    public static let m0: UInt32 = 0xD251_1F53, m1: UInt32 = 0xCD9E_8D57
+    public static let w0: UInt32 = 0x9E37_79B9, w1: UInt32 = 0xBB67_AE85
 
     /// One 10-round block: four 32-bit outputs for a 128-bit counter and a 64-bit key.
     public static func block(counter: (UInt32, UInt32, UInt32, UInt32), key: (UInt32, UInt32)) -> (UInt32, UInt32, UInt32, UInt32) {

@@ -71,6 +71,7 @@ public final class CompiledModel: @unchecked Sendable {
     typealias Forward = @convention(c) (UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?, Int64, UnsafeMutableRawPointer?, Table) -> Int32
     typealias LogProb = @convention(c) (UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int64, UnsafeMutableRawPointer?, Table) -> Int32
     typealias WorkspaceSize = @convention(c) (Int32, Int64) -> UInt64
+    typealias Noise = @convention(c) (UInt64, Int64, Int64, Float, UnsafeMutablePointer<Float>?) -> Void
 
     public let path: String
     public let metadata: Metadata
@@ -91,6 +92,8 @@ public final class CompiledModel: @unchecked Sendable {
     private let sampleEntry: Forward
     let fieldEntry: LogProb
     private let scoreEntry: LogProb
+    /// flowc_noise: the base noise, drawn by the artifact's vector code.
+    private let noiseEntry: Noise
     /// The external weights' table (nil when the weights are embedded).
     private let external: ExternalWeights?
     var table: Table { external.map { UnsafePointer($0.table) } }
@@ -152,6 +155,7 @@ public final class CompiledModel: @unchecked Sendable {
         self.sampleEntry = try symbol("flowc_sample", as: Forward.self)
         self.fieldEntry = try symbol("flowc_field", as: LogProb.self)
         self.scoreEntry = try symbol("flowc_score", as: LogProb.self)
+        self.noiseEntry = try symbol("flowc_noise", as: Noise.self)
         if let manifest = decoded.externalWeights {
             let file = weights ?? URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent(manifest.file).path
             do { external = try ExternalWeights(path: file, manifest: manifest) } catch {
@@ -208,9 +212,9 @@ public final class CompiledModel: @unchecked Sendable {
         try sample(noise: noise(seed: seed, firstRow: 0, rows: count, temperature: temperature), labels: labels)
     }
 
-    /// The base noise of rows firstRow ..< firstRow + rows of the seed's counter-based stream,
-    /// times the temperature (what `sample(count:seed:)` feeds the model). Chunks of rows are
-    /// drawn on the worker threads (Box–Muller in f64 costs about as much as a small model).
+    /// The base noise of rows firstRow ..< firstRow + rows of the seed's counter-based stream
+    /// (`Philox.normals`, rounded to f32), times the temperature: what `sample(count:seed:)` feeds
+    /// the model. The artifact's flowc_noise draws it, in chunks of rows on the worker threads.
     public func noise(seed: UInt64, firstRow: Int, rows: Int, temperature: Float = 1) throws -> [Float] {
         guard rows >= 1 else { throw RuntimeError(message: "sample count must be at least 1, got \(rows)") }
         guard temperature.isFinite, temperature >= 0 else { throw RuntimeError(message: "temperature must be finite and ≥ 0, got \(temperature)") }
@@ -220,11 +224,31 @@ public final class CompiledModel: @unchecked Sendable {
             nonisolated(unsafe) let buffer = buffer
             BatchChunks(rows: rows, weightBytes: 0) { _ in 0 }.run(threads: threads) { claim in
                 while let (_, chunk) = claim() {
-                    let values = Philox.normals(seed: seed, firstRow: firstRow + chunk.lowerBound, rows: chunk.count, perRow: width)
-                    for (i, v) in values.enumerated() { buffer[chunk.lowerBound * width + i] = Float(v) * temperature }
+                    let first = (firstRow + chunk.lowerBound) * width
+                    drawNoise(seed: seed, entries: first..<(first + chunk.count * width), scale: temperature, into: buffer.baseAddress! + chunk.lowerBound * width)
                 }
             }
             initialized = rows * width
+        }
+    }
+
+    /// Stream entries `entries` into out[0 ..< entries.count]: flowc_noise writes whole blocks of
+    /// 4 entries; a block the range cuts is drawn whole into a scratch block and copied in part.
+    func drawNoise(seed: UInt64, entries: Range<Int>, scale: Float, into out: UnsafeMutablePointer<Float>) {
+        var k = entries.lowerBound
+        while k < entries.upperBound {
+            let block = k / 4, whole = (entries.upperBound - k) / 4
+            if k % 4 == 0 && whole > 0 {
+                noiseEntry(seed, Int64(block), Int64(whole), scale, out + (k - entries.lowerBound))
+                k += 4 * whole
+            } else {
+                let end = min(entries.upperBound, 4 * block + 4)
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: 4) { scratch in
+                    noiseEntry(seed, Int64(block), 1, scale, scratch.baseAddress!)
+                    for e in k..<end { out[e - entries.lowerBound] = scratch[e - 4 * block] }
+                }
+                k = end
+            }
         }
     }
 

@@ -418,7 +418,7 @@ final class CompiledModelTests: XCTestCase {
         try real.prefix(real.count / 3).write(to: URL(fileURLWithPath: "\(dir)/truncated.so"))
         let cases: [(String, String)] = [
             (foreign, "not a Flowc model (no symbol flowc_abi_version)"),
-            (future, "compiled for Flowc ABI version 99, this runtime reads version 2"),
+            (future, "compiled for Flowc ABI version 99, this runtime reads version 3"),
             ("\(dir)/truncated.so", "not a loadable shared object (truncated"),
             ("\(dir)/foreign.c", "not a loadable shared object (no ELF header)"),
             ("\(dir)/missing.so", "no such file"),

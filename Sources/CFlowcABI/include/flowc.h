@@ -24,7 +24,7 @@ extern "C" {
 #endif
 
 /* The ABI this header describes; flowc_abi_version() of a loadable artifact must equal it. */
-#define FLOWC_ABI_VERSION 2
+#define FLOWC_ABI_VERSION 3
 
 /* Entry point identifiers (flowc_workspace_size's `entry`). */
 #define FLOWC_ENTRY_FORWARD 0   /* x -> (z, logdet) */
@@ -63,6 +63,15 @@ int32_t flowc_forward(const float *x, float *z, float *logdet, int64_t batch, vo
 int32_t flowc_log_prob(const float *x, float *log_prob, int64_t batch, void *workspace, const float *const *weights);
 int32_t flowc_inverse(const float *z, float *x, float *logdet, int64_t batch, void *workspace, const float *const *weights);
 int32_t flowc_sample(const float *noise, float *x, float *logdet, int64_t batch, void *workspace, const float *const *weights);
+
+/* The standard normal noise flowc_sample takes, drawn as Flowc draws it (the same for every
+ * model): entries 4*first_block .. 4*(first_block + blocks) - 1 of seed's stream, each times
+ * `scale` (a temperature), written to out[0 .. 4*blocks - 1]. Entry k of an N x D noise matrix is
+ * row k / D, column k % D; it is Box-Muller on Philox4x32-10 block k / 4 (counter (k/4 low 32 bits,
+ * k/4 high 32 bits, 0, 0), key (seed low, seed high)): lanes (0, 1) and (2, 3) are two pairs,
+ * u = (lane + 0.5) / 2^32, r = sqrt(-2 ln u1), cos(2 pi u2) * r for the even entry and sin for
+ * the odd one, rounded to float. Reentrant; no workspace. */
+void flowc_noise(uint64_t seed, int64_t first_block, int64_t blocks, float scale, float *out);
 
 /* Flows compiled with --score: the score ∇x log p(x) (reverse-mode derivative of log_prob), one
  * input-shaped row per row (FLOWC_ERROR_NO_ENTRY otherwise). */
