@@ -12,41 +12,48 @@ enum ByteDecoding {
         return sign * (1 + fraction / 1024) * Double(sign: .plus, exponent: exponent - 15, significand: 1)
     }
 
-    /// Decodes `count` elements of `dtype` starting at `offset` in `data`.
+    /// Decodes `count` elements of `dtype` starting at `offset` in `data`: one loop per element
+    /// type, the type chosen once (a 25 MB .npy took 2 s in a debug build with the choice per
+    /// element).
     static func decode(_ data: Data, offset: Int, count: Int, dtype: String) -> [Double] {
-        var out = [Double](repeating: 0, count: count)
         data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
             let base = raw.baseAddress!.advanced(by: offset)
-            func load<T: FixedWidthInteger>(_: T.Type, _ i: Int) -> T {
-                T(littleEndian: base.loadUnaligned(fromByteOffset: i * MemoryLayout<T>.size, as: T.self))
-            }
-            for i in 0..<count {
-                switch dtype {
-                case "F32": out[i] = Double(Float(bitPattern: load(UInt32.self, i)))
-                case "F64": out[i] = Double(bitPattern: load(UInt64.self, i))
-                case "F16": out[i] = half(load(UInt16.self, i))
-                case "BF16": out[i] = Double(Float(bitPattern: UInt32(load(UInt16.self, i)) << 16))
-                case "BOOL", "U8": out[i] = Double(load(UInt8.self, i))
-                case "I8": out[i] = Double(load(Int8.self, i))
-                case "I16": out[i] = Double(load(Int16.self, i))
-                case "I32": out[i] = Double(load(Int32.self, i))
-                case "I64": out[i] = Double(load(Int64.self, i))
-                default: fatalError("dtype \(dtype) was validated")
+            func each<T: FixedWidthInteger>(_: T.Type, _ convert: (T) -> Double) -> [Double] {
+                [Double](unsafeUninitializedCapacity: count) { out, initialized in
+                    for i in 0..<count { out[i] = convert(T(littleEndian: base.loadUnaligned(fromByteOffset: i * MemoryLayout<T>.size, as: T.self))) }
+                    initialized = count
                 }
             }
+            switch dtype {
+            case "F32": return each(UInt32.self) { Double(Float(bitPattern: $0)) }
+            case "F64": return each(UInt64.self) { Double(bitPattern: $0) }
+            case "F16": return each(UInt16.self, half)
+            case "BF16": return each(UInt16.self) { Double(Float(bitPattern: UInt32($0) << 16)) }
+            case "BOOL", "U8": return each(UInt8.self) { Double($0) }
+            case "I8": return each(Int8.self) { Double($0) }
+            case "I16": return each(Int16.self) { Double($0) }
+            case "I32": return each(Int32.self) { Double($0) }
+            case "I64": return each(Int64.self) { Double($0) }
+            default: fatalError("dtype \(dtype) was validated")
+            }
         }
-        return out
     }
 
     static func appendLittleEndian<T: FixedWidthInteger>(_ value: T, to data: inout Data) {
         withUnsafeBytes(of: value.littleEndian) { data.append(contentsOf: $0) }
     }
 
-    /// Encodes values as F32 or F64 little-endian bytes.
+    /// Encodes values as F32 or F64 little-endian bytes, into one buffer of the final size.
     static func encode(_ values: [Double], f64: Bool) -> Data {
-        var data = Data(capacity: values.count * (f64 ? 8 : 4))
-        for v in values {
-            if f64 { appendLittleEndian(v.bitPattern, to: &data) } else { appendLittleEndian(Float(v).bitPattern, to: &data) }
+        var data = Data(count: values.count * (f64 ? 8 : 4))
+        data.withUnsafeMutableBytes { (raw: UnsafeMutableRawBufferPointer) in
+            values.withUnsafeBufferPointer { values in
+                if f64 {
+                    for i in 0..<values.count { raw.storeBytes(of: values[i].bitPattern.littleEndian, toByteOffset: 8 * i, as: UInt64.self) }
+                } else {
+                    for i in 0..<values.count { raw.storeBytes(of: Float(values[i]).bitPattern.littleEndian, toByteOffset: 4 * i, as: UInt32.self) }
+                }
+            }
         }
         return data
     }

@@ -24,7 +24,7 @@ public struct NpyArray: Sendable, Equatable {
     }
 
     public static func parse(_ data: Data, path: String) throws -> NpyArray {
-        let bytes = [UInt8](data)
+        let bytes = [UInt8](data.prefix(12))   // the header's bytes are read below; the data stays in `data`
         func fail(_ message: String, _ offset: Int) -> FlowError { FlowError(message, in: "\(path) (byte \(offset))") }
         guard bytes.count >= 10, Array(bytes[0..<6]) == magic else {
             throw fail("not a .npy file: it must start with \\x93NUMPY", 0)
@@ -42,10 +42,10 @@ public struct NpyArray: Sendable, Equatable {
         default:
             throw fail("unsupported .npy version \(major).\(bytes[7]); expected 1.0, 2.0 or 3.0", 6)
         }
-        guard headerStart + headerLength <= bytes.count else {
-            throw fail("header of \(headerLength) bytes runs past the end of the file (\(bytes.count) bytes)", headerStart)
+        guard headerStart + headerLength <= data.count else {
+            throw fail("header of \(headerLength) bytes runs past the end of the file (\(data.count) bytes)", headerStart)
         }
-        guard let header = String(bytes: bytes[headerStart..<headerStart + headerLength], encoding: .utf8) else {
+        guard let header = String(bytes: data.dropFirst(headerStart).prefix(headerLength), encoding: .utf8) else {
             throw fail("header is not text", headerStart)
         }
         guard let descr = field("descr", in: header) else { throw fail("header has no 'descr'", headerStart) }
@@ -77,8 +77,8 @@ public struct NpyArray: Sendable, Equatable {
         let dataStart = headerStart + headerLength
         let size = isF64 ? 8 : 4
         let (needed, tooMany) = count.multipliedReportingOverflow(by: size)
-        guard !tooMany, bytes.count - dataStart == needed else {
-            throw fail("shape \(shape) needs \(tooMany ? "more than 2^63" : String(needed)) data bytes but the file has \(bytes.count - dataStart)", dataStart)
+        guard !tooMany, data.count - dataStart == needed else {
+            throw fail("shape \(shape) needs \(tooMany ? "more than 2^63" : String(needed)) data bytes but the file has \(data.count - dataStart)", dataStart)
         }
         let values = ByteDecoding.decode(data, offset: dataStart, count: count, dtype: isF64 ? "F64" : "F32")
         return NpyArray(shape: shape, values: values, isF64: isF64)
