@@ -127,10 +127,14 @@ enum CompiledCommands {
         guard a.shape.count == shape.count + 1, Array(a.shape.dropFirst()) == shape, a.shape[0] >= 1 else {
             throw FlowError("array has shape \(a.shape); expected (N, \(shape.map(String.init).joined(separator: ", "))) with N ≥ 1", in: path)
         }
-        if let bad = a.values.firstIndex(where: { !$0.isFinite || abs($0) > Double(Float.greatestFiniteMagnitude) }) {
-            throw FlowError("value \(a.values[bad]) at flat index \(bad) is not a finite f32", in: path)
+        // one pass, no closures: a debug build converts 6.4 M values in a fraction of a second
+        var values = [Float](repeating: 0, count: a.values.count)
+        for i in 0..<a.values.count {
+            let v = a.values[i], f = Float(v)
+            guard f.isFinite else { throw FlowError("value \(v) at flat index \(i) is not a finite f32", in: path) }
+            values[i] = f
         }
-        return (a.values.map { Float($0) }, a.shape[0])
+        return (values, a.shape[0])
     }
 
     /// Writes the array and shows its first rows.

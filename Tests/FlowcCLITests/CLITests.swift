@@ -176,6 +176,11 @@ final class CompiledCLITests: XCTestCase {
         let bad = try flowc(["logprob", so, "--input", "\(dir)/bad.npy", "-o", "\(dir)/lp.npy"])
         XCTAssertEqual(bad.status, 1)
         XCTAssertTrue(bad.stderr.contains("array has shape [2, 3]; expected (N, 2)"), bad.stderr)
+        // values an f32 model cannot take: NaN, and an f64 beyond f32's range
+        for (values, expected) in [([0, 0, .nan, 0], "value nan at flat index 2 is not a finite f32"), ([0, 0, 0, 1e39], "value 1e+39 at flat index 3 is not a finite f32")] {
+            try NpyArray(shape: [2, 2], values: values, isF64: true).write(path: "\(dir)/nonfinite.npy")
+            assertUserError(try flowc(["logprob", so, "--input", "\(dir)/nonfinite.npy", "-o", "\(dir)/lp.npy"]), contains: "nonfinite.npy: error: \(expected)", expected)
+        }
     }
 
     /// `flowc sample` of a velocity model with samplers chosen at sample time: dopri5 reports its

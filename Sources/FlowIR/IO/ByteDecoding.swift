@@ -25,7 +25,14 @@ enum ByteDecoding {
                 }
             }
             switch dtype {
-            case "F32": return each(UInt32.self) { Double(Float(bitPattern: $0)) }
+            case "F32":   // the common case, without generics (which a debug build does not specialise)
+                return [Double](unsafeUninitializedCapacity: count) { out, initialized in
+                    let floats = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
+                    defer { floats.deallocate() }
+                    UnsafeMutableRawBufferPointer(floats).copyMemory(from: UnsafeRawBufferPointer(start: base, count: 4 * count))   // x86-64: little-endian
+                    for i in 0..<count { out[i] = Double(floats[i]) }
+                    initialized = count
+                }
             case "F64": return each(UInt64.self) { Double(bitPattern: $0) }
             case "F16": return each(UInt16.self, half)
             case "BF16": return each(UInt16.self) { Double(Float(bitPattern: UInt32($0) << 16)) }
