@@ -4,7 +4,9 @@
 SHELL := /bin/bash
 APT_PACKAGES := libopenblas-dev llvm-19-dev
 SWIFT ?= swift
-FLOWC := .build/debug/flowc
+# `make build` and `make demo` use an optimised flowc (a debug one takes 2–3x as long to compile a
+# model: RealNVP 64-d 0.79 s against 0.28 s); the tests use the debug build they make.
+FLOWC := .build/release/flowc
 
 .PHONY: all setup build test demo bench ops-doc clean
 
@@ -22,13 +24,13 @@ setup:
 	fi
 
 build: setup
-	$(SWIFT) build
+	$(SWIFT) build -c release --product flowc
 
 test: setup
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 	@echo "== examples/embed: a separate package that embeds FlowRuntime and runs a compiled model =="
-	$(FLOWC) compile examples/default/realnvp2.flow -o .build/embed-test.so
+	.build/debug/flowc compile examples/default/realnvp2.flow -o .build/embed-test.so
 	$(SWIFT) build --package-path examples/embed --scratch-path .build-embed
 	.build-embed/debug/embed-demo .build/embed-test.so
 
