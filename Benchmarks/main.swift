@@ -13,8 +13,8 @@ import Foundation
 /// (these without ONNX Runtime) (compiled, eager and ONNX Runtime: the median of 3 rounds over
 /// all rows, each the median of calls after 3 warm-up calls, the peers' method, their rounds
 /// alternating; interpreted: one round), next to the best peer of issue 8's table (another run);
-/// then the machine's FMA peak
-/// and the GEMM rows' GFLOP/s, compile times, and heap allocations inside the entry points.
+/// then the machine's FMA peak and the GEMM rows' GFLOP/s, compile times, the base noise's
+/// time (flowc_noise against libm), and heap allocations inside the entry points.
 /// Run in release: `make bench`.
 struct Row {
     var model: String
@@ -235,6 +235,20 @@ for r in rows where r.batch == 256 && !r.pass.contains("solver") && !r.pass.cont
 
 print("\nCompile times (flowc compile, in-process, release build of the compiler):")
 for (key, seconds) in compileSeconds { print(String(format: "  %@: %.2f s", key, seconds)) }
+
+// The base noise that `sample(count:seed:)` and `flowc sample` draw: the artifact's vectorised
+// flowc_noise (NoiseLowering) against its definition through libm (`Philox.normals`, what the
+// runtime ran before it), 256 × 64 normals on one thread, the two timed alternately.
+if let so = artifacts.first(where: { $0.0 == "c_realnvp64" })?.1 {
+    let model = try CompiledModel(path: so, threads: 1)
+    var pairs: [(artifact: Double, libm: Double)] = []
+    for _ in 0..<5 {
+        pairs.append((try time { _ = try model.noise(seed: 3, firstRow: 0, rows: 256) },
+                      time { _ = Philox.normals(seed: 3, firstRow: 0, rows: 256, perRow: 64).map { Float($0) } }))
+    }
+    print(String(format: "\nBase noise, 256 × 64 normals on one thread (5 alternated rounds, medians): flowc_noise %.1f µs, libm Box–Muller %.1f µs: %.3fx the time",
+                 median(pairs.map(\.artifact)) * 1e6, median(pairs.map(\.libm)) * 1e6, median(pairs.map { $0.artifact / $0.libm })))
+}
 
 if let tool = ExternalTools.compileC("entry_allocations.c", flags: ["-O1"]) {
     print("\nHeap allocations inside the entry points (Benchmarks/entry_allocations.c: malloc family counted; first call, then 20 more):")
