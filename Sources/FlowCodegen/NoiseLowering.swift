@@ -8,11 +8,11 @@ import FlowRandom
 /// 1/6 of its batch-256 sample; now 79 µs).
 ///
 /// One loop iteration is one Philox4x32-10 block: two Box–Muller pairs, four entries. Box–Muller
-/// is computed in f64, with branch-free polynomials so that LLVM vectorises the loop (a Swift
-/// model of the same code measured 1 f64 ulp for the log and cosine, 2 for the sine, against
-/// libm's < 1). An f32 rounding of the two differs only when the f64 value lies within a few f64
-/// ulps of a point halfway between two floats, about once in 10⁹ values (`CompiledNoiseTests`
-/// compares 1.2 million exactly).
+/// is computed in f64, with branch-free polynomials so that LLVM vectorises the loop (the terms
+/// they leave out are below 10⁻¹⁸, so their error is a few f64 roundings, against libm's < 1
+/// ulp). An f32 rounding of the two differs only when the f64 value lies within a few f64 ulps of
+/// a point halfway between two floats, about once in 10⁹ values (`CompiledNoiseTests` compares
+/// 1.2 million exactly).
 enum NoiseLowering {
     static let symbol = "flowc_noise"
 
@@ -85,32 +85,14 @@ enum NoiseLowering {
         return b.fadd(b.fmul(k, f64(b, ln2High)), lnM)
     }
 
-    /// π/2 in three parts, the first two with their low 21 bits zero, so that q·part is exact for
-    /// the quadrants q ≤ 4 here (mpmath at 300 bits).
-    static let halfPi = (0x1.921fb54400000p+0, 0x1.0b4611a600000p-34, 0x1.3198a2e037073p-69)
-
-    /// (cos θ, sin θ) for θ ∈ [0, 2π], to 2 f64 ulps: q = round(2θ/π) (adding 1.5·2⁵² rounds and
-    /// leaves q in the low bits), r = θ − qπ/2 ∈ [−π/4, π/4] (Cody–Waite), Taylor polynomials in
-    /// z = r², sin r = r + r·z·S(z) to r¹⁷ and cos r = 1 − z/2 + z²·C(z) to r¹⁸ (the first terms
-    /// left out are below 10⁻¹⁹), then the quadrant's swap and signs.
+    /// (cos θ, sin θ) for θ ∈ [0, 2π], to 2 f64 ulps: TrigonometricMath's reduction and quadrants
+    /// with Taylor polynomials to r¹⁷ and r¹⁸ (the first terms left out are below 10⁻¹⁹).
     static func cosineAndSine(_ b: IRBuilder, _ theta: IRBuilder.Value) -> (IRBuilder.Value, IRBuilder.Value) {
-        let magic = 0x1.8p52
-        let rounded = b.fadd(b.fmul(theta, f64(b, 2 / Double.pi)), f64(b, magic))
-        let q = b.fsub(rounded, f64(b, magic))
-        let quadrant = LLVMBuildBitCast(b.builder, rounded, b.i64, "")!
-        var r = theta
-        for part in [halfPi.0, halfPi.1, halfPi.2] { r = b.fsub(r, b.fmul(q, f64(b, part))) }
-        let z = b.fmul(r, r)
-        // 1/n! with alternating signs, highest power first: S from 1/17! to −1/3!, C from −1/18! to 1/4!
-        let inverseFactorial = { (n: Int) in (1...n).reduce(1.0) { $0 / Double($1) } * (n % 4 < 2 ? 1 : -1) }
-        let sinTail = PolynomialMath.horner(b, z, stride(from: 17, through: 3, by: -2).map(inverseFactorial), type: b.f64)
-        let cosTail = PolynomialMath.horner(b, z, stride(from: 18, through: 4, by: -2).map(inverseFactorial), type: b.f64)
-        let sinR = b.fadd(r, b.fmul(b.fmul(r, z), sinTail))
-        let cosR = b.fadd(b.fsub(f64(b, 1), b.fmul(f64(b, 0.5), z)), b.fmul(b.fmul(z, z), cosTail))
-        let isSet = { (bit: UInt64) in LLVMBuildICmp(b.builder, LLVMIntNE, LLVMBuildAnd(b.builder, quadrant, constant64(b, bit), "")!, b.i64(0), "")! }
-        let (swapped, negated) = (isSet(1), isSet(2))
-        let cosine = b.select(swapped, b.fneg(sinR), cosR), sine = b.select(swapped, cosR, sinR)
-        return (b.select(negated, b.fneg(cosine), cosine), b.select(negated, b.fneg(sine), sine))
+        // ±1/n! (+ for n mod 4 of 0 or 1), highest power first: sin r / r from 1/17! to 1/1!, cos r from −1/18! to 1/0!
+        let term = { (n: Int) in (1...max(n, 1)).reduce(1.0) { $0 / Double($1) } * (n % 4 < 2 ? 1 : -1) }
+        let both = TrigonometricMath.sineAndCosine(b, theta, sinePolynomial: stride(from: 17, through: 1, by: -2).map(term),
+                                                   cosinePolynomial: stride(from: 18, through: 0, by: -2).map(term))
+        return (both.cosine, both.sine)
     }
 
     static func f64(_ b: IRBuilder, _ v: Double) -> IRBuilder.Value { LLVMConstReal(b.f64, v) }
