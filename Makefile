@@ -8,7 +8,7 @@ SWIFT ?= swift
 # model: RealNVP 64-d 0.79 s against 0.28 s); the tests use the debug build they make.
 FLOWC := .build/release/flowc
 
-.PHONY: all setup build test demo bench ops-doc clean
+.PHONY: all setup build test demo bench peers ops-doc clean
 
 all: build
 
@@ -59,13 +59,20 @@ demo: build
 	@echo "  examples/digits/tarflow.flow (apple/ml-tarflow TarFlow, 4 blocks): 64 samples, picture .build/demo/digits.png"
 
 # Compiled vs interpreted vs PyTorch eager (when python3 has torch and zuko) vs ONNX Runtime
-# (when it also has onnxruntime and onnxscript: pip install onnxruntime onnxscript) vs JAX jit
-# (when it has jax: pip install jax) vs torch.compile (with FLOWC_BENCH_TORCH_COMPILE=1) timings of
+# (when it also has onnxruntime and onnxscript) vs JAX jit (when it has jax; `make peers` installs
+# all of them) vs torch.compile (with FLOWC_BENCH_TORCH_COMPILE=1) timings of
 # the reference models, best-peer ratios, FMA peak, compile times and entry-point heap
 # allocations, in release mode.
 bench: setup
 	$(SWIFT) build -c release --product flowc-bench
 	.build/release/flowc-bench
+
+# The peers of `make bench` (PyTorch eager and torch.compile, ONNX Runtime, JAX jit) at the
+# versions of issue 8's table, into python3's site-packages (~1 GB, a minute or two). PyTorch's
+# CPU wheel is not on PyPI: from pip's own configuration when it has it, else PyTorch's index.
+peers:
+	python3 -m pip install -r Benchmarks/requirements-peers.txt 2>/dev/null \
+	  || python3 -m pip install -r Benchmarks/requirements-peers.txt --extra-index-url https://download.pytorch.org/whl/cpu
 
 # Regenerates the op catalogue from the op definitions (a test checks it is current).
 ops-doc: build

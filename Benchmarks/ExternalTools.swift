@@ -41,7 +41,7 @@ enum ExternalTools {
         /// The line printed when the peer did not run: which modules or which script to look at.
         var skipNote: String {
             let list = modules.dropLast().joined(separator: ", ") + " and " + modules.last!
-            return "\(name): skipped (python3 with \(list) not found, or Benchmarks/\(script) failed: run it to see why)"
+            return "\(name): skipped (python3 with \(list) not found — `make peers` installs them — or Benchmarks/\(script) failed: run it to see why)"
         }
 
         /// The PyTorch ports, checked against the fixtures.
