@@ -33,7 +33,7 @@ let package = Package(
         .executableTarget(name: "flowc", dependencies: ["FlowIR", "FlowPasses", "FlowInterpreter", "FlowCodegen", "FlowRuntime", "FlowSolvers", "FlowPictures"]),
         // Compiled vs interpreted timings (release only: `make bench`).
         .executableTarget(name: "flowc-bench", dependencies: ["CBLAS", "FlowIR", "FlowRandom", "FlowPasses", "FlowInterpreter", "FlowCodegen", "FlowRuntime"], path: "Benchmarks",
-                          exclude: ["pytorch_eager.py", "onnxruntime_peer.py", "jax_peer.py", "torch_compile_peer.py", "HISTORY.md", "entry_allocations.c", "fma_peak.c"]),
+                          exclude: ["pytorch_eager.py", "onnxruntime_peer.py", "jax_peer.py", "torch_compile_peer.py", "requirements-peers.txt", "HISTORY.md", "entry_allocations.c", "fma_peak.c"]),
         .target(name: "FlowTestSupport", dependencies: ["FlowIR", "FlowPasses", "FlowInterpreter"]),
         .testTarget(name: "FlowIRTests", dependencies: ["FlowIR", "FlowRandom", "FlowTestSupport"]),
         .testTarget(name: "FlowPassesTests", dependencies: ["FlowIR", "FlowRandom", "FlowPasses", "FlowInterpreter", "FlowSolvers", "FlowTestSupport"]),
