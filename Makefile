@@ -68,8 +68,9 @@ bench: setup
 	.build/release/flowc-bench
 
 # The peers of `make bench` (PyTorch eager and torch.compile, ONNX Runtime, JAX jit) at the
-# versions of issue 8's table, into python3's site-packages (~1 GB, a minute or two). PyTorch's
-# CPU wheel is not on PyPI: from pip's own configuration when it has it, else PyTorch's index.
+# versions of issue 8's table, into the python3 on PATH (an active virtualenv's: Debian's own
+# Python refuses pip installs), ~1 GB, a minute or two. PyTorch's CPU wheel is not on PyPI:
+# from pip's own configuration when it has it, else PyTorch's index.
 peers:
 	python3 -m pip install -r Benchmarks/requirements-peers.txt 2>/dev/null \
 	  || python3 -m pip install -r Benchmarks/requirements-peers.txt --extra-index-url https://download.pytorch.org/whl/cpu
