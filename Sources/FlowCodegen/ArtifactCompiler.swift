@@ -102,6 +102,11 @@ public enum ArtifactCompiler {
         }
         let derivations = Dictionary(uniqueKeysWithValues: zip(wanted, results.map { $0! }))
         timer.lap("derive \(wanted.count) entry points")
+        // flowc_noise does not depend on the model: compiled on a thread of its own while the
+        // entry points are lowered on this one (the derivations above use every core), unless a
+        // listing of the whole module should show it
+        let prelude = listing == nil || listing == .kernels ? PreludeCompilation(options: options, registers: b.registers, output: output) : nil
+        defer { prelude?.discard() }
         let panel = WeightPacking.panel(registers: b.registers)
         for (entry, symbol, id) in entries {
             let outputs = [.logProb, .field, .score].contains(entry) ? 1 : 2
@@ -135,17 +140,19 @@ public enum ArtifactCompiler {
             var lowering = try FunctionLowering(graph: graph, builder: b, fold: { try globals.fold($0, weights: weights) }, kernels: kernels)
             timer.lap("fold constants")
             try lowering.emit(name: symbol)
-            kernelListing += lowering.describeKernels(name: symbol)
+            if listing == .kernels { kernelListing += lowering.describeKernels(name: symbol) }
             timer.lap("lower (\(kernels.count) kernels so far)")
             sizes.append((id, lowering.workspaceFloats.fixed, lowering.workspaceFloats.perSample))
         }
         emitWorkspaceSize(b, sizes)
-        NoiseLowering.emit(b)
+        if prelude == nil { NoiseLowering.emit(b) }
         ColumnSplit.emitSetter(b)
         try emitMetadata(b, model, entries: available, options: options, external: globals.externalWeights, file: weights?.file.path,
                          weightBytes: globals.bytes)
         options.progress?("optimise (LLVM O\(options.optimization)), emit and link \(kernels.count) kernels")
-        let text = try TargetEmitter(options: options).emit(b, output: output, listing: listing == .kernels ? nil : listing)
+        let text = try TargetEmitter(options: options).emit(b, output: output, listing: listing == .kernels ? nil : listing) {
+            try prelude.map { [try $0.object()] } ?? []
+        }
         return listing == .kernels ? kernelListing + "\n\(kernels.count) distinct kernel functions in the module\n" : text
     }
 

@@ -57,31 +57,49 @@ struct TargetEmitter {
         return machine
     }
 
-    func emit(_ b: IRBuilder, output: String, listing: ArtifactCompiler.Listing?) throws -> String? {
+    /// A target machine for `options.cpu`, or for this machine (its CPU and features) when none is
+    /// named; one per thread, as they are not shared. The caller disposes of it.
+    func targetMachine() throws -> LLVMTargetMachineRef {
         TargetEmitter.initializeX86()
-        let location = SourceLocation.synthetic("codegen")
+        guard let cpu = options.cpu else {
+            let hostCPU = LLVMGetHostCPUName()!, hostFeatures = LLVMGetHostCPUFeatures()!
+            defer { LLVMDisposeMessage(hostCPU); LLVMDisposeMessage(hostFeatures) }
+            return try TargetEmitter.targetMachine(triple: TargetEmitter.defaultTriple, cpu: String(cString: hostCPU), features: String(cString: hostFeatures))
+        }
+        return try TargetEmitter.targetMachine(triple: TargetEmitter.defaultTriple, cpu: cpu, features: "")
+    }
+
+    /// Checks `module` and gives it `machine`'s triple and data layout, which the passes need.
+    func prepare(_ module: LLVMModuleRef, for machine: LLVMTargetMachineRef) throws {
         var message: UnsafeMutablePointer<CChar>?
-        var timer = PhaseTimer()
-        if LLVMVerifyModule(b.module, LLVMReturnStatusAction, &message) != 0 {
+        if LLVMVerifyModule(module, LLVMReturnStatusAction, &message) != 0 {
             let text = message.map { String(cString: $0) } ?? ""
             LLVMDisposeMessage(message)
-            throw FlowError("internal: generated LLVM IR does not verify: \(text.prefix(2000))", at: location)
+            throw FlowError("internal: generated LLVM IR does not verify: \(text.prefix(2000))", at: .synthetic("codegen"))
         }
         LLVMDisposeMessage(message)
-        timer.lap("verify")
-        let triple = TargetEmitter.defaultTriple
-        let hostCPU = LLVMGetHostCPUName()!, hostFeatures = LLVMGetHostCPUFeatures()!
-        defer { LLVMDisposeMessage(hostCPU); LLVMDisposeMessage(hostFeatures) }
-        let cpu = options.cpu ?? String(cString: hostCPU)
-        let features = options.cpu == nil ? String(cString: hostFeatures) : ""
-        /// A target machine for the chosen CPU (one per thread: they are not shared).
-        let machine: @Sendable () throws -> LLVMTargetMachineRef = { try TargetEmitter.targetMachine(triple: triple, cpu: cpu, features: features) }
-        let main = try machine()
-        defer { LLVMDisposeTargetMachine(main) }
-        LLVMSetTarget(b.module, triple)
-        let layout = LLVMCreateTargetDataLayout(main)!
-        LLVMSetModuleDataLayout(b.module, layout)
+        LLVMSetTarget(module, TargetEmitter.defaultTriple)
+        let layout = LLVMCreateTargetDataLayout(machine)!
+        LLVMSetModuleDataLayout(module, layout)
         LLVMDisposeTargetData(layout)
+    }
+
+    /// Optimises `module` and writes its object file to `object` (on the calling thread).
+    func compileObject(_ module: LLVMModuleRef, _ machine: LLVMTargetMachineRef, to object: String) throws {
+        try optimise(module, machine)
+        try emitObject(module, machine, to: object)
+    }
+
+    /// Optimises and emits `b`'s module and links it into the shared object `output` with the
+    /// object files `separateObjects` gives (compiled on other threads meanwhile, such as
+    /// `PreludeCompilation`'s; asked for just before linking).
+    func emit(_ b: IRBuilder, output: String, listing: ArtifactCompiler.Listing?, separateObjects: () throws -> [String] = { [] }) throws -> String? {
+        var timer = PhaseTimer()
+        let main = try targetMachine()
+        defer { LLVMDisposeTargetMachine(main) }
+        try prepare(b.module, for: main)
+        timer.lap("verify")
+        var message: UnsafeMutablePointer<CChar>?
         // A listing shows the whole optimised module: one part. Otherwise the module is split
         // over the cores (optimisation and instruction selection dominate compile time).
         let parts = listing == nil || listing == .kernels ? min(TargetEmitter.maximumParts, ProcessInfo.processInfo.activeProcessorCount) : 1
@@ -96,7 +114,7 @@ struct TargetEmitter {
             nonisolated(unsafe) let shared = (pieces, objects, self)
             DispatchQueue.concurrentPerform(iterations: parts) { part in
                 do {
-                    let own = try machine()
+                    let own = try shared.2.targetMachine()
                     defer { LLVMDisposeTargetMachine(own) }
                     var partTimer = PhaseTimer()   // how balanced the parts are
                     try shared.2.optimise(shared.0[part].module, own)
@@ -110,7 +128,9 @@ struct TargetEmitter {
             for piece in pieces.dropFirst() { LLVMDisposeModule(piece.module); LLVMContextDispose(piece.context) }   // part 0 is the builder's
             if let failure = failures.compactMap({ $0 }).first { throw failure }
             timer.lap("optimise and emit \(parts) parts in parallel")
-            try link(objects: objects, output: output)
+            let separate = try separateObjects()
+            timer.lap("wait for the objects compiled apart")
+            try link(objects: objects + separate, output: output)
             timer.lap("link")
             return nil
         }
@@ -133,7 +153,7 @@ struct TargetEmitter {
         let object = directory + "/model.o"
         try emitObject(b.module, main, to: object)
         timer.lap("emit object")
-        try link(objects: [object], output: output)
+        try link(objects: [object] + separateObjects(), output: output)
         timer.lap("link")
         return text
     }
