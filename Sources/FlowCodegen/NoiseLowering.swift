@@ -16,20 +16,41 @@ import FlowRandom
 enum NoiseLowering {
     static let symbol = "flowc_noise"
 
+    /// Blocks drawn per group: 4, the f64 lanes of an AVX2 register. A group's loop has this
+    /// constant trip count, so the loop vectoriser turns it into one vector iteration and leaves
+    /// no scalar remainder loop; the last group, when partial, is drawn into a scratch array and
+    /// its live blocks copied out. The remainder loop had been a second copy of Philox and
+    /// Box–Muller, which made this function a tenth of a model's compile (callgrind, whole
+    /// `flowc compile`: TarFlow 2.38G → 2.29G instructions, e_fm 1.96G → 1.87G). The same bits
+    /// and time for 4096 blocks (1.006x, alternated calls); one block 0.17 µs against 0.11 (a
+    /// whole group is drawn). Groups of 8 were 1.08x the time for 4096 blocks, of 16 1.06x.
+    static let group = 4
+
     static func emit(_ b: IRBuilder) {
         let f = b.declare(symbol, b.functionType(b.void, [b.i64, b.i64, b.i64, b.f32, b.pointer]))
         b.begin(f)
-        let (seed, firstBlock, blocks, scale, out) = (b.parameter(0), b.parameter(1), b.parameter(2), b.parameter(3), b.parameter(4))
+        let (seed, firstBlock, requested, scale, out) = (b.parameter(0), b.parameter(1), b.parameter(2), b.parameter(3), b.parameter(4))
         let key = (trunc(b, seed, b.i32), trunc(b, shiftRight(b, seed, 32), b.i32))
-        b.loop(blocks) { i in
-            let counter = b.add(firstBlock, i)
-            let lanes = philox(b, counter: (trunc(b, counter, b.i32), trunc(b, shiftRight(b, counter, 32), b.i32)), key: key)
-            let first = boxMuller(b, lanes.0, lanes.1), second = boxMuller(b, lanes.2, lanes.3)
-            for (j, value) in [first.cosine, first.sine, second.cosine, second.sine].enumerated() {
-                let entry = b.fmul(LLVMBuildFPTrunc(b.builder, value, b.f32, "")!, scale)
-                b.store(entry, out, b.add(b.mul(i, b.i64(4)), b.i64(j)))
+        let scratch = b.variable("scratch", type: LLVMArrayType2(b.f32, UInt64(4 * group)))
+        let blocks = b.select(LLVMBuildICmp(b.builder, LLVMIntSGT, requested, b.i64(0), "")!, requested, b.i64(0))
+        let whole = LLVMBuildAnd(b.builder, blocks, b.i64(-group), "")!   // the blocks of whole groups
+        b.loop(LLVMBuildUDiv(b.builder, b.add(blocks, b.i64(group - 1)), b.i64(group), "")!) { g in
+            let start = b.mul(g, b.i64(group))
+            let isWhole = LLVMBuildICmp(b.builder, LLVMIntSLT, start, whole, "")!
+            let base = b.select(isWhole, b.element(out, b.mul(start, b.i64(4))), scratch)
+            b.loop(b.i64(group)) { i in
+                let counter = b.add(firstBlock, b.add(start, i))
+                let lanes = philox(b, counter: (trunc(b, counter, b.i32), trunc(b, shiftRight(b, counter, 32), b.i32)), key: key)
+                let first = boxMuller(b, lanes.0, lanes.1), second = boxMuller(b, lanes.2, lanes.3)
+                for (j, value) in [first.cosine, first.sine, second.cosine, second.sine].enumerated() {
+                    let entry = b.fmul(LLVMBuildFPTrunc(b.builder, value, b.f32, "")!, scale)
+                    b.store(entry, base, b.add(b.mul(i, b.i64(4)), b.i64(j)))
+                }
             }
         }
+        // the partial group's blocks (none when every group was whole), from the scratch
+        let tailBytes = b.mul(b.sub(blocks, whole), b.i64(16))
+        LLVMBuildMemCpy(b.builder, b.element(out, b.mul(whole, b.i64(4))), 4, scratch, 4, tailBytes)
         b.ret()
     }
 

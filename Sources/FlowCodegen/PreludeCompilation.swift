@@ -4,10 +4,12 @@ import Foundation
 
 /// The code every artifact has whatever its model — `flowc_noise` (NoiseLowering) — compiled
 /// into an object file of its own, on a thread of its own, while the model's graphs are derived
-/// and lowered: lowering runs on one core and leaves the other idle, and this function is a
+/// and lowered: lowering runs on one core and leaves the other idle, and this function was a
 /// tenth of a compile's work otherwise done in the parallel LLVM phase (callgrind, whole
-/// `flowc compile`: TarFlow 2.40G instructions with it, 2.16G without; e_fm 1.96G, 1.71G).
-/// `ArtifactCompiler` links the object with the model's parts.
+/// `flowc compile`: TarFlow 2.40G instructions with it, 2.16G without; e_fm 1.96G, 1.71G), 7%
+/// since it draws groups of blocks (NoiseLowering.group). `ArtifactCompiler` links the object
+/// with the model's parts; TargetEmitter asks for it only before linking, so the parts'
+/// optimisation starts whether or not it is done.
 final class PreludeCompilation: @unchecked Sendable {
     private let finished = DispatchSemaphore(value: 0)
     /// The object file's directory, removed by `discard`; set before `finished` is signalled.
