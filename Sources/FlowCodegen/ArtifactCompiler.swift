@@ -94,19 +94,20 @@ public enum ArtifactCompiler {
         // (the inverse, the sampler, the score) handed out first
         let wanted = [EntryPoints.Entry.inverse, .sample, .score, .logProb, .forward, .field]
             .filter { available.contains($0) && !($0 == .sample && sampleIsInverse) }
+        // flowc_noise does not depend on the model: compiled on a thread of its own, started by
+        // the first core to finish its derivations (in order: the costliest first), unless a
+        // listing of the whole module should show it
+        let prelude = listing == nil || listing == .kernels ? PreludeCompilation(options: options, registers: b.registers, output: output) : nil
+        defer { prelude?.discard() }
         nonisolated(unsafe) var results = [Result<Graph, Error>?](repeating: nil, count: wanted.count)
-        DispatchQueue.concurrentPerform(iterations: wanted.count) { i in
+        DispatchQueue.concurrentPerform(iterations: wanted.count + 1) { i in
+            guard i < wanted.count else { prelude?.start(); return }
             let entry = wanted[i]
             results[i] = Result { try EntryPoints.graph(entry, of: model, sampler: options.sampler, guidance: entry == .sample ? options.guidance : nil,
                                                         denoise: entry == .sample ? options.denoise : nil) }
         }
         let derivations = Dictionary(uniqueKeysWithValues: zip(wanted, results.map { $0! }))
         timer.lap("derive \(wanted.count) entry points")
-        // flowc_noise does not depend on the model: compiled on a thread of its own while the
-        // entry points are lowered on this one (the derivations above use every core), unless a
-        // listing of the whole module should show it
-        let prelude = listing == nil || listing == .kernels ? PreludeCompilation(options: options, registers: b.registers, output: output) : nil
-        defer { prelude?.discard() }
         let panel = WeightPacking.panel(registers: b.registers)
         for (entry, symbol, id) in entries {
             let outputs = [.logProb, .field, .score].contains(entry) ? 1 : 2

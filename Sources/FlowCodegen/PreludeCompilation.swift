@@ -15,12 +15,20 @@ final class PreludeCompilation: @unchecked Sendable {
     /// The object file's directory, removed by `discard`; set before `finished` is signalled.
     private var directory: String?
     private var outcome: Result<String, Error> = .failure(FlowError("internal: the prelude was not compiled", at: .synthetic("codegen")))
-    private var waited = false
+    private var started = false, waited = false
+    private let options: ArtifactCompiler.Options, registers: RegisterFile, output: String
 
-    /// Starts compiling for `options`' target; `output` names the shared object the object file
-    /// will be linked into (for the temporary directory's errors).
+    /// A compilation for `options`' target, to start with `start`; `output` names the shared
+    /// object the object file will be linked into (for the temporary directory's errors).
     init(options: ArtifactCompiler.Options, registers: RegisterFile, output: String) {
-        let emitter = TargetEmitter(options: options)
+        (self.options, self.registers, self.output) = (options, registers, output)
+    }
+
+    /// Starts the compilation on a thread of its own (once).
+    func start() {
+        guard !started else { return }
+        started = true
+        let (emitter, registers, output) = (TargetEmitter(options: options), registers, output)
         let thread = Thread { [self] in
             outcome = Result {
                 let directory = try TargetEmitter.objectDirectory(for: output)
@@ -40,20 +48,22 @@ final class PreludeCompilation: @unchecked Sendable {
         thread.start()
     }
 
-    /// Waits for the compilation; the object file's path, or the error it met.
+    /// Waits for the compilation (starting it if it was not); the object file's path, or the
+    /// error it met.
     func object() throws -> String {
+        start()
         wait()
         return try outcome.get()
     }
 
-    /// Waits for the compilation (if `object` did not) and removes its object file.
+    /// Waits for the compilation, if it was started, and removes its object file.
     func discard() {
         wait()
         if let directory { try? FileManager.default.removeItem(atPath: directory) }
     }
 
     private func wait() {
-        guard !waited else { return }
+        guard started, !waited else { return }
         finished.wait()
         waited = true
     }
