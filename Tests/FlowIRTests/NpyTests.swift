@@ -18,6 +18,26 @@ final class NpyTests: XCTestCase {
         }
     }
 
+    /// The f32 path of model inputs and outputs: '<f4' written and read back bit for bit, '<f8'
+    /// rounded to the nearest f32 (as `Float(Double)`), and a value no f32 can hold an error that
+    /// names its flat index and byte offset.
+    func testFloat32ReadAndWrite() throws {
+        let path = TestFiles.path("npy-f32.npy")
+        let values: [Float] = [0, 1.5, -2, .leastNonzeroMagnitude, .greatestFiniteMagnitude, 1e-3]
+        try NpyArray.writeFloat32(values, shape: [3, 2], path: path)
+        let read = try NpyArray.readFloat32(path: path)
+        XCTAssertEqual(read.shape, [3, 2])
+        XCTAssertEqual(read.values.map(\.bitPattern), values.map(\.bitPattern))
+        XCTAssertEqual(try NpyArray.read(path: path).values, values.map(Double.init), "the general reader sees the same file")
+        let wide = [0.1, -1e-40, 3.4e38, 2.0 / 3]
+        try NpyArray(shape: [4], values: wide, isF64: true).write(path: path)
+        XCTAssertEqual(try NpyArray.readFloat32(path: path).values, wide.map { Float($0) })
+        try NpyArray(shape: [4], values: [1, 2, 3.5e38, 4], isF64: true).write(path: path)
+        XCTAssertThrowsError(try NpyArray.readFloat32(path: path)) { error in
+            XCTAssertEqual("\(error)", "\(path) (byte 144): error: value 3.5e+38 at flat index 2 is not a finite f32")
+        }
+    }
+
     func npy(_ header: String, _ payload: [UInt8], version: UInt8 = 1) -> Data {
         var d = Data([0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59, version, 0])
         if version == 1 {

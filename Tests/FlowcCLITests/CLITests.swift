@@ -177,9 +177,11 @@ final class CompiledCLITests: XCTestCase {
         XCTAssertEqual(bad.status, 1)
         XCTAssertTrue(bad.stderr.contains("array has shape [2, 3]; expected (N, 2)"), bad.stderr)
         // values an f32 model cannot take: NaN, and an f64 beyond f32's range
-        for (values, expected) in [([0, 0, .nan, 0], "value nan at flat index 2 is not a finite f32"), ([0, 0, 0, 1e39], "value 1e+39 at flat index 3 is not a finite f32")] {
+        // (the data starts at byte 128, after the header padded to 64-byte lines; 8 bytes a value)
+        for (values, expected) in [([0, 0, .nan, 0], "(byte 144): error: value nan at flat index 2 is not a finite f32"),
+                                   ([0, 0, 0, 1e39], "(byte 152): error: value 1e+39 at flat index 3 is not a finite f32")] {
             try NpyArray(shape: [2, 2], values: values, isF64: true).write(path: "\(dir)/nonfinite.npy")
-            assertUserError(try flowc(["logprob", so, "--input", "\(dir)/nonfinite.npy", "-o", "\(dir)/lp.npy"]), contains: "nonfinite.npy: error: \(expected)", expected)
+            assertUserError(try flowc(["logprob", so, "--input", "\(dir)/nonfinite.npy", "-o", "\(dir)/lp.npy"]), contains: "nonfinite.npy \(expected)", expected)
         }
     }
 

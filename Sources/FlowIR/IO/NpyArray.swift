@@ -24,6 +24,56 @@ public struct NpyArray: Sendable, Equatable {
     }
 
     public static func parse(_ data: Data, path: String) throws -> NpyArray {
+        let layout = try layout(data, path: path)
+        let values = ByteDecoding.decode(data, offset: layout.dataStart, count: layout.count, dtype: layout.isF64 ? "F64" : "F32")
+        return NpyArray(shape: layout.shape, values: values, isF64: layout.isF64)
+    }
+
+    /// A model input as f32 straight from the file: '<f4' data copied as it is, '<f8' rounded
+    /// once (no f64 array in between, as `read` makes); a value that is not a finite f32 is an
+    /// error that names its flat index.
+    public static func readFloat32(path: String) throws -> (shape: [Int], values: [Float]) {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw FlowError("cannot read .npy file: \(error.localizedDescription)", in: path)
+        }
+        let layout = try layout(data, path: path)
+        let count = layout.count
+        var values = [Float](repeating: 0, count: count)
+        let firstBad: Int? = values.withUnsafeMutableBufferPointer { out in
+            data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> Int? in
+                let base = raw.baseAddress!.advanced(by: layout.dataStart)
+                if layout.isF64 {
+                    for i in 0..<count {
+                        out[i] = Float(Double(bitPattern: UInt64(littleEndian: base.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self))))
+                    }
+                } else {
+                    UnsafeMutableRawBufferPointer(out).copyMemory(from: UnsafeRawBufferPointer(start: base, count: 4 * count))   // x86-64: little-endian
+                }
+                // one pass, no closures: a debug build checks 6.4 M values in a fraction of a second
+                for i in 0..<count where !out[i].isFinite { return i }
+                return nil
+            }
+        }
+        if let i = firstBad {
+            let bytes = layout.isF64 ? 8 : 4
+            let original = ByteDecoding.decode(data, offset: layout.dataStart + bytes * i, count: 1, dtype: layout.isF64 ? "F64" : "F32")[0]
+            throw FlowError("value \(original) at flat index \(i) is not a finite f32", in: "\(path) (byte \(layout.dataStart + bytes * i))")
+        }
+        return (layout.shape, values)
+    }
+
+    /// Writes f32 `values` of `shape` as a version 1.0 '<f4' file (no f64 array in between).
+    public static func writeFloat32(_ values: [Float], shape: [Int], path: String) throws {
+        var out = header(shape: shape, isF64: false)
+        values.withUnsafeBytes { out.append(contentsOf: $0) }   // x86-64: little-endian
+        do { try out.write(to: URL(fileURLWithPath: path)) } catch {
+            throw FlowError("cannot write .npy file: \(error.localizedDescription)", in: path)
+        }
+    }
+
+    /// The shape, element type and data of a .npy file, checked against its size.
+    private static func layout(_ data: Data, path: String) throws -> (shape: [Int], isF64: Bool, dataStart: Int, count: Int) {
         let bytes = [UInt8](data.prefix(12))   // the header's bytes are read below; the data stays in `data`
         func fail(_ message: String, _ offset: Int) -> FlowError { FlowError(message, in: "\(path) (byte \(offset))") }
         guard bytes.count >= 10, Array(bytes[0..<6]) == magic else {
@@ -80,8 +130,7 @@ public struct NpyArray: Sendable, Equatable {
         guard !tooMany, data.count - dataStart == needed else {
             throw fail("shape \(shape) needs \(tooMany ? "more than 2^63" : String(needed)) data bytes but the file has \(data.count - dataStart)", dataStart)
         }
-        let values = ByteDecoding.decode(data, offset: dataStart, count: count, dtype: isF64 ? "F64" : "F32")
-        return NpyArray(shape: shape, values: values, isF64: isF64)
+        return (shape, isF64, dataStart, count)
     }
 
     /// The text after `'key':` up to the next top-level comma (tuples kept whole).
@@ -100,6 +149,16 @@ public struct NpyArray: Sendable, Equatable {
 
     /// Writes a version 1.0 file, header padded so the data starts on a 64-byte boundary.
     public func write(path: String) throws {
+        var out = NpyArray.header(shape: shape, isF64: isF64)
+        out.append(ByteDecoding.encode(values, f64: isF64))
+        do { try out.write(to: URL(fileURLWithPath: path)) } catch {
+            throw FlowError("cannot write .npy file: \(error.localizedDescription)", in: path)
+        }
+    }
+
+    /// The magic, version 1.0 and header of a C-order file, padded so the data starts on a 64-byte
+    /// boundary.
+    static func header(shape: [Int], isF64: Bool) -> Data {
         let shapeText = shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"
         var header = "{'descr': '\(isF64 ? "<f8" : "<f4")', 'fortran_order': False, 'shape': \(shapeText), }"
         while (10 + header.utf8.count + 1) % 64 != 0 { header += " " }
@@ -107,9 +166,6 @@ public struct NpyArray: Sendable, Equatable {
         var out = Data(NpyArray.magic + [1, 0])
         ByteDecoding.appendLittleEndian(UInt16(header.utf8.count), to: &out)
         out.append(header.data(using: .utf8)!)
-        out.append(ByteDecoding.encode(values, f64: isF64))
-        do { try out.write(to: URL(fileURLWithPath: path)) } catch {
-            throw FlowError("cannot write .npy file: \(error.localizedDescription)", in: path)
-        }
+        return out
     }
 }
