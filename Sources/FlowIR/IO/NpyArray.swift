@@ -31,7 +31,7 @@ public struct NpyArray: Sendable, Equatable {
 
     /// A model input as f32 straight from the file: '<f4' data copied as it is, '<f8' rounded
     /// once (no f64 array in between, as `read` makes); a value that is not a finite f32 is an
-    /// error that names its flat index.
+    /// error that names its flat index and byte offset.
     public static func readFloat32(path: String) throws -> (shape: [Int], values: [Float]) {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
