@@ -16,19 +16,18 @@ final class PreludeCompilation: @unchecked Sendable {
     private var directory: String?
     private var outcome: Result<String, Error> = .failure(FlowError("internal: the prelude was not compiled", at: .synthetic("codegen")))
     private var started = false, waited = false
-    private let options: ArtifactCompiler.Options, registers: RegisterFile, output: String
+    private let emitter: TargetEmitter, registers: RegisterFile, output: String
 
     /// A compilation for `options`' target, to start with `start`; `output` names the shared
     /// object the object file will be linked into (for the temporary directory's errors).
     init(options: ArtifactCompiler.Options, registers: RegisterFile, output: String) {
-        (self.options, self.registers, self.output) = (options, registers, output)
+        (emitter, self.registers, self.output) = (TargetEmitter(options: options), registers, output)
     }
 
     /// Starts the compilation on a thread of its own (once).
     func start() {
         guard !started else { return }
         started = true
-        let (emitter, registers, output) = (TargetEmitter(options: options), registers, output)
         let thread = Thread { [self] in
             outcome = Result {
                 let directory = try TargetEmitter.objectDirectory(for: output)

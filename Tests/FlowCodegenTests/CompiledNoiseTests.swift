@@ -12,8 +12,8 @@ final class CompiledNoiseTests: XCTestCase {
     }
 
     /// Entries of several seeds and ranges (ranges that start and end inside a Philox block,
-    /// a block counter above 2³², a range inside one block, block counts around a group's) equal `Float(Philox.normals)`
-    /// exactly. The comparison is exact because flowc_noise's f64 log, sine and cosine are within
+    /// a block counter above 2³², a range inside one block, block counts around a group's)
+    /// equal `Float(Philox.normals)` exactly. The comparison is exact because flowc_noise's f64 log, sine and cosine are within
     /// 2 f64 ulps of libm's, so an f32 rounding can differ only for an f64 value within 2 ulps
     /// of a point halfway between two floats: about once in 10⁹ entries. A wrong polynomial
     /// coefficient, quadrant or lane would change thousands of the 1.2 million entries.
@@ -22,7 +22,8 @@ final class CompiledNoiseTests: XCTestCase {
         let cases: [(seed: UInt64, entries: Range<Int>)] = [
             (0, 0..<400_000), (0xDEAD_BEEF_1234_5678, 3..<400_002), (.max, 1..<400_001),
             (7, (1 << 34) + 1..<(1 << 34) + 23), (9, 5..<7), (9, 4..<5),
-            // flowc_noise draws groups of 8 blocks: 7, 8, 13 and 16 blocks, whole and in part
+            // flowc_noise draws groups of 4 blocks (NoiseLowering.group): 7, 8, 13 and 14 whole
+            // blocks, every remainder modulo 4
             (13, 0..<28), (12, 0..<32), (3, 0..<52), (14, 2..<63),
         ]
         for (seed, entries) in cases {

@@ -16,11 +16,14 @@ public struct NpyArray: Sendable, Equatable {
     static let magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]   // "\x93NUMPY"
 
     public static func read(path: String) throws -> NpyArray {
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+        try parse(try contents(of: path), path: path)
+    }
+
+    /// The file's bytes, or an error that names it.
+    private static func contents(of path: String) throws -> Data {
+        do { return try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw FlowError("cannot read .npy file: \(error.localizedDescription)", in: path)
         }
-        return try parse(data, path: path)
     }
 
     public static func parse(_ data: Data, path: String) throws -> NpyArray {
@@ -33,10 +36,7 @@ public struct NpyArray: Sendable, Equatable {
     /// once (no f64 array in between, as `read` makes); a value that is not a finite f32 is an
     /// error that names its flat index and byte offset.
     public static func readFloat32(path: String) throws -> (shape: [Int], values: [Float]) {
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw FlowError("cannot read .npy file: \(error.localizedDescription)", in: path)
-        }
+        let data = try contents(of: path)
         let layout = try layout(data, path: path)
         let count = layout.count
         var values = [Float](repeating: 0, count: count)
