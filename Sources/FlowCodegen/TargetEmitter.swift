@@ -4,7 +4,7 @@ import Foundation
 
 /// From an LLVM module to a shared object: target machine for the host (or a named CPU),
 /// the new pass manager's pipeline (`pipeline`) and object files emitted in-process (the
-/// module split over the cores by ModulePartitioner), then `cc -shared` against OpenBLAS and libm.
+/// module split over the cores by ModulePartitioner), then linked (SharedObjectLinker).
 struct TargetEmitter {
     let options: ArtifactCompiler.Options
 
@@ -98,6 +98,7 @@ struct TargetEmitter {
         let main = try targetMachine()
         defer { LLVMDisposeTargetMachine(main) }
         try prepare(b.module, for: main)
+        let blas = LLVMGetNamedFunction(b.module, "cblas_sgemm") != nil   // declared where a kernel calls it
         timer.lap("verify")
         var message: UnsafeMutablePointer<CChar>?
         // A listing shows the whole optimised module: one part. Otherwise the module is split
@@ -130,7 +131,7 @@ struct TargetEmitter {
             timer.lap("optimise and emit \(parts) parts in parallel")
             let separate = try separateObjects()
             timer.lap("wait for the objects compiled apart")
-            try link(objects: objects + separate, output: output)
+            try SharedObjectLinker.link(objects: objects + separate, output: output, blas: blas)
             timer.lap("link")
             return nil
         }
@@ -153,7 +154,7 @@ struct TargetEmitter {
         let object = directory + "/model.o"
         try emitObject(b.module, main, to: object)
         timer.lap("emit object")
-        try link(objects: [object] + separateObjects(), output: output)
+        try SharedObjectLinker.link(objects: [object] + separateObjects(), output: output, blas: blas)
         timer.lap("link")
         return text
     }
@@ -281,34 +282,6 @@ struct TargetEmitter {
             let reason = message.map { String(cString: $0) } ?? ""
             LLVMDisposeMessage(message)
             throw FlowError("cannot write the object file: \(reason)", in: object)
-        }
-    }
-
-    /// Links with the first C compiler driver on PATH: `cc`, else `clang` (Swift's toolchain has
-    /// one), through gold when it is there.
-    func link(objects: [String], output: String) throws {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        let directories = path.split(separator: ":").map(String.init)
-        guard let driver = ["cc", "clang", "gcc"].lazy.compactMap({ name in
-            directories.map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
-        }).first else {
-            throw FlowError("no C compiler driver (cc, clang or gcc) on PATH to link the shared object; install gcc", in: output)
-        }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: driver)
-        // gold links the model in about half the time of the default bfd linker (binutils has both)
-        let gold = directories.contains { FileManager.default.isExecutableFile(atPath: "\($0)/ld.gold") }
-        process.arguments = ["-shared"] + (gold ? ["-fuse-ld=gold"] : []) + ["-o", output] + objects + ["-lopenblas", "-lm"]
-        let errors = Pipe()
-        process.standardError = errors
-        try process.run()
-        let message = errors.fileHandleForReading.readDataToEndOfFile()
-        // Foundation's waitUntilExit on Linux returns ~50 ms after the child exits (a tenth of
-        // a model's compile); its isRunning is current
-        while process.isRunning { usleep(100) }
-        guard process.terminationStatus == 0 else {
-            let text = String(decoding: message, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            throw FlowError("linking with \(driver) failed: \(text)", in: output)
         }
     }
 }
