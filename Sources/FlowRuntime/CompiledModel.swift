@@ -146,6 +146,8 @@ public final class CompiledModel: @unchecked Sendable {
         self.path = path
         self.handle = handle
         self.metadata = decoded
+        self.inputElements = decoded.inputShape.reduce(1, *)
+        self.latentElements = decoded.latentShape.reduce(1, *)
         self.hasEntry = (0..<CompiledModel.entryNames.count).map { decoded.entries.contains(CompiledModel.entryNames[Int32($0)]!) }
         self.threads = max(1, threads)
         self.workspaceSize = try symbol("flowc_workspace_size", as: WorkspaceSize.self)
@@ -169,8 +171,8 @@ public final class CompiledModel: @unchecked Sendable {
 
     deinit { dlclose(handle) }
 
-    public var inputElements: Int { metadata.inputShape.reduce(1, *) }
-    public var latentElements: Int { metadata.latentShape.reduce(1, *) }
+    /// Values per row of x and of z (the shapes' products, from the metadata).
+    public let inputElements: Int, latentElements: Int
 
     /// x → (z, log |det ∂z/∂x|). `labels`: one class per row of a class-conditional flow (nil:
     /// the null label, i.e. the unconditional model).
@@ -193,17 +195,21 @@ public final class CompiledModel: @unchecked Sendable {
     /// log p(x) per row (log p(x | label) for a class-conditional flow).
     public func logProb(_ x: [Float], labels: [Int]? = nil) throws -> [Float] {
         let (input, width) = try packed(x, inputElements, labels)
-        var out = [Float](repeating: 0, count: try rows(input.count, width))
-        try input.withUnsafeBufferPointer { i in try out.withUnsafeMutableBufferPointer { try logProb(i, into: $0, inWidth: width) } }
-        return out
+        return try CompiledModel.outputArray(count: try rows(input.count, width)) { out in
+            try input.withUnsafeBufferPointer { i in try logProb(i, into: out, inWidth: width) }
+        }
     }
 
     /// Samples from given standard-normal base noise (rows of the latent shape).
     public func sample(noise: [Float], labels: [Int]? = nil) throws -> [Float] {
         let (input, width) = try packed(noise, latentElements, labels)
-        return try twoOutputs(input, inWidth: width, outWidth: inputElements) { n, x, l in
-            try buffers(FLOWC_ENTRY_SAMPLE, sampleEntry, n, x, l, inWidth: width, outWidth: inputElements)
-        }.0
+        let batch = try rows(input.count, width)
+        // flowc_sample's logdet (0 for the ODE samplers) is not returned: scratch, not an array
+        return try withUnsafeTemporaryAllocation(of: Float.self, capacity: batch) { logdet in
+            try CompiledModel.outputArray(count: batch * inputElements) { x in
+                try input.withUnsafeBufferPointer { n in try buffers(FLOWC_ENTRY_SAMPLE, sampleEntry, n, x, logdet, inWidth: width, outWidth: inputElements) }
+            }
+        }
     }
 
     /// `count` samples from counter-based noise: row r uses Philox stream entries of row r, so
@@ -343,12 +349,20 @@ public final class CompiledModel: @unchecked Sendable {
     private func twoOutputs(_ input: [Float], inWidth: Int, outWidth: Int,
                             _ run: (UnsafeBufferPointer<Float>, UnsafeMutableBufferPointer<Float>, UnsafeMutableBufferPointer<Float>) throws -> Void) throws -> ([Float], [Float]) {
         let batch = try rows(input.count, inWidth)
-        var out = [Float](repeating: 0, count: batch * outWidth)
-        var logdet = [Float](repeating: 0, count: batch)
-        try input.withUnsafeBufferPointer { i in
-            try out.withUnsafeMutableBufferPointer { o in try logdet.withUnsafeMutableBufferPointer { l in try run(i, o, l) } }
+        var logdet: [Float] = []
+        let out = try CompiledModel.outputArray(count: batch * outWidth) { o in
+            logdet = try CompiledModel.outputArray(count: batch) { l in try input.withUnsafeBufferPointer { i in try run(i, o, l) } }
         }
         return (out, logdet)
+    }
+
+    /// An array of `count` values that `fill` writes in full (the entry points write every
+    /// output value or fail): not zeroed first, as `[Float](repeating:count:)` would be.
+    static func outputArray(count: Int, _ fill: (UnsafeMutableBufferPointer<Float>) throws -> Void) rethrows -> [Float] {
+        try [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            try fill(UnsafeMutableBufferPointer(rebasing: buffer[0..<count]))
+            initialized = count
+        }
     }
 
     static let entryNames = [FLOWC_ENTRY_FORWARD: "forward", FLOWC_ENTRY_LOG_PROB: "log_prob", FLOWC_ENTRY_INVERSE: "inverse",

@@ -21,7 +21,7 @@ final class SplitChooser: Sendable {
     static let maximumRows = Int(FLOWC_SPLIT_MAXIMUM_ROWS)
 
     struct Timing {
-        /// Estimates in nanoseconds (lower envelopes), and the calls timed, with splits and without.
+        /// Estimates in ticks (`flowc_ticks`: lower envelopes), and the calls timed, with splits and without.
         var split = 0.0, whole = 0.0
         var splitCalls = 0, wholeCalls = 0
         var calls = 0
@@ -41,11 +41,11 @@ final class SplitChooser: Sendable {
             return (!faster, exploring < SplitChooser.exploreCalls - 1)
         }
 
-        mutating func record(_ nanoseconds: Double, split wasSplit: Bool, counts: Bool) {
+        mutating func record(_ ticks: Double, split wasSplit: Bool, counts: Bool) {
             func update(_ estimate: inout Double, _ count: inout Int) {
                 count += 1
                 guard counts else { return }
-                estimate = estimate == 0 || nanoseconds < estimate ? nanoseconds : estimate + (min(nanoseconds, 2 * estimate) - estimate) / 8
+                estimate = estimate == 0 || ticks < estimate ? ticks : estimate + (min(ticks, 2 * estimate) - estimate) / 8
             }
             if wasSplit { update(&split, &splitCalls) } else { update(&whole, &wholeCalls) }
         }
@@ -62,9 +62,10 @@ final class SplitChooser: Sendable {
         guard rows >= 1, rows <= SplitChooser.maximumRows, (0..<SplitChooser.entries).contains(Int(entry)) else { return try call() }
         let key = Int(entry) * SplitChooser.maximumRows + rows - 1
         let (split, counts) = timings.withLock { table in table[key].next() }
-        let start = DispatchTime.now().uptimeNanoseconds
+        // ticks, not seconds: the two ways' estimates are only compared with each other
+        let start = flowc_ticks()
         let result = split ? try call() : try WorkerPool.withoutSplitting(call)
-        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start)
+        let elapsed = Double(flowc_ticks() &- start)
         timings.withLock { table in table[key].record(elapsed, split: split, counts: counts) }
         return result
     }

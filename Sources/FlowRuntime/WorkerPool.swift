@@ -116,17 +116,17 @@ final class WorkerPool: @unchecked Sendable {
         laneContext.store(UInt(bitPattern: context), ordering: .relaxed)
         laneCallerCPU.store(Int(flowc_current_cpu()), ordering: .relaxed)
         laneGeneration.store(generation, ordering: .releasing)
-        let start = DispatchTime.now().uptimeNanoseconds
+        let start = flowc_ticks()
         task(context, 0)
         // A worker that took half 1 finishes about when half 0 does: wait for it up to as long
         // again without touching its claim (a read would cost its next claim a cache-line
         // transfer), then take half 1 if it is still unclaimed.
-        let halfDone = DispatchTime.now().uptimeNanoseconds, patience = halfDone - start
+        let halfDone = flowc_ticks(), patience = halfDone &- start
         var spins = 0
         while laneDone.load(ordering: .acquiring) < generation {
             flowc_spin_pause()
             spins += 1
-            if spins % 16 == 0 && DispatchTime.now().uptimeNanoseconds - halfDone > patience { break }
+            if spins % 16 == 0 && flowc_ticks() &- halfDone > patience { break }
         }
         let claimed = laneDone.load(ordering: .acquiring) < generation ? laneClaimed.load(ordering: .acquiring) : generation
         if claimed < generation, laneClaimed.compareExchange(expected: claimed, desired: generation, ordering: .acquiringAndReleasing).exchanged {
