@@ -36,6 +36,9 @@ final class WorkerPool: @unchecked Sendable {
     /// Workers waiting on `parked` (not spinning).
     private let parkedWorkers = Atomic<Int>(0)
     private let parked = NSCondition()
+    /// Requests to wake the parked workers without work (`wakeParkedWorkers`), counted under
+    /// `parked`'s lock.
+    private let wakeRequests = Atomic<Int>(0)
     /// The current job: a C function called with its context and an index — a split product's
     /// own task, or `callClosure` with a pointer to a Swift closure on the caller's stack. No
     /// Swift closure is copied to another thread, so no reference count is touched by two cores
@@ -225,11 +228,14 @@ final class WorkerPool: @unchecked Sendable {
                 guard spins % 64 == 0, DispatchTime.now().uptimeNanoseconds - start > WorkerPool.spinNanoseconds else { continue }
                 parked.lock()
                 parkedWorkers.add(1, ordering: .sequentiallyConsistent)
-                while state.load(ordering: .sequentiallyConsistent) >> 32 == seen && laneGeneration.load(ordering: .sequentiallyConsistent) == laneSeen {
+                let wakes = wakeRequests.load(ordering: .relaxed)
+                while state.load(ordering: .sequentiallyConsistent) >> 32 == seen && laneGeneration.load(ordering: .sequentiallyConsistent) == laneSeen
+                        && wakeRequests.load(ordering: .relaxed) == wakes {
                     parked.wait()
                 }
                 parkedWorkers.subtract(1, ordering: .relaxed)
                 parked.unlock()
+                start = DispatchTime.now().uptimeNanoseconds   // spin again before parking
             }
             seen = state.load(ordering: .acquiring) >> 32
             // a job is posted before its generation, and cleared only after every index has
@@ -239,6 +245,19 @@ final class WorkerPool: @unchecked Sendable {
             runClaimed(generation: seen, task: task, context: context)
             workersInJobs.subtract(1, ordering: .relaxed)
         }
+    }
+
+    /// Whether a worker is awake — spinning for work or running some — rather than parked (or
+    /// there is no worker to wait for).
+    var hasAwakeWorker: Bool { workers == 0 || parkedWorkers.load(ordering: .relaxed) < workers }
+
+    /// Wakes the parked workers (they spin for `spinNanoseconds` again, then park).
+    func wakeParkedWorkers() {
+        guard parkedWorkers.load(ordering: .relaxed) > 0 else { return }
+        parked.lock()
+        wakeRequests.add(1, ordering: .relaxed)
+        parked.broadcast()
+        parked.unlock()
     }
 
     // MARK: products split inside a call (ColumnSplit in FlowCodegen)
