@@ -4,11 +4,14 @@ import FlowIR
 /// Matrix products (sgemm, small generated products with fused epilogues) and convolution.
 extension OpLowering {
     static let rowMajor = 101, noTrans = 111, trans = 112
+    /// OpenBLAS's product: a module declares it only where a kernel calls it (TargetEmitter then
+    /// links OpenBLAS).
+    static let sgemmSymbol = "cblas_sgemm"
 
     func sgemm(_ a: IRBuilder.Value, _ bMatrix: IRBuilder.Value, _ c: IRBuilder.Value, m: IRBuilder.Value, n: Int, k: Int, transposeB: Bool) {
         let i32 = b.i32
         let type = b.functionType(b.void, [i32, i32, i32, i32, i32, i32, b.f32, b.pointer, i32, b.pointer, i32, b.f32, b.pointer, i32])
-        let sgemm = b.declare("cblas_sgemm", type)
+        let sgemm = b.declare(OpLowering.sgemmSymbol, type)
         let m32 = LLVMBuildTrunc(b.builder, m, i32, "")!
         _ = b.call(sgemm, type, [b.i32(OpLowering.rowMajor), b.i32(OpLowering.noTrans), b.i32(transposeB ? OpLowering.trans : OpLowering.noTrans),
                                  m32, b.i32(n), b.i32(k), b.f32(1), a, b.i32(k), bMatrix, b.i32(transposeB ? k : n), b.f32(0), c, b.i32(n)])

@@ -22,8 +22,9 @@ enum SharedObjectLinker {
             directories.map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
         }
         let gold = onPath("ld.gold")
-        let libraries = ((blas ? ["libopenblas"] : []) + ["libm.so.", "libc.so."]).compactMap { loadedLibraries[$0] }
-        if let gold, libraries.count == (blas ? 3 : 2),
+        let wanted = (blas ? ["libopenblas"] : []) + ["libm.so.", "libc.so."]
+        let libraries = wanted.compactMap { loadedLibraries[$0] }
+        if let gold, libraries.count == wanted.count,
            (try? run(gold, ["-shared", "--eh-frame-hdr", "--hash-style=gnu", "--build-id", "--as-needed", "-z", "relro", "-z", "noexecstack",
                             "-o", output] + objects + libraries)) != nil {
             return

@@ -98,7 +98,7 @@ struct TargetEmitter {
         let main = try targetMachine()
         defer { LLVMDisposeTargetMachine(main) }
         try prepare(b.module, for: main)
-        let blas = LLVMGetNamedFunction(b.module, "cblas_sgemm") != nil   // declared where a kernel calls it
+        let blas = LLVMGetNamedFunction(b.module, OpLowering.sgemmSymbol) != nil
         timer.lap("verify")
         var message: UnsafeMutablePointer<CChar>?
         // A listing shows the whole optimised module: one part. Otherwise the module is split

@@ -134,12 +134,8 @@ final class WorkerPool: @unchecked Sendable {
         let claimed = laneDone.load(ordering: .acquiring) < generation ? laneClaimed.load(ordering: .acquiring) : generation
         if claimed < generation, laneClaimed.compareExchange(expected: claimed, desired: generation, ordering: .acquiringAndReleasing).exchanged {
             task(context, 1)
-            // a parked worker takes the next split (the broadcast is rare: parking takes 200 µs idle)
-            if parkedWorkers.load(ordering: .relaxed) > 0 {
-                parked.lock()
-                parked.broadcast()
-                parked.unlock()
-            }
+            // a parked worker takes the next split (rare: parking takes 200 µs idle)
+            wakeParkedWorkers()
         } else {
             while laneDone.load(ordering: .acquiring) < generation {
                 spins += 1

@@ -67,9 +67,7 @@ public struct NpyArray: Sendable, Equatable {
     public static func writeFloat32(_ values: [Float], shape: [Int], path: String) throws {
         var out = header(shape: shape, isF64: false)
         values.withUnsafeBytes { out.append(contentsOf: $0) }   // x86-64: little-endian
-        do { try out.write(to: URL(fileURLWithPath: path)) } catch {
-            throw FlowError("cannot write .npy file: \(error.localizedDescription)", in: path)
-        }
+        try store(out, path: path)
     }
 
     /// The shape, element type and data of a .npy file, checked against its size.
@@ -151,7 +149,12 @@ public struct NpyArray: Sendable, Equatable {
     public func write(path: String) throws {
         var out = NpyArray.header(shape: shape, isF64: isF64)
         out.append(ByteDecoding.encode(values, f64: isF64))
-        do { try out.write(to: URL(fileURLWithPath: path)) } catch {
+        try NpyArray.store(out, path: path)
+    }
+
+    /// Writes a whole file's bytes, or an error that names it.
+    private static func store(_ bytes: Data, path: String) throws {
+        do { try bytes.write(to: URL(fileURLWithPath: path)) } catch {
             throw FlowError("cannot write .npy file: \(error.localizedDescription)", in: path)
         }
     }
