@@ -203,17 +203,17 @@ if torchCompiled == nil {
     print(compileWanted ? ExternalTools.Peer.torchCompile.skipNote
                         : "torch.compile: not run (FLOWC_BENCH_TORCH_COMPILE=1 adds it: minutes of compilation)")
 }
+let goals = IssueGoals(eager: eager, onnx: onnx, jax: jax, torchCompile: torchCompiled)
 func ratio(_ a: Double?, _ b: Double) -> String { a.map { String(format: "%.1fx", $0 / b) } ?? "-" }
 func micros(_ a: Double?) -> String { a.map { String(format: "%.1f", $0) } ?? "-" }
 print("\n| model | pass | batch | interpreted µs | compiled µs | vs interpreted | PyTorch eager µs | vs eager | ONNX Runtime µs | vs ONNX Runtime | JAX jit µs | vs JAX jit | torch.compile µs | vs torch.compile | vs the fastest peer in this run | best peer µs (who) | vs best peer |")
 print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for r in rows {
     let compiled = r.compiled * 1e6
-    let comparable = !r.pass.contains("solver") && !r.pass.contains("dopri")   // the peers ran the compiled-loop samplers
-    let e = comparable ? eager?[r.peerKey] : nil, o = comparable ? onnx?[r.peerKey] : nil, j = comparable ? jax?[r.peerKey] : nil
-    let c = comparable ? torchCompiled?[r.peerKey] : nil
-    let peer = comparable ? PeerTimings.best[r.peerKey] : nil
-    let fastest = [(e, "eager"), (o, "ORT"), (j, "JAX"), (c, "compile")].compactMap { t, who in t.map { ($0, who) } }.min { $0.0 < $1.0 }
+    let peers = goals.peerTimes(r)
+    let (e, o, j, c) = (peers[0].micros, peers[1].micros, peers[2].micros, peers[3].micros)
+    let peer = !r.pass.contains("solver") && !r.pass.contains("dopri") ? PeerTimings.best[r.peerKey] : nil   // the peers ran the compiled-loop samplers
+    let fastest = goals.fastest(r)
     print("| \(r.model) | \(r.pass) | \(r.batch) | \(micros(r.interpreted * 1e6)) | \(micros(compiled)) | \(ratio(r.interpreted * 1e6, compiled)) | "
           + "\(micros(e)) | \(ratio(e, compiled)) | \(micros(o)) | \(ratio(o, compiled)) | \(micros(j)) | \(ratio(j, compiled)) | \(micros(c)) | \(ratio(c, compiled)) | "
           + "\(fastest.map { "\(ratio($0.0, compiled)) (\($0.1))" } ?? "-") | \(peer.map { "\(micros($0.micros)) (\($0.who))" } ?? "-") | \(ratio(peer?.micros, compiled)) |")
@@ -221,14 +221,18 @@ for r in rows {
 print("\nEager, ONNX Runtime and JAX jit: Benchmarks/pytorch_eager.py, onnxruntime_peer.py and jax_peer.py in this run (the same ports; 1 or 2 threads, the faster); "
       + "torch.compile: torch_compile_peer.py, one thread (as the peers' table), its rounds after the others'. "
       + "Best peer: ../shared/baselines/results-peers.md (another run, on Sapphire Rapids; PyTorch eager, torch.compile, ONNX Runtime, JAX jit).")
+print("\nIssue 8's rows, as the README shows them:")
+goals.printTables(rows)
 
 let peak = ExternalTools.fmaPeak().map { $0.combined(with: peakAtStart) } ?? peakAtStart
 print("\nf32 FMA peak (Benchmarks/fma_peak.c, the best of 5 runs at the start and 5 at the end of this bench): "
       + (peak.map { String(format: "%.0f GFLOP/s on 1 thread, %.0f on 2 (slowest runs %.0f and %.0f)", $0.one, $0.two, $0.slowestOne, $0.slowestTwo) }
          ?? "not measured (neither AVX-512 nor AVX2 + FMA, or no C compiler)"))
+var gemmShares: [(row: String, share: Double)] = []
 for r in rows where r.batch == 256 && !r.pass.contains("solver") && !r.pass.contains("dopri") {
     guard let flops = denseFlops[r.model], r.pass != "log_prob" || !r.model.hasPrefix("e_fm") else { continue }
     let rate = flops * 256 / r.compiled / 1e9
+    if let peak { gemmShares.append(("\(r.model) \(r.pass)", rate / peak.two)) }
     print(String(format: "  %@ %@, batch 256: dense products %.0f MFLOP, %.0f GFLOP/s", r.model, r.pass, flops * 256 / 1e6, rate)
           + (peak.map { String(format: " = %.0f%% of the 2-thread peak", 100 * rate / $0.two) } ?? ""))
 }
@@ -250,13 +254,18 @@ if let so = artifacts.first(where: { $0.0 == "c_realnvp64" })?.1 {
                  median(pairs.map(\.artifact)) * 1e6, median(pairs.map(\.libm)) * 1e6, median(pairs.map { $0.artifact / $0.libm })))
 }
 
+var allocationLines: [String] = []
 if let tool = ExternalTools.compileC("entry_allocations.c", flags: ["-O1"]) {
     print("\nHeap allocations inside the entry points (Benchmarks/entry_allocations.c: malloc family counted; first call, then 20 more):")
     for (key, so) in artifacts {
         for batch in [1, 256] {
-            for line in ExternalTools.allocations(tool: tool, model: so, batch: batch, calls: 20) { print("  \(key) batch \(batch): \(line)") }
+            for line in ExternalTools.allocations(tool: tool, model: so, batch: batch, calls: 20) {
+                print("  \(key) batch \(batch): \(line)")
+                allocationLines.append(line)
+            }
         }
     }
 } else {
     print("\nHeap allocations: not measured (no C compiler)")
 }
+goals.printVerdict(rows, gemmShares: gemmShares, compileSeconds: compileSeconds, allocationLines: allocationLines)
