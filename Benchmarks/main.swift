@@ -24,6 +24,8 @@ struct Row {
     var compiled: Double
     /// the key of PyTorch's and the peers' timings: "model pass batch"
     var peerKey: String { "\(model) \(pass.hasPrefix("sample") ? "sample" : pass) \(batch)" }
+    /// Whether the peers ran this pass: they ran the compiled-loop samplers, not the solver's.
+    var peersRanIt: Bool { !pass.contains("solver") && !pass.contains("dopri") }
 }
 
 func median(_ seconds: [Double]) -> Double { seconds.sorted()[seconds.count / 2] }
@@ -212,7 +214,7 @@ for r in rows {
     let compiled = r.compiled * 1e6
     let peers = goals.peerTimes(r)
     let (e, o, j, c) = (peers[0].micros, peers[1].micros, peers[2].micros, peers[3].micros)
-    let peer = !r.pass.contains("solver") && !r.pass.contains("dopri") ? PeerTimings.best[r.peerKey] : nil   // the peers ran the compiled-loop samplers
+    let peer = r.peersRanIt ? PeerTimings.best[r.peerKey] : nil
     let fastest = goals.fastest(r)
     print("| \(r.model) | \(r.pass) | \(r.batch) | \(micros(r.interpreted * 1e6)) | \(micros(compiled)) | \(ratio(r.interpreted * 1e6, compiled)) | "
           + "\(micros(e)) | \(ratio(e, compiled)) | \(micros(o)) | \(ratio(o, compiled)) | \(micros(j)) | \(ratio(j, compiled)) | \(micros(c)) | \(ratio(c, compiled)) | "
@@ -229,7 +231,7 @@ print("\nf32 FMA peak (Benchmarks/fma_peak.c, the best of 5 runs at the start an
       + (peak.map { String(format: "%.0f GFLOP/s on 1 thread, %.0f on 2 (slowest runs %.0f and %.0f)", $0.one, $0.two, $0.slowestOne, $0.slowestTwo) }
          ?? "not measured (neither AVX-512 nor AVX2 + FMA, or no C compiler)"))
 var gemmShares: [(row: String, share: Double)] = []
-for r in rows where r.batch == 256 && !r.pass.contains("solver") && !r.pass.contains("dopri") {
+for r in rows where r.batch == 256 && r.peersRanIt {
     guard let flops = denseFlops[r.model], r.pass != "log_prob" || !r.model.hasPrefix("e_fm") else { continue }
     let rate = flops * 256 / r.compiled / 1e9
     if let peak { gemmShares.append(("\(r.model) \(r.pass)", rate / peak.two)) }

@@ -22,7 +22,7 @@ enum SharedObjectLinker {
             directories.map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
         }
         let gold = onPath("ld.gold")
-        let wanted = (blas ? ["libopenblas"] : []) + ["libm.so.", "libc.so."]
+        let wanted = (blas ? [blasLibrary] : []) + systemLibraries
         let libraries = wanted.compactMap { loadedLibraries[$0] }
         if let gold, libraries.count == wanted.count,
            (try? run(gold, ["-shared", "--eh-frame-hdr", "--hash-style=gnu", "--build-id", "--as-needed", "-z", "relro", "-z", "noexecstack",
@@ -40,6 +40,9 @@ enum SharedObjectLinker {
         }
     }
 
+    /// The prefixes of the libraries' file names: OpenBLAS's, and libm's and libc's.
+    static let blasLibrary = "libopenblas", systemLibraries = ["libm.so.", "libc.so."]
+
     /// The files of the OpenBLAS, libm and libc this process has mapped (/proc/self/maps), by
     /// the prefix of their names; a library that is not mapped is missing.
     static let loadedLibraries: [String: String] = {
@@ -49,7 +52,7 @@ enum SharedObjectLinker {
         // a line: address range, permissions, offset, device, inode, then the file's path
         let files = String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap { line in line.firstIndex(of: "/").map { String(line[$0...]) } }
         var found: [String: String] = [:]
-        for prefix in ["libopenblas", "libm.so.", "libc.so."] {
+        for prefix in [blasLibrary] + systemLibraries {
             found[prefix] = files.first { URL(fileURLWithPath: $0).lastPathComponent.hasPrefix(prefix) }
         }
         return found
