@@ -65,6 +65,7 @@ demo: build
 # allocations, in release mode.
 bench: setup
 	$(SWIFT) build -c release --product flowc-bench
+	$(SWIFT) build -c release --product flowc
 	.build/release/flowc-bench
 
 # The peers of `make bench` (PyTorch eager and torch.compile, ONNX Runtime, JAX jit) at the

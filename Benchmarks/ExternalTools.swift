@@ -2,9 +2,10 @@ import Foundation
 
 /// The parts of the benchmark that run other programs: PyTorch eager (Benchmarks/pytorch_eager.py),
 /// ONNX Runtime (onnxruntime_peer.py), JAX jit (jax_peer.py), torch.compile (torch_compile_peer.py,
-/// opt-in), the FMA peak (fma_peak.c) and the entry-point allocation counter (entry_allocations.c),
-/// each skipped with a note when its tool (python3 with torch, or also with onnxruntime and
-/// onnxscript, or with jax; a C compiler) is missing.
+/// opt-in), the FMA peak (fma_peak.c), the entry-point allocation counter (entry_allocations.c)
+/// and `flowc compile` as its own process, each skipped with a note when its tool (python3 with
+/// torch, or also with onnxruntime and onnxscript, or with jax; a C compiler; the release flowc)
+/// is missing.
 enum ExternalTools {
     static let benchmarks = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
 
@@ -108,6 +109,25 @@ enum ExternalTools {
         return FMAPeak(one: values[0][1], two: values[1][1], slowestOne: values[0][2], slowestTwo: values[1][2])
     }
     static let fmaPeakTool = compileC("fma_peak.c", flags: ["-O2", "-march=native", "-pthread"])
+
+    /// The release `flowc` next to this executable (`make bench` builds both), nil when absent.
+    static let flowc: String? = {
+        let path = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("flowc").path
+        return FileManager.default.isExecutableFile(atPath: path) ? path : nil
+    }()
+
+    /// Seconds of `flowc compile ARGUMENTS` as a process of its own, start to exit — what a user
+    /// times from the shell: the in-process compile plus starting the process and reading the
+    /// spec and weights (~0.05 s) — the median of `runs` runs, and the slowest; nil if a run fails.
+    static func shellCompileSeconds(flowc: String, _ arguments: [String], runs: Int) -> (median: Double, slowest: Double)? {
+        var seconds: [Double] = []
+        for _ in 0..<runs {
+            let start = DispatchTime.now().uptimeNanoseconds
+            guard output(flowc, ["compile"] + arguments) != nil else { return nil }
+            seconds.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        return (seconds.sorted()[runs / 2], seconds.max()!)
+    }
 
     /// "entry first=N steady=M code=C" lines of entry_allocations for a model at a batch size.
     static func allocations(tool: String, model: String, batch: Int, calls: Int) -> [String] {

@@ -59,8 +59,11 @@ struct IssueGoals {
 
     /// One line per goal of issue 8: met or missed, with the row that comes closest to missing it.
     /// `gemmShares`: each GEMM-bound batch-256 row's share of the 2-thread FMA peak;
+    /// `compileSeconds`: in-process compiles; `shellCompileSeconds`: `flowc compile` as a process
+    /// of its own (medians), which the compile goal is judged on when measured;
     /// `allocationLines`: entry_allocations's "entry first=N steady=M code=C" lines.
-    func printVerdict(_ rows: [Row], gemmShares: [(row: String, share: Double)], compileSeconds: [(String, Double)], allocationLines: [String]) {
+    func printVerdict(_ rows: [Row], gemmShares: [(row: String, share: Double)], compileSeconds: [(String, Double)],
+                      shellCompileSeconds: [(String, Double)], allocationLines: [String]) {
         let measured = IssueGoals.rows(rows, batch: 1).count + IssueGoals.rows(rows, batch: 256).count
         print("\nIssue 8's goals in this run (\(measured) of its \(2 * IssueGoals.references.count) rows measured; the lowest ratio of each goal, to two decimals):\n")
         func verdict(_ met: Bool) -> String { met ? "met" : "MISSED" }
@@ -89,11 +92,15 @@ struct IssueGoals {
         } else {
             print("- GEMM-bound rows at batch 256, at least 60% of the 2-thread FMA peak: not checked (no FMA peak, or no such row in this run)")
         }
-        let compiles = compileSeconds.filter { IssueGoals.compiledModels.contains($0.0) }
-        if let slowest = compiles.max(by: { $0.1 < $1.1 }) {
-            let variant = compileSeconds.filter { key, _ in IssueGoals.references.contains { key.hasPrefix($0.key) } && !IssueGoals.compiledModels.contains(key) }
-                .max { $0.1 < $1.1 }.map { String(format: "; the slowest variant %.2f s: %@", $0.1, $0.0) } ?? ""
-            print(String(format: "- flowc compile under 0.5 s for every reference model: %@ (slowest %.2f s: %@, in-process%@)",
+        let inProcess = compileSeconds.filter { IssueGoals.compiledModels.contains($0.0) }.max { $0.1 < $1.1 }
+        let variant = compileSeconds.filter { key, _ in IssueGoals.references.contains { key.hasPrefix($0.key) } && !IssueGoals.compiledModels.contains(key) }
+            .max { $0.1 < $1.1 }.map { String(format: "; the slowest variant %.2f s in-process: %@", $0.1, $0.0) } ?? ""
+        if let shell = shellCompileSeconds.max(by: { $0.1 < $1.1 }) {
+            let alsoInProcess = inProcess.map { String(format: "; in-process at most %.2f s: %@", $0.1, $0.0) } ?? ""
+            print(String(format: "- flowc compile under 0.5 s for every reference model: %@ (slowest %.2f s: %@, from the shell, the median of 3 runs%@%@)",
+                         verdict(shell.1 < 0.5), shell.1, shell.0, alsoInProcess, variant))
+        } else if let slowest = inProcess {
+            print(String(format: "- flowc compile under 0.5 s for every reference model: %@ (slowest %.2f s: %@, in-process, not from the shell%@)",
                          verdict(slowest.1 < 0.5), slowest.1, slowest.0, variant))
         }
         if !allocationLines.isEmpty {

@@ -100,6 +100,8 @@ print("OpenBLAS core: \(String(cString: openblas_get_corename())) (sgemm runs on
 let fixtures = root.appendingPathComponent("Tests/Fixtures")
 var rows: [Row] = []
 var compileSeconds: [(String, Double)] = []
+/// The `flowc compile` arguments of each reference compile the issue bounds (IssueGoals.compiledModels).
+var compileArguments: [(String, [String])] = []
 var artifacts: [(String, String)] = []
 var weightFiles: [(String, String)] = []
 /// f32 flops per sample of the dense products (2·N·K per linear weight, times the network
@@ -119,6 +121,10 @@ for key in keys {
     let compileStart = Date()
     try ArtifactCompiler.compile(model, options: .init(sampler: samplers[key]), output: so)
     compileSeconds.append((key, Date().timeIntervalSince(compileStart)))
+    if IssueGoals.compiledModels.contains(key) {
+        let sampler = samplers[key].map { ["--method", $0.method.rawValue, "--steps", String($0.steps)] } ?? []
+        compileArguments.append((key, [spec, "--weights", weights, "-o", NSTemporaryDirectory() + "flowc-bench-shell-\(key).so"] + sampler))
+    }
     artifacts.append((key, so))
     if key == "c_realnvp64" || file == "e_fm" {
         let file = try SafetensorsFile(path: weights)
@@ -241,6 +247,20 @@ for r in rows where r.batch == 256 && r.peersRanIt {
 
 print("\nCompile times (flowc compile, in-process, release build of the compiler):")
 for (key, seconds) in compileSeconds { print(String(format: "  %@: %.2f s", key, seconds)) }
+var shellCompileSeconds: [(String, Double)] = []
+if let flowc = ExternalTools.flowc {
+    print("\nflowc compile from the shell (the release flowc as a process of its own, as a user times it: median of 3 runs, the slowest in brackets):")
+    for (key, arguments) in compileArguments {
+        guard let (median, slowest) = ExternalTools.shellCompileSeconds(flowc: flowc, arguments, runs: 3) else {
+            print("  \(key): failed (run `\(flowc) compile \(arguments.joined(separator: " "))` to see why)")
+            continue
+        }
+        print(String(format: "  %@: %.2f s (%.2f)", key, median, slowest))
+        shellCompileSeconds.append((key, median))
+    }
+} else {
+    print("\nflowc compile from the shell: not measured (no release flowc next to flowc-bench: `swift build -c release --product flowc`)")
+}
 
 // The base noise that `sample(count:seed:)` and `flowc sample` draw: the artifact's vectorised
 // flowc_noise (NoiseLowering) against its definition through libm (`Philox.normals`, what the
@@ -270,4 +290,4 @@ if let tool = ExternalTools.compileC("entry_allocations.c", flags: ["-O1"]) {
 } else {
     print("\nHeap allocations: not measured (no C compiler)")
 }
-goals.printVerdict(rows, gemmShares: gemmShares, compileSeconds: compileSeconds, allocationLines: allocationLines)
+goals.printVerdict(rows, gemmShares: gemmShares, compileSeconds: compileSeconds, shellCompileSeconds: shellCompileSeconds, allocationLines: allocationLines)
