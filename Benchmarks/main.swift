@@ -249,9 +249,9 @@ print("\nCompile times (flowc compile, in-process, release build of the compiler
 for (key, seconds) in compileSeconds { print(String(format: "  %@: %.2f s", key, seconds)) }
 var shellCompileSeconds: [(String, Double)] = []
 if let flowc = ExternalTools.flowc {
-    print("\nflowc compile from the shell (the release flowc as a process of its own, as a user times it: median of 3 runs, the slowest in brackets):")
+    print("\nflowc compile from the shell (the release flowc as a process of its own, as a user times it: median of \(IssueGoals.shellCompileRuns) runs, the slowest in brackets):")
     for (key, arguments) in compileArguments {
-        guard let (median, slowest) = ExternalTools.shellCompileSeconds(flowc: flowc, arguments, runs: 3) else {
+        guard let (median, slowest) = ExternalTools.shellCompileSeconds(flowc: flowc, arguments, runs: IssueGoals.shellCompileRuns) else {
             print("  \(key): failed (run `\(flowc) compile \(arguments.joined(separator: " "))` to see why)")
             continue
         }
