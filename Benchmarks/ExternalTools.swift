@@ -126,7 +126,7 @@ enum ExternalTools {
             guard output(flowc, ["compile"] + arguments) != nil else { return nil }
             seconds.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
         }
-        return (seconds.sorted()[runs / 2], seconds.max()!)
+        return (median(seconds), seconds.max()!)
     }
 
     /// "entry first=N steady=M code=C" lines of entry_allocations for a model at a batch size.
