@@ -90,10 +90,15 @@ public enum ArtifactCompiler {
         var available = EntryPoints.entries(of: model).filter { $0 != .score || options.score }
         // a flow sampling by its inverse derives that graph once (flowc_sample calls flowc_inverse)
         let sampleIsInverse = EntryPoints.sampleIsInverse(model, guidance: options.guidance, denoise: options.denoise)
+        // a flow's log_prob is its forward followed by the base density, and its sample from a
+        // diagonal Gaussian base the base's transform of the noise followed by its inverse
+        // (EntryComposition): each derived and compiled once
+        let logProbIsForward = model.kind == .flow
+        let sampleIsTransform = EntryPoints.sampleIsTransformThenInverse(model, guidance: options.guidance, denoise: options.denoise)
         // the entry points' graphs are independent: derived on all cores at once, the costliest
         // (the inverse, the sampler, the score) handed out first
         let wanted = [EntryPoints.Entry.inverse, .sample, .score, .logProb, .forward, .field]
-            .filter { available.contains($0) && !($0 == .sample && sampleIsInverse) }
+            .filter { available.contains($0) && !($0 == .sample && (sampleIsInverse || sampleIsTransform)) && !($0 == .logProb && logProbIsForward) }
         // flowc_noise does not depend on the model: compiled on a thread of its own, started by
         // the first core to finish its derivations (in order: the costliest first), unless a
         // listing of the whole module should show it
@@ -121,6 +126,28 @@ public enum ArtifactCompiler {
                 emitAlias(b, symbol: symbol, of: "flowc_inverse")
                 sizes.append((id, size.1, size.2))
                 timer.lap("\(symbol) = flowc_inverse")
+                continue
+            }
+            // a flow's log_prob: its forward, then the base density; its sample from a diagonal
+            // Gaussian base: the base's transform of the noise, then its inverse (EntryComposition)
+            let composedWith = entry == .logProb && logProbIsForward ? FLOWC_ENTRY_FORWARD : entry == .sample && sampleIsTransform ? FLOWC_ENTRY_INVERSE : nil
+            if let composedWith {
+                guard let other = sizes.first(where: { $0.0 == composedWith }) else {
+                    throw FlowError("internal: \(symbol) calls an entry point compiled after it", at: .synthetic("codegen"))
+                }
+                let graph = entry == .logProb ? try EntryPoints.baseLogDensity(of: model) : try EntryPoints.baseTransform(of: model)
+                var lowering = try FunctionLowering(graph: graph, builder: b, fold: { try globals.fold($0, weights: weights) }, kernels: kernels)
+                let part = entry == .logProb ? "\(symbol)_base_density" : "\(symbol)_base_transform"
+                try lowering.emit(name: part)
+                LLVMSetLinkage(LLVMGetNamedFunction(b.module, part), LLVMInternalLinkage)
+                let space = emitComposition(b, entry, symbol: symbol, model: model, part: (part, lowering.workspaceFloats), other: (other.1, other.2))
+                if listing == .kernels {
+                    kernelListing += entry == .logProb ? "\(symbol): flowc_forward (z and logdet into the workspace), then the base density:\n"
+                                                       : "\(symbol): the base's transform of the noise (z into the workspace), then flowc_inverse:\n"
+                    kernelListing += lowering.describeKernels(name: part)
+                }
+                sizes.append((id, space.fixed, space.perSample))
+                timer.lap(entry == .logProb ? "\(symbol) = flowc_forward, then the base density" : "\(symbol) = the base's transform, then flowc_inverse")
                 continue
             }
             let derived: Graph
@@ -155,6 +182,26 @@ public enum ArtifactCompiler {
             try prelude.map { [try $0.object()] } ?? []
         }
         return listing == .kernels ? kernelListing + "\n\(kernels.count) distinct kernel functions in the module\n" : text
+    }
+
+    /// A flow's log_prob as flowc_forward then `part` (the base density), or its sample as
+    /// `part` (the base's transform of the noise) then flowc_inverse; `part` and `other` (the
+    /// entry point called) with their workspaces in floats. Returns the composition's workspace.
+    static func emitComposition(_ b: IRBuilder, _ entry: EntryPoints.Entry, symbol: String, model: Model, part: (name: String, workspace: (fixed: Int, perSample: Int)),
+                                other: (fixed: Int, perSample: Int)) -> (fixed: Int, perSample: Int) {
+        let flow = model.flow
+        let latent = flow.type(of: flow.outputs[0]).elementsPerSample
+        let input = flow.inputs.map { flow.type(of: $0).elementsPerSample }.reduce(0, +)
+        if entry == .logProb {
+            // (x; out): forward(x; z, logdet), then density(z, logdet; out)
+            return EntryComposition.emit(b, symbol: symbol, parameterFloats: [input, 1], passedFloats: [latent, 1], calls: [
+                .init(function: "flowc_forward", buffers: [.parameter(0), .passed(0), .passed(1)], workspace: other),
+                .init(function: part.name, buffers: [.passed(0), .passed(1), .parameter(1)], workspace: part.workspace)])
+        }
+        // (ε; x, logdet): transform(ε; z), then inverse(z; x, logdet)
+        return EntryComposition.emit(b, symbol: symbol, parameterFloats: [latent, input, 1], passedFloats: [latent], calls: [
+            .init(function: part.name, buffers: [.parameter(0), .passed(0)], workspace: part.workspace),
+            .init(function: "flowc_inverse", buffers: [.passed(0), .parameter(1), .parameter(2)], workspace: other)])
     }
 
     /// An entry point the model does not have: returns FLOWC_ERROR_NO_ENTRY.

@@ -355,23 +355,33 @@ struct FunctionLowering {
     /// their pointers are `noalias` (KernelCache.pointersDoNotAlias). Inputs may share memory.
     func returnIfBuffersOverlap(code: Int32) {
         let all = graph.inputs + graph.outputs
-        func extent(_ start: IRBuilder.Value, floats: IRBuilder.Value) -> (IRBuilder.Value, IRBuilder.Value) {
-            let address = LLVMBuildPtrToInt(b.builder, start, b.i64, "")!
-            return (address, b.add(address, b.mul(floats, b.i64(MemoryLayout<Float>.size))))
-        }
-        let buffers = all.indices.map { p in extent(parameters[p], floats: b.mul(batch, b.i64(graph.type(of: all[p]).elementsPerSample))) }
+        let buffers = all.indices.map { p in FunctionLowering.extent(b, parameters[p], floats: b.mul(batch, b.i64(graph.type(of: all[p]).elementsPerSample))) }
         let space = workspaceFloats
-        let work = extent(workspace, floats: b.add(b.i64(space.fixed), b.mul(batch, b.i64(space.perSample))))
+        let work = FunctionLowering.extent(b, workspace, floats: b.add(b.i64(space.fixed), b.mul(batch, b.i64(space.perSample))))
         let inputs = graph.inputs.count
-        var pairs: [((IRBuilder.Value, IRBuilder.Value), (IRBuilder.Value, IRBuilder.Value))] = []
+        var pairs: [(Extent, Extent)] = []
         for o in inputs..<all.count {
             for other in 0..<o { pairs.append((buffers[o], buffers[other])) }
         }
         for p in all.indices { pairs.append((buffers[p], work)) }
+        FunctionLowering.returnIfOverlapping(b, pairs, code: code)
+    }
+
+    /// A buffer's addresses [start, end) as integers.
+    typealias Extent = (start: IRBuilder.Value, end: IRBuilder.Value)
+
+    /// The extent of `floats` f32 values from `start`.
+    static func extent(_ b: IRBuilder, _ start: IRBuilder.Value, floats: IRBuilder.Value) -> Extent {
+        let address = LLVMBuildPtrToInt(b.builder, start, b.i64, "")!
+        return (address, b.add(address, b.mul(floats, b.i64(MemoryLayout<Float>.size))))
+    }
+
+    /// Returns `code` when the two extents of any pair overlap; continues in a new block otherwise.
+    static func returnIfOverlapping(_ b: IRBuilder, _ pairs: [(Extent, Extent)], code: Int32) {
         var overlapping = LLVMConstInt(b.i1, 0, 0)!
         for (x, y) in pairs {
-            // [x.0, x.1) and [y.0, y.1) overlap iff each starts before the other ends
-            let both = LLVMBuildAnd(b.builder, LLVMBuildICmp(b.builder, LLVMIntULT, x.0, y.1, "")!, LLVMBuildICmp(b.builder, LLVMIntULT, y.0, x.1, "")!, "")!
+            // [x.start, x.end) and [y.start, y.end) overlap iff each starts before the other ends
+            let both = LLVMBuildAnd(b.builder, LLVMBuildICmp(b.builder, LLVMIntULT, x.start, y.end, "")!, LLVMBuildICmp(b.builder, LLVMIntULT, y.start, x.end, "")!, "")!
             overlapping = LLVMBuildOr(b.builder, overlapping, both, "")!
         }
         let overlap = b.block("overlap"), disjoint = b.block("disjoint")

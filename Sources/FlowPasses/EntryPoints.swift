@@ -108,14 +108,24 @@ public enum EntryPoints {
         return Philox.normals(seed: seed, firstRow: firstRow, rows: rows, perRow: perRow).map { $0 * temperature }
     }
 
-    /// log p(x) = log p_base(z) + logdet, with
-    /// log N(z; 0, I) = -½ Σ z_i² - (n/2) ln 2π and, for a diagonal Gaussian,
-    /// log N(z; μ, diag σ²) = -½ Σ ((z_i - μ_i)/σ_i)² - Σ ln σ_i - (n/2) ln 2π.
+    /// log p(x) = log p_base(z) + logdet: the forward graph followed by `baseLogDensity`.
     static func logProb(_ model: Model, weights: WeightStore?) throws -> Graph {
         var g = try LogDetPass.run(model.flow, weights: weights)
-        let (z, logdet) = (g.outputs[0], g.outputs[1])
+        let density = try baseLogDensity(model, latent: g.type(of: g.outputs[0]), logdet: g.type(of: g.outputs[1]))
+        g.outputs = try g.inline(density, arguments: [g.outputs[0], g.outputs[1]])
+        try Verifier.verify(g)
+        return g
+    }
+
+    /// (z, logdet) → log p_base(z) + logdet, the part of log_prob after the forward pass, with
+    /// log N(z; 0, I) = -½ Σ z_i² - (n/2) ln 2π and, for a diagonal Gaussian,
+    /// log N(z; μ, diag σ²) = -½ Σ ((z_i - μ_i)/σ_i)² - Σ ln σ_i - (n/2) ln 2π.
+    /// `latent` and `logdet` are the types of z (the flow's first output) and of the log-det.
+    static func baseLogDensity(_ model: Model, latent type: TensorType, logdet logdetType: TensorType) throws -> Graph {
+        var g = Graph()
         let at = SourceLocation.synthetic("log_prob")
-        let type = g.type(of: z)
+        let z = g.addInput(name: "z", type: type)
+        let logdet = g.addInput(name: "logdet", type: logdetType)
         let axes = Attribute.ints(Array(1..<type.rank))
         var u = z
         var logScales: ValueID?
@@ -132,6 +142,17 @@ public enum EntryPoints {
         g.outputs = [try g.apply("add", [base, logdet], at: at)]
         try Verifier.verify(g)
         return g
+    }
+
+    /// A flow's `baseLogDensity` simplified, for the compiler, which runs a flow's log_prob as
+    /// its compiled forward followed by this graph (the flow derived and compiled once, not twice).
+    public static func baseLogDensity(of model: Model) throws -> Graph {
+        guard model.kind == .flow else {
+            throw FlowError("internal: a \(model.kind) model has no base density", at: .synthetic("log_prob"))
+        }
+        let weights = try model.weightsPath.map { try WeightStore(path: $0) }
+        let latent = model.flow.type(of: model.flow.outputs[0])
+        return try Simplify.run(try baseLogDensity(model, latent: latent, logdet: TensorType(latent.dtype, batched: true, [])), weights: weights)
     }
 
     /// x → ∇ₓ log p(x) (with a class-conditional flow's label as a second input).
@@ -159,16 +180,46 @@ public enum EntryPoints {
     /// ε → x (and the inverse's log-det): z = loc + scale·ε, then the inverse graph.
     static func sample(_ model: Model, weights: WeightStore?, guidance: FlowGuidance? = nil) throws -> Graph {
         let inverse = try InversePass.run(model.flow, weights: weights, causal: guidance == nil ? model.causalInverse : .sequential, guidance: guidance)
-        guard case .diagonalNormal(let loc, let scale) = model.base else { return inverse }
+        guard let transform = try baseTransform(model, latent: inverse.type(of: inverse.inputs[0])) else { return inverse }
         var g = Graph()
-        let at = SourceLocation.synthetic("sample")
-        let epsilon = g.addInput(name: "noise", type: inverse.type(of: inverse.inputs[0]))
-        let (mu, sigma) = try baseWeights(&g, loc, scale, at)
-        let z = try g.apply("add", [try g.apply("mul", [epsilon, sigma], at: at), mu], at: at)
+        let epsilon = g.addInput(name: "noise", type: transform.type(of: transform.inputs[0]))
+        let z = try g.inline(transform, arguments: [epsilon])[0]
         let context = zip(inverse.inputs.dropFirst(), inverse.inputNames.dropFirst()).map { g.addInput(name: $1, type: inverse.type(of: $0)) }
         g.outputs = try g.inline(inverse, arguments: [z] + context)
         try Verifier.verify(g)
         return g
+    }
+
+    /// ε → z = loc + scale·ε for a diagonal Gaussian base (nil for the standard normal, whose z
+    /// is ε), the part of sample before the inverse; `latent` is the type of z.
+    static func baseTransform(_ model: Model, latent: TensorType) throws -> Graph? {
+        guard case .diagonalNormal(let loc, let scale) = model.base else { return nil }
+        var g = Graph()
+        let at = SourceLocation.synthetic("sample")
+        let epsilon = g.addInput(name: "noise", type: latent)
+        let (mu, sigma) = try baseWeights(&g, loc, scale, at)
+        g.outputs = [try g.apply("add", [try g.apply("mul", [epsilon, sigma], at: at), mu], at: at)]
+        try Verifier.verify(g)
+        return g
+    }
+
+    /// Whether a flow's `sample` graph is `baseTransform` followed by its `inverse` graph, with no
+    /// other input (no class label), guidance or denoising step: the compiler then derives the
+    /// inverse once and runs flowc_sample as the transform and then flowc_inverse.
+    public static func sampleIsTransformThenInverse(_ model: Model, guidance: FlowGuidance?, denoise: Double?) -> Bool {
+        guard model.kind == .flow, guidance == nil, denoise == nil, model.flow.inputs.count == 1 else { return false }
+        if case .diagonalNormal = model.base { return true }
+        return false
+    }
+
+    /// A flow's `baseTransform` simplified, for the compiler (see `sampleIsTransformThenInverse`).
+    public static func baseTransform(of model: Model) throws -> Graph {
+        let latent = model.flow.type(of: model.flow.outputs[0])
+        guard model.kind == .flow, let transform = try baseTransform(model, latent: latent) else {
+            throw FlowError("internal: \(model.name) has no diagonal Gaussian base to transform noise by", at: .synthetic("sample"))
+        }
+        let weights = try model.weightsPath.map { try WeightStore(path: $0) }
+        return try Simplify.run(transform, weights: weights)
     }
 
     /// Guidance settings completed with the model's null label; errors for models it cannot apply to.

@@ -402,6 +402,112 @@ final class CompiledModelTests: XCTestCase {
         XCTAssertEqual(forward(x, z + 8 + 4, logdet, Int64(batch), workspace, nil), FLOWC_OK, "z right after logdet")
     }
 
+    /// A flow's flowc_log_prob is flowc_forward then the base density, and RealNVP's
+    /// flowc_sample the base's transform of the noise then flowc_inverse (EntryComposition): the
+    /// log_prob's own checks reject a bad batch and overlapping buffers, and both write only
+    /// inside flowc_workspace_size bytes (the values passed between the two calls rounded up to
+    /// 64 bytes at its start, then the callees' workspace): a sentinel after the workspace stays
+    /// intact, and the results equal the Swift runtime's bit for bit (the same code on the same rows).
+    func testComposedEntryPointsCheckTheirBuffersAndStayInTheirWorkspace() throws {
+        typealias LogProb = @convention(c) (UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int64, UnsafeMutableRawPointer?,
+                                            UnsafePointer<UnsafePointer<Float>?>?) -> Int32
+        typealias Sample = @convention(c) (UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?, Int64, UnsafeMutableRawPointer?,
+                                           UnsafePointer<UnsafePointer<Float>?>?) -> Int32
+        for (key, width) in [("c_realnvp2", 2), ("g_tarflow", 64)] {
+            let path = try Self.artifact(key)
+            let handle = try XCTUnwrap(dlopen(path, RTLD_NOW))
+            defer { dlclose(handle) }
+            let logProb = unsafeBitCast(try XCTUnwrap(dlsym(handle, "flowc_log_prob")), to: LogProb.self)
+            let workspaceSize = unsafeBitCast(try XCTUnwrap(dlsym(handle, "flowc_workspace_size")), to: (@convention(c) (Int32, Int64) -> UInt64).self)
+            for batch in [1, 3, 5] {
+                let bytes = Int(workspaceSize(FLOWC_ENTRY_LOG_PROB, Int64(batch))), guardFloats = 256
+                let workspace = UnsafeMutableRawPointer.allocate(byteCount: bytes + 4 * guardFloats, alignment: 64)
+                defer { workspace.deallocate() }
+                let sentinel = (workspace + bytes).bindMemory(to: Float.self, capacity: guardFloats)
+                for i in 0..<guardFloats { sentinel[i] = -1234.5 }
+                let x = Philox.normals(seed: 7, firstRow: 0, rows: batch, perRow: width).map { Float($0) * 0.5 }
+                var out = [Float](repeating: .nan, count: batch + 1)
+                let status = x.withUnsafeBufferPointer { xs in out.withUnsafeMutableBufferPointer { logProb(xs.baseAddress, $0.baseAddress, Int64(batch), workspace, nil) } }
+                XCTAssertEqual(status, FLOWC_OK, "\(key) batch \(batch)")
+                XCTAssertTrue((0..<guardFloats).allSatisfy { sentinel[$0] == -1234.5 }, "\(key) batch \(batch): written past flowc_workspace_size")
+                XCTAssertTrue(out[batch].isNaN, "\(key) batch \(batch): written past the output")
+                XCTAssertEqual(Array(out[..<batch]), try CompiledModel(path: path).logProb(x), "\(key) batch \(batch)")
+                let sample = unsafeBitCast(try XCTUnwrap(dlsym(handle, "flowc_sample")), to: Sample.self)
+                let sampleBytes = Int(workspaceSize(FLOWC_ENTRY_SAMPLE, Int64(batch)))
+                let sampleSpace = UnsafeMutableRawPointer.allocate(byteCount: sampleBytes + 4 * guardFloats, alignment: 64)
+                defer { sampleSpace.deallocate() }
+                let sampleSentinel = (sampleSpace + sampleBytes).bindMemory(to: Float.self, capacity: guardFloats)
+                for i in 0..<guardFloats { sampleSentinel[i] = -1234.5 }
+                var drawn = [Float](repeating: .nan, count: batch * width), logdet = [Float](repeating: .nan, count: batch)
+                XCTAssertEqual(sample(x, &drawn, &logdet, Int64(batch), sampleSpace, nil), FLOWC_OK, "\(key) batch \(batch): sample")
+                XCTAssertTrue((0..<guardFloats).allSatisfy { sampleSentinel[$0] == -1234.5 }, "\(key) batch \(batch): the sample wrote past flowc_workspace_size")
+                XCTAssertEqual(drawn, try CompiledModel(path: path).sample(noise: x), "\(key) batch \(batch): sample")
+                x.withUnsafeBufferPointer { xs in
+                    let x = xs.baseAddress!, scratch = workspace.assumingMemoryBound(to: Float.self)
+                    out.withUnsafeMutableBufferPointer { o in
+                        XCTAssertEqual(logProb(x, o.baseAddress, 0, workspace, nil), FLOWC_ERROR_BAD_BATCH, "\(key): batch 0")
+                        XCTAssertEqual(logProb(x, UnsafeMutablePointer(mutating: x) + 1, Int64(batch), workspace, nil), FLOWC_ERROR_OVERLAP, "\(key): out over x")
+                        XCTAssertEqual(logProb(x, scratch + 3, Int64(batch), workspace, nil), FLOWC_ERROR_OVERLAP, "\(key): out inside the workspace")
+                        XCTAssertEqual(logProb(scratch + 5, o.baseAddress, Int64(batch), workspace, nil), FLOWC_ERROR_OVERLAP, "\(key): x inside the workspace")
+                    }
+                }
+            }
+        }
+    }
+
+    /// The composed entry points on a flow with a closed form: x ↦ 2x + 1 over the diagonal
+    /// Gaussian N(μ, σ²), μ = (0.5, -1), σ = (2, 0.25). log p(x) = Σᵢ log N(2xᵢ + 1; μᵢ, σᵢ²) +
+    /// 2 ln 2 (flowc_forward, then the base density); sample(ε) = ((μ + σε) − 1)/2 with the
+    /// inverse's log-det 2 ln ½ (the base's transform, then flowc_inverse). f32 code against f64
+    /// formulas: within 1e-5 + 1e-5·|b| (a few float roundings of values up to ~30). The sample
+    /// rejects non-finite noise and overlapping buffers as the other entry points do.
+    func testComposedEntryPointsMatchTheClosedForm() throws {
+        let weights = TestFiles.path("composed-base.safetensors")
+        try SafetensorsFile.write([(name: "mu", shape: [2], values: [0.5, -1]), (name: "sigma", shape: [2], values: [2, 0.25])], to: weights)
+        let model = try Elaborator.elaborate(text: """
+        model affine {
+          input x: f32[B, 2]
+          base normal(loc="mu", scale="sigma")
+          flow { return x * 2.0 + 1.0 }
+        }
+        """, path: "affine.flow", options: .init(weightsPath: weights))
+        let path = TestFiles.path("composed-affine.so")
+        try ArtifactCompiler.compile(model, output: path)
+        let compiled = try CompiledModel(path: path)
+        let (mu, sigma) = ([0.5, -1.0], [2.0, 0.25])
+        let x: [Double] = [0.3, -0.7, 2, 1.5, -3, 0.25]
+        let expectedLogProb = (0..<3).map { row in
+            (0..<2).map { i -> Double in
+                let u = (2 * x[2 * row + i] + 1 - mu[i]) / sigma[i]
+                return -0.5 * u * u - log(sigma[i]) - 0.5 * log(2 * Double.pi)
+            }.reduce(0, +) + 2 * log(2.0)
+        }
+        let logProb = Closeness.compare(try compiled.logProb(x.map { Float($0) }).map(Double.init), expectedLogProb, atol: 1e-5, rtol: 1e-5)
+        XCTAssertTrue(logProb.passes, "log_prob: \(logProb)")
+        let handle = try XCTUnwrap(dlopen(path, RTLD_NOW))
+        defer { dlclose(handle) }
+        typealias Entry = @convention(c) (UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?, Int64, UnsafeMutableRawPointer?,
+                                          UnsafePointer<UnsafePointer<Float>?>?) -> Int32
+        let sample = unsafeBitCast(try XCTUnwrap(dlsym(handle, "flowc_sample")), to: Entry.self)
+        let workspaceSize = unsafeBitCast(try XCTUnwrap(dlsym(handle, "flowc_workspace_size")), to: (@convention(c) (Int32, Int64) -> UInt64).self)
+        let eps: [Float] = [1, -2, 0, 0.5, 3, -0.125]
+        let workspace = UnsafeMutableRawPointer.allocate(byteCount: Int(workspaceSize(FLOWC_ENTRY_SAMPLE, 3)), alignment: 64)
+        defer { workspace.deallocate() }
+        var drawn = [Float](repeating: .nan, count: 6), logdet = [Float](repeating: .nan, count: 3)
+        XCTAssertEqual(sample(eps, &drawn, &logdet, 3, workspace, nil), FLOWC_OK)
+        let expectedSample = eps.indices.map { i in (mu[i % 2] + sigma[i % 2] * Double(eps[i]) - 1) / 2 }
+        let drawnCheck = Closeness.compare(drawn.map(Double.init), expectedSample, atol: 1e-5, rtol: 1e-5)
+        XCTAssertTrue(drawnCheck.passes, "sample: \(drawnCheck)")
+        let logdetCheck = Closeness.compare(logdet.map(Double.init), Array(repeating: 2 * log(0.5), count: 3), atol: 1e-5, rtol: 1e-5)
+        XCTAssertTrue(logdetCheck.passes, "sample's log-det: \(logdetCheck)")
+        XCTAssertEqual(sample([1, .nan, 0, 0, 0, 0], &drawn, &logdet, 3, workspace, nil), FLOWC_ERROR_NONFINITE_INPUT)
+        XCTAssertEqual(sample(eps, &drawn, &logdet, 0, workspace, nil), FLOWC_ERROR_BAD_BATCH)
+        drawn.withUnsafeMutableBufferPointer { d in
+            XCTAssertEqual(sample(eps, d.baseAddress, d.baseAddress! + 5, 3, workspace, nil), FLOWC_ERROR_OVERLAP, "logdet over x's last value")
+            XCTAssertEqual(sample(eps, d.baseAddress, &logdet, 3, UnsafeMutableRawPointer(d.baseAddress! + 4), nil), FLOWC_ERROR_OVERLAP, "the workspace over x")
+        }
+    }
+
     /// Foreign, truncated and wrong-version shared objects are clear errors, never crashes.
     func testBadArtifactsAreClearErrors() throws {
         let dir = TestFiles.path("bad")

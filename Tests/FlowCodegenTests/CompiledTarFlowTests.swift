@@ -115,9 +115,17 @@ final class CompiledTarFlowTests: XCTestCase {
             XCTAssertTrue(c.passes, "\(sampleName): \(c)")
             guard guidance == nil else { continue }
             for (rowLabels, name) in [(labels as [Int]?, "z"), (nil, "z_uncond")] {
-                let z = try compiled.forward(try floats("x"), labels: rowLabels).z
+                let (z, logdet) = try compiled.forward(try floats("x"), labels: rowLabels)
                 let cz = Closeness.compare(z.map(Double.init), try f.tensor(name).values, atol: 1e-4, rtol: 1e-4)
                 XCTAssertTrue(cz.passes, "\(name): \(cz)")
+                // log_prob (flowc_forward on the packed rows of x and label, then the base
+                // density) against log N(z; 0, I) + logdet in f64 from this forward's z
+                let n = z.count / logdet.count
+                let expected = logdet.indices.map { row in
+                    -0.5 * z[row * n ..< (row + 1) * n].reduce(0) { $0 + Double($1) * Double($1) } - 0.5 * Double(n) * log(2 * Double.pi) + Double(logdet[row])
+                }
+                let lp = Closeness.compare(try compiled.logProb(try floats("x"), labels: rowLabels).map(Double.init), expected, atol: 1e-4, rtol: 1e-5)
+                XCTAssertTrue(lp.passes, "log_prob with \(name)'s labels: \(lp)")
             }
             XCTAssertThrowsError(try compiled.logProb(try floats("x"), labels: Array(repeating: 11, count: 16))) {
                 XCTAssertTrue("\($0)".contains("label 11 of row 0 is outside 0..<10"), "\($0)")
