@@ -104,6 +104,7 @@ public enum ArtifactCompiler {
         // listing of the whole module should show it
         let prelude = listing == nil || listing == .kernels ? PreludeCompilation(options: options, registers: b.registers, output: output) : nil
         defer { prelude?.discard() }
+        if prelude != nil { b.tilesDefinedElsewhere = Set(GemmTiles.standardShapes(b.registers).map(GemmTiles.name)) }
         nonisolated(unsafe) var results = [Result<Graph, Error>?](repeating: nil, count: wanted.count)
         DispatchQueue.concurrentPerform(iterations: wanted.count + 1) { i in
             guard i < wanted.count else { prelude?.start(); return }

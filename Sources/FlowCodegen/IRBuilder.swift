@@ -12,6 +12,9 @@ final class IRBuilder {
     var function: Value?
     /// The target's vector registers, which the GEMM microkernel's tiles must fit.
     let registers: RegisterFile
+    /// GEMM tile functions another object file defines (the prelude's: GemmTiles), which this
+    /// module declares instead of defining.
+    var tilesDefinedElsewhere: Set<String> = []
 
     init(moduleName: String, registers: RegisterFile) {
         self.registers = registers

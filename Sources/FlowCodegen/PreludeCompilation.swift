@@ -34,6 +34,7 @@ final class PreludeCompilation: @unchecked Sendable {
                 self.directory = directory
                 let b = IRBuilder(moduleName: "flowc_prelude", registers: registers)
                 NoiseLowering.emit(b)
+                GemmTiles.defineStandard(in: b)
                 let machine = try emitter.targetMachine()
                 defer { LLVMDisposeTargetMachine(machine) }
                 try emitter.prepare(b.module, for: machine)
