@@ -99,15 +99,15 @@ public enum ArtifactCompiler {
         // (the inverse, the sampler, the score) handed out first
         let wanted = [EntryPoints.Entry.inverse, .sample, .score, .logProb, .forward, .field]
             .filter { available.contains($0) && !($0 == .sample && (sampleIsInverse || sampleIsTransform)) && !($0 == .logProb && logProbIsForward) }
-        // flowc_noise does not depend on the model: compiled on a thread of its own, started by
-        // the first core to finish its derivations (in order: the costliest first), unless a
-        // listing of the whole module should show it
+        // flowc_noise and the standard GEMM tiles do not depend on the model: compiled on a
+        // thread of its own at the lowest priority from now on, unless a listing of the whole
+        // module should show them
         let prelude = listing == nil || listing == .kernels ? PreludeCompilation(options: options, registers: b.registers, output: output) : nil
         defer { prelude?.discard() }
         if prelude != nil { b.tilesDefinedElsewhere = Set(GemmTiles.standardShapes(b.registers).map(GemmTiles.name)) }
+        prelude?.start()
         nonisolated(unsafe) var results = [Result<Graph, Error>?](repeating: nil, count: wanted.count)
-        DispatchQueue.concurrentPerform(iterations: wanted.count + 1) { i in
-            guard i < wanted.count else { prelude?.start(); return }
+        DispatchQueue.concurrentPerform(iterations: wanted.count) { i in
             let entry = wanted[i]
             results[i] = Result { try EntryPoints.graph(entry, of: model, sampler: options.sampler, guidance: entry == .sample ? options.guidance : nil,
                                                         denoise: entry == .sample ? options.denoise : nil) }

@@ -2,12 +2,14 @@ import CLLVM
 import FlowIR
 import Foundation
 
-/// The code every artifact has whatever its model — `flowc_noise` (NoiseLowering) — compiled
-/// into an object file of its own, on a thread of its own, while the model's graphs are derived
-/// and lowered: lowering runs on one core and leaves the other idle, and this function was a
-/// tenth of a compile's work otherwise done in the parallel LLVM phase (callgrind, whole
-/// `flowc compile`: TarFlow 2.40G instructions with it, 2.16G without; e_fm 1.96G, 1.71G), 7%
-/// since it draws groups of blocks (NoiseLowering.group). `ArtifactCompiler` links the object
+/// The code every artifact has whatever its model — `flowc_noise` (NoiseLowering) and the GEMM
+/// tiles of the standard shapes (GemmTiles) — compiled into an object file of its own, on a
+/// thread of its own at the lowest priority, started with the compile: it runs on whichever core
+/// the model's own work leaves idle (one derivation finishing before another, folding and
+/// lowering on one core, one part's optimisation finishing first) instead of adding to the
+/// parallel LLVM phase. (`flowc_noise` was a tenth of a compile's work there — callgrind, whole
+/// `flowc compile`: TarFlow 2.40G instructions with it, 2.16G without; e_fm 1.96G, 1.71G — and
+/// the tiles ~20% of a module's instruction selection.) `ArtifactCompiler` links the object
 /// with the model's parts; TargetEmitter asks for it only before linking, so the parts'
 /// optimisation starts whether or not it is done.
 final class PreludeCompilation: @unchecked Sendable {
@@ -29,6 +31,9 @@ final class PreludeCompilation: @unchecked Sendable {
         guard !started else { return }
         started = true
         let thread = Thread { [self] in
+            // the lowest priority (Linux: this thread's nice value, not the process's): it runs
+            // on a core the model's own work leaves idle
+            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
             outcome = Result {
                 let directory = try TargetEmitter.objectDirectory(for: output)
                 self.directory = directory
