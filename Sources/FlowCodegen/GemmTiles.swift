@@ -2,9 +2,9 @@ import CLLVM
 
 /// The GEMM microkernel's register tiles (PackedGemmLowering), one function per tile shape,
 /// shared by every product of a module. The shapes every model of a register file uses
-/// (`standardShapes`) are compiled once per compile in the prelude's object, on its own thread
-/// while the model's graphs are derived and lowered (PreludeCompilation); the module then only
-/// declares them.
+/// (`standardShapes`) are compiled once per compile in the prelude's object, on a thread of its
+/// own at the lowest priority from the start of the compile (PreludeCompilation); the module
+/// then only declares them.
 struct GemmTiles {
     let b: IRBuilder
 
@@ -22,14 +22,6 @@ struct GemmTiles {
         var vectorPanels: Bool
     }
 
-    /// `void flowc.tile.R.V.L.C(x, W, y, i64 firstRow, i64 firstColumn, i64 tiles, i64 K, i64 N,
-    /// i64 P, i64 lastPanelColumn, i64 lastPanelWidth, i64 firstInput, i64 inputs)`: for each of
-    /// `tiles` tiles of 16V columns from firstColumn, y[firstRow ..< +R, columns] =
-    /// x[rows, f ..< f + inputs] · Wᵀ[f ..< f + inputs, columns] (f = firstInput), R × V
-    /// accumulators in registers over the whole K; Wᵀ as `PackedLayout` says, its last panel
-    /// from column lastPanelColumn. Shared by every product of the module (K and the layout are
-    /// arguments), so each shape is compiled once; one call per row of tiles. Tiles over
-    /// 16-column panels (`Shape.vectorPanels`) are `flowc.tile.R.V.L.C.p`.
     /// The shapes of whole tiles of 1–6 rows over whole vectors (the widest `OpLowering.tileWidth`
     /// gives, one accumulator set): every reference model's products use these and only some
     /// add others (ragged N, several accumulator sets, narrower split halves).
@@ -57,6 +49,15 @@ struct GemmTiles {
         "flowc.tile.\(shape.rows).\(shape.vectors).\(shape.lastLanes).\(shape.copies)" + (shape.vectorPanels ? ".p" : "")
     }
 
+    /// `void flowc.tile.R.V.L.C(x, W, y, i64 firstRow, i64 firstColumn, i64 tiles, i64 K, i64 N,
+    /// i64 P, i64 lastPanelColumn, i64 lastPanelWidth, i64 firstInput, i64 inputs)`: for each of
+    /// `tiles` tiles of 16V columns from firstColumn, y[firstRow ..< +R, columns] =
+    /// x[rows, f ..< f + inputs] · Wᵀ[f ..< f + inputs, columns] (f = firstInput), R × V
+    /// accumulators in registers over the whole K; Wᵀ as `PackedLayout` says, its last panel
+    /// from column lastPanelColumn. Shared by every product of the module (K and the layout are
+    /// arguments), so each shape is compiled once; one call per row of tiles. Tiles over
+    /// 16-column panels (`Shape.vectorPanels`) are `flowc.tile.R.V.L.C.p`.
+    ///
     /// The function of this shape in `b`'s module: declared only when it is one of
     /// `b.tilesDefinedElsewhere` (the prelude's object defines it), else defined here, internal.
     func function(_ shape: Shape) -> (IRBuilder.Value, LLVMTypeRef) {
