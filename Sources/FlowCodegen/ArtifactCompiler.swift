@@ -136,19 +136,16 @@ public enum ArtifactCompiler {
                 guard let other = sizes.first(where: { $0.0 == composedWith }) else {
                     throw FlowError("internal: \(symbol) calls an entry point compiled after it", at: .synthetic("codegen"))
                 }
-                let graph = entry == .logProb ? try EntryPoints.baseLogDensity(of: model) : try EntryPoints.baseTransform(of: model)
+                let (graph, part, description) = entry == .logProb
+                    ? (try EntryPoints.baseLogDensity(of: model, weights: weights), "\(symbol)_base_density", "flowc_forward (z and logdet into the workspace), then the base density")
+                    : (try EntryPoints.baseTransform(of: model, weights: weights), "\(symbol)_base_transform", "the base's transform of the noise (z into the workspace), then flowc_inverse")
                 var lowering = try FunctionLowering(graph: graph, builder: b, fold: { try globals.fold($0, weights: weights) }, kernels: kernels)
-                let part = entry == .logProb ? "\(symbol)_base_density" : "\(symbol)_base_transform"
                 try lowering.emit(name: part)
                 LLVMSetLinkage(LLVMGetNamedFunction(b.module, part), LLVMInternalLinkage)
                 let space = emitComposition(b, entry, symbol: symbol, model: model, part: (part, lowering.workspaceFloats), other: (other.1, other.2))
-                if listing == .kernels {
-                    kernelListing += entry == .logProb ? "\(symbol): flowc_forward (z and logdet into the workspace), then the base density:\n"
-                                                       : "\(symbol): the base's transform of the noise (z into the workspace), then flowc_inverse:\n"
-                    kernelListing += lowering.describeKernels(name: part)
-                }
+                if listing == .kernels { kernelListing += "\(symbol): \(description):\n" + lowering.describeKernels(name: part) }
                 sizes.append((id, space.fixed, space.perSample))
-                timer.lap(entry == .logProb ? "\(symbol) = flowc_forward, then the base density" : "\(symbol) = the base's transform, then flowc_inverse")
+                timer.lap("\(symbol): \(description)")
                 continue
             }
             let derived: Graph

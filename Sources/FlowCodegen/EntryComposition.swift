@@ -42,21 +42,10 @@ enum EntryComposition {
         b.begin(f)
         let parameters = parameterFloats.indices.map { b.parameter($0) }
         let (batch, space, weights) = (b.parameter(parameterFloats.count), b.parameter(parameterFloats.count + 1), b.parameter(parameterFloats.count + 2))
-        let bad = b.block("bad_batch"), valid = b.block("valid_batch")
-        b.condBranch(LLVMBuildICmp(b.builder, LLVMIntSLT, batch, b.i64(1), "")!, bad, valid)
-        b.position(at: bad)
-        b.ret(b.i32(Int(FLOWC_ERROR_BAD_BATCH)))
-        b.position(at: valid)
-        // the outputs are written while the input and the workspace are read or written: no
-        // output may overlap another buffer, nor the input the workspace
-        let extents = zip(parameters, parameterFloats).map { FunctionLowering.extent(b, $0, floats: b.mul(batch, b.i64($1))) }
-        let scratch = FunctionLowering.extent(b, space, floats: b.add(b.i64(workspace.fixed), b.mul(batch, b.i64(workspace.perSample))))
-        var pairs: [(FunctionLowering.Extent, FunctionLowering.Extent)] = []
-        for o in 1..<extents.count {
-            for other in 0..<o { pairs.append((extents[o], extents[other])) }
-        }
-        pairs += extents.map { ($0, scratch) }
-        FunctionLowering.returnIfOverlapping(b, pairs, code: FLOWC_ERROR_OVERLAP)
+        FunctionLowering.returnIfBadBatch(b, batch)
+        // the entry points' rule: no output may overlap another buffer, nor the input the workspace
+        FunctionLowering.returnIfBuffersOverlap(b, parameters: parameters, floatsPerSample: parameterFloats, inputs: 1, batch: batch,
+                                                workspace: space, workspaceFloats: workspace, code: FLOWC_ERROR_OVERLAP)
         var passed: [IRBuilder.Value] = [], start = b.i64(0)
         for floats in passedFloats {
             passed.append(b.element(space, start))

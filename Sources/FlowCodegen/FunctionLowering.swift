@@ -341,11 +341,7 @@ struct FunctionLowering {
     /// batch ≥ 1 (else FLOWC_ERROR_BAD_BATCH), no buffer overlapping another that it must not
     /// (else FLOWC_ERROR_OVERLAP), every input value finite (else FLOWC_ERROR_NONFINITE_INPUT).
     mutating func emitInputChecks() throws {
-        let bad = b.block("bad_batch"), check = b.block("check_input")
-        b.condBranch(LLVMBuildICmp(b.builder, LLVMIntSLT, batch, b.i64(1), "")!, bad, check)
-        b.position(at: bad)
-        b.ret(b.i32(Int(FLOWC_ERROR_BAD_BATCH)))
-        b.position(at: check)
+        FunctionLowering.returnIfBadBatch(b, batch)
         returnIfBuffersOverlap(code: FLOWC_ERROR_OVERLAP)
         try returnUnlessFinite(Array(graph.inputs.indices), code: FLOWC_ERROR_NONFINITE_INPUT)
     }
@@ -355,16 +351,31 @@ struct FunctionLowering {
     /// their pointers are `noalias` (KernelCache.pointersDoNotAlias). Inputs may share memory.
     func returnIfBuffersOverlap(code: Int32) {
         let all = graph.inputs + graph.outputs
-        let buffers = all.indices.map { p in FunctionLowering.extent(b, parameters[p], floats: b.mul(batch, b.i64(graph.type(of: all[p]).elementsPerSample))) }
-        let space = workspaceFloats
-        let work = FunctionLowering.extent(b, workspace, floats: b.add(b.i64(space.fixed), b.mul(batch, b.i64(space.perSample))))
-        let inputs = graph.inputs.count
+        FunctionLowering.returnIfBuffersOverlap(b, parameters: parameters, floatsPerSample: all.map { graph.type(of: $0).elementsPerSample },
+                                                inputs: graph.inputs.count, batch: batch, workspace: workspace, workspaceFloats: workspaceFloats, code: code)
+    }
+
+    /// Returns FLOWC_ERROR_BAD_BATCH unless batch ≥ 1; continues in a new block otherwise.
+    static func returnIfBadBatch(_ b: IRBuilder, _ batch: IRBuilder.Value) {
+        let bad = b.block("bad_batch"), valid = b.block("valid_batch")
+        b.condBranch(LLVMBuildICmp(b.builder, LLVMIntSLT, batch, b.i64(1), "")!, bad, valid)
+        b.position(at: bad)
+        b.ret(b.i32(Int(FLOWC_ERROR_BAD_BATCH)))
+        b.position(at: valid)
+    }
+
+    /// The rule of `returnIfBuffersOverlap` for an entry point's `parameters` (its first `inputs`
+    /// are inputs, the rest outputs; `floatsPerSample` of each) and its workspace.
+    static func returnIfBuffersOverlap(_ b: IRBuilder, parameters: [IRBuilder.Value], floatsPerSample: [Int], inputs: Int, batch: IRBuilder.Value,
+                                       workspace: IRBuilder.Value, workspaceFloats space: (fixed: Int, perSample: Int), code: Int32) {
+        let buffers = zip(parameters, floatsPerSample).map { extent(b, $0, floats: b.mul(batch, b.i64($1))) }
+        let work = extent(b, workspace, floats: b.add(b.i64(space.fixed), b.mul(batch, b.i64(space.perSample))))
         var pairs: [(Extent, Extent)] = []
-        for o in inputs..<all.count {
+        for o in inputs..<buffers.count {
             for other in 0..<o { pairs.append((buffers[o], buffers[other])) }
         }
-        for p in all.indices { pairs.append((buffers[p], work)) }
-        FunctionLowering.returnIfOverlapping(b, pairs, code: code)
+        pairs += buffers.map { ($0, work) }
+        returnIfOverlapping(b, pairs, code: code)
     }
 
     /// A buffer's addresses [start, end) as integers.

@@ -144,13 +144,13 @@ public enum EntryPoints {
         return g
     }
 
-    /// A flow's `baseLogDensity` simplified, for the compiler, which runs a flow's log_prob as
-    /// its compiled forward followed by this graph (the flow derived and compiled once, not twice).
-    public static func baseLogDensity(of model: Model) throws -> Graph {
+    /// A flow's `baseLogDensity` simplified with its `weights`, for the compiler, which runs a
+    /// flow's log_prob as its compiled forward followed by this graph (the flow derived and
+    /// compiled once, not twice).
+    public static func baseLogDensity(of model: Model, weights: WeightStore?) throws -> Graph {
         guard model.kind == .flow else {
             throw FlowError("internal: a \(model.kind) model has no base density", at: .synthetic("log_prob"))
         }
-        let weights = try model.weightsPath.map { try WeightStore(path: $0) }
         let latent = model.flow.type(of: model.flow.outputs[0])
         return try Simplify.run(try baseLogDensity(model, latent: latent, logdet: TensorType(latent.dtype, batched: true, [])), weights: weights)
     }
@@ -213,12 +213,11 @@ public enum EntryPoints {
     }
 
     /// A flow's `baseTransform` simplified, for the compiler (see `sampleIsTransformThenInverse`).
-    public static func baseTransform(of model: Model) throws -> Graph {
+    public static func baseTransform(of model: Model, weights: WeightStore?) throws -> Graph {
         let latent = model.flow.type(of: model.flow.outputs[0])
         guard model.kind == .flow, let transform = try baseTransform(model, latent: latent) else {
             throw FlowError("internal: \(model.name) has no diagonal Gaussian base to transform noise by", at: .synthetic("sample"))
         }
-        let weights = try model.weightsPath.map { try WeightStore(path: $0) }
         return try Simplify.run(transform, weights: weights)
     }
 
