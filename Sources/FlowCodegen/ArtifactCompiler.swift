@@ -109,8 +109,8 @@ public enum ArtifactCompiler {
         nonisolated(unsafe) var results = [Result<Graph, Error>?](repeating: nil, count: wanted.count)
         DispatchQueue.concurrentPerform(iterations: wanted.count) { i in
             let entry = wanted[i]
-            results[i] = Result { try EntryPoints.graph(entry, of: model, sampler: options.sampler, guidance: entry == .sample ? options.guidance : nil,
-                                                        denoise: entry == .sample ? options.denoise : nil) }
+            results[i] = Result { try EntryPoints.graph(entry, of: model, weights: weights, sampler: options.sampler,
+                                                        guidance: entry == .sample ? options.guidance : nil, denoise: entry == .sample ? options.denoise : nil) }
         }
         let derivations = Dictionary(uniqueKeysWithValues: zip(wanted, results.map { $0! }))
         timer.lap("derive \(wanted.count) entry points")

@@ -49,7 +49,13 @@ public enum EntryPoints {
     /// `denoise`: σ of TarFlow's self-denoising step appended to a flow's `sample`,
     /// x ← x + σ²·∇ₓ log p(x) (Zhai et al. 2024, §2.4: the model was trained on x + σε).
     public static func graph(_ entry: Entry, of model: Model, sampler: SamplerSettings? = nil, guidance: FlowGuidance? = nil, denoise: Double? = nil) throws -> Graph {
-        let weights = try model.weightsPath.map { try WeightStore(path: $0) }
+        try graph(entry, of: model, weights: try model.weightsPath.map { try WeightStore(path: $0) }, sampler: sampler, guidance: guidance, denoise: denoise)
+    }
+
+    /// The graph of an entry point simplified with `weights` (the model's weight file, opened
+    /// once by a caller that derives several entry points, as the compiler does).
+    public static func graph(_ entry: Entry, of model: Model, weights: WeightStore?, sampler: SamplerSettings? = nil, guidance: FlowGuidance? = nil,
+                             denoise: Double? = nil) throws -> Graph {
         if case .velocity = model.kind, entry == .logProb {
             return try Simplify.run(try CNFLikelihood.logProb(model, steps: likelihoodSteps), weights: weights)
         }
