@@ -134,8 +134,8 @@ for key in keys {
     let compiled = try CompiledModel(path: so)
     // a sampler variant has the same log_prob as its model: timed once, there
     let hasLogProb = EntryPoints.entries(of: model).contains(.logProb) && (mode != nil || variantSources[key] == nil)
-    let logProb = hasLogProb ? try Interpreter(graph: try EntryPoints.graph(.logProb, of: model), weights: store, precision: .f32) : nil
-    let sample = try Interpreter(graph: try EntryPoints.graph(.sample, of: model, sampler: samplers[key]), weights: store, precision: .f32)
+    let logProb = hasLogProb ? try Interpreter(graph: try EntryPoints.graph(.logProb, of: model, weights: store), weights: store, precision: .f32) : nil
+    let sample = try Interpreter(graph: try EntryPoints.graph(.sample, of: model, weights: store, sampler: samplers[key]), weights: store, precision: .f32)
     let samplePass = samplers[key].map { "sample \($0.method.rawValue) \($0.steps) (compiled loop)" } ?? "sample"
     let interpretedField = model.kind == .flow ? nil : try InterpretedField(model: model)
     let input = model.flow.type(of: model.flow.inputs[0]), latent = model.flow.type(of: model.flow.outputs[0])

@@ -10,7 +10,8 @@ public final class InterpretedField: VectorField {
 
     public init(model: Model, precision: Precision = .f32) throws {
         layout = try FieldCall.layout(of: model)
-        interpreter = try Interpreter(graph: try EntryPoints.graph(.field, of: model), weights: try model.weightsPath.map { try WeightStore(path: $0) }, precision: precision)
+        let weights = try model.weightsPath.map { try WeightStore(path: $0) }
+        interpreter = try Interpreter(graph: try EntryPoints.graph(.field, of: model, weights: weights), weights: weights, precision: precision)
     }
 
     public func evaluate(_ input: UnsafeBufferPointer<Float>, rows: Int, into output: UnsafeMutableBufferPointer<Float>) throws {

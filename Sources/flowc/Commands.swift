@@ -118,10 +118,11 @@ enum Commands {
         if sampling, let sampler, sampler.method == .dopri5 || sampler.guidance != 0 || args.value("--class") != nil {
             return try solve(args, model, sampler, output: outputPath)
         }
-        let graph = try sampling ? EntryPoints.graph(.sample, of: model, sampler: sampler, guidance: guidance)
-            : entry.map { try EntryPoints.graph($0, of: model) } ?? model.flow
+        let weights = try model.weightsPath.map { try WeightStore(path: $0) }
+        let graph = try sampling ? EntryPoints.graph(.sample, of: model, weights: weights, sampler: sampler, guidance: guidance)
+            : entry.map { try EntryPoints.graph($0, of: model, weights: weights) } ?? model.flow
         let precision: Precision = args.flag("--f64") ? .f64 : .f32
-        let interpreter = try Interpreter(graph: graph, weights: try model.weightsPath.map { try WeightStore(path: $0) }, precision: precision)
+        let interpreter = try Interpreter(graph: graph, weights: weights, precision: precision)
         let input: Tensor
         var extraInputs: [Tensor] = []
         let inputName: String
@@ -213,10 +214,10 @@ enum Commands {
             let graph: Graph
             switch what {
             case "forward": graph = try Simplify.run(model.flow, weights: weights)
-            case "logdet": graph = try EntryPoints.graph(.forward, of: model)
-            case "inverse": graph = try EntryPoints.graph(.inverse, of: model)
-            case "sample": graph = try EntryPoints.graph(.sample, of: model)
-            default: graph = try EntryPoints.graph(.logProb, of: model)
+            case "logdet": graph = try EntryPoints.graph(.forward, of: model, weights: weights)
+            case "inverse": graph = try EntryPoints.graph(.inverse, of: model, weights: weights)
+            case "sample": graph = try EntryPoints.graph(.sample, of: model, weights: weights)
+            default: graph = try EntryPoints.graph(.logProb, of: model, weights: weights)
             }
             var derived = model
             derived.name = "\(model.name)_\(what)"
