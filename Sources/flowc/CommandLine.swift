@@ -1,5 +1,7 @@
-/// A small argument reader: `--flag`, `--option value`, `--option=value`, repeated options and
-/// positionals. Misuse throws `UsageError`, which the tool reports with exit code 2.
+/// A small argument reader: `--flag`, `--option value`, `--option=value`, repeatable options and
+/// positionals. Misuse throws `UsageError`, which the tool reports with exit code 2; that includes
+/// an option that takes one value given twice, which would otherwise let the last value silently
+/// win over an earlier (possibly invalid) one.
 struct UsageError: Error {
     var message: String
 }
@@ -9,8 +11,9 @@ struct Arguments {
     private var options: [String: [String]] = [:]
     private var flags: Set<String> = []
 
-    /// `valued` lists the options that take a value; `switches` the boolean flags.
-    init(_ raw: [String], valued: Set<String>, switches: Set<String>) throws {
+    /// `valued` lists the options that take a value, `repeatable` those of them that may be given
+    /// more than once (each time adding a value); `switches` the boolean flags.
+    init(_ raw: [String], valued: Set<String>, repeatable: Set<String> = [], switches: Set<String>) throws {
         var i = 0
         while i < raw.count {
             let arg = raw[i]
@@ -29,6 +32,9 @@ struct Arguments {
                         i += 1
                         guard i < raw.count else { throw UsageError(message: "\(name) needs a value") }
                         value = raw[i]
+                    }
+                    if let earlier = options[name]?.first, !repeatable.contains(name) {
+                        throw UsageError(message: "\(name) given twice ('\(earlier)', then '\(value!)'): give it once")
                     }
                     options[name, default: []].append(value!)
                 } else {

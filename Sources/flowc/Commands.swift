@@ -12,6 +12,8 @@ struct Command: Sendable {
     var usage: String
     var valued: Set<String>
     var switches: Set<String>
+    /// The valued options that may be given more than once; any other one given twice is an error.
+    var repeatable: Set<String> = []
     var run: @Sendable (Arguments) throws -> Void
 }
 
@@ -24,7 +26,7 @@ enum Commands {
     static let all: [Command] = [
         Command(name: "check", summary: "parse, verify and print a spec's graph with every shape",
                 usage: "flowc check SPEC [--weights FILE] [--param NAME=VALUE]...\n\(specOptions)",
-                valued: ["--weights", "--param"], switches: [], run: check),
+                valued: ["--weights", "--param"], switches: [], repeatable: ["--param"], run: check),
         Command(name: "run", summary: "interpret an entry point (the flow x → z by default) on a batch from a .npy file",
                 usage: """
                 flowc run SPEC [--entry ENTRY] (--input X.npy | -n N --seed S [--temperature T]) --output OUT.npy
@@ -45,7 +47,7 @@ enum Commands {
                   --print             also print the result rows
                 """,
                 valued: Set(["--weights", "--param", "--input", "--output", "--entry", "--logdet", "-n", "--seed", "--temperature", "--png"]).union(SamplerOptions.valued).union(FlowGuidanceOptions.valued),
-                switches: Set(["--f64", "--print"]).union(FlowGuidanceOptions.switches), run: run),
+                switches: Set(["--f64", "--print"]).union(FlowGuidanceOptions.switches), repeatable: ["--param", "--input"], run: run),
         Command(name: "inspect", summary: "print the derived graphs (forward, log-det, inverse, log_prob) in the IR text form",
                 usage: """
                 flowc inspect SPEC [--show forward|logdet|inverse|log_prob|sample|all] [--weights FILE] [--param NAME=VALUE]...
@@ -55,7 +57,7 @@ enum Commands {
                                       sample (base noise → x)
                 Each graph is printed as a model that `flowc check` reads back.
                 """,
-                valued: ["--weights", "--param", "--show"], switches: [], run: inspect),
+                valued: ["--weights", "--param", "--show"], switches: [], repeatable: ["--param"], run: inspect),
         Command(name: "ops", summary: "list the IR's primitive ops (--markdown: the catalogue IR/OPS.md)",
                 usage: "flowc ops [--markdown]", valued: [], switches: ["--markdown"], run: ops),
     ]

@@ -32,7 +32,7 @@ enum CompiledCommands {
                 """,
                 valued: Set(["--weights", "--param", "-o", "-O", "--target", "--emit-llvm", "--emit-asm", "--emit-kernels", "--method", "--steps", "--grid", "--guidance", "--denoise"])
                     .union(FlowGuidanceOptions.valued),
-                switches: Set(["--external-weights", "--score"]).union(FlowGuidanceOptions.switches), run: compile),
+                switches: Set(["--external-weights", "--score"]).union(FlowGuidanceOptions.switches), repeatable: ["--param"], run: compile),
         Command(name: "info", summary: "print a compiled model's metadata", usage: "flowc info MODEL.so [--weights FILE]", valued: ["--weights"], switches: [], run: info),
         Command(name: "logprob", summary: "log p(x) of a batch with a compiled model",
                 usage: "flowc logprob MODEL.so --input X.npy -o LOGP.npy [--threads N] [--class C[,C...]]", valued: ["--input", "-o", "--threads", "--weights", "--class"], switches: [], run: logProb),

@@ -34,7 +34,7 @@ if raw.contains("--help") || raw.contains("-h") {
     exit(0)
 }
 do {
-    let args = try Arguments(raw, valued: command.valued, switches: command.switches)
+    let args = try Arguments(raw, valued: command.valued, repeatable: command.repeatable, switches: command.switches)
     try command.run(args)
 } catch let e as UsageError {
     fail("flowc \(command.name): \(e.message)\nusage: \(command.usage)", code: 2)

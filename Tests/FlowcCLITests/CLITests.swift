@@ -68,7 +68,8 @@ final class CLITests: XCTestCase {
 
     func testUsageErrorsExitWithTwo() throws {
         for args in [[], ["frobnicate"], ["run"], ["run", "a.flow"], ["check", "a.flow", "--bogus"], ["run", "a.flow", "--input"],
-                     ["run", "a.flow", "--input", "x", "--output", "y", "--entry", "sideways"], ["check", "a.flow", "b.flow"]] {
+                     ["run", "a.flow", "--input", "x", "--output", "y", "--entry", "sideways"], ["check", "a.flow", "b.flow"],
+                     ["run", "a.flow", "--input", "x", "--output", "y", "--output=z"]] {
             let r = try flowc(args)
             XCTAssertEqual(r.status, 2, "\(args): \(r.stderr)")
             XCTAssertTrue(r.stderr.contains("usage:"), "\(args): \(r.stderr)")
@@ -170,6 +171,10 @@ final class CompiledCLITests: XCTestCase {
                                                 environment: ["TMPDIR": "\(dir)/no-such-tmp"])
         assertUserError(noTemporary, contains: "\(dir)/tmp.so: error: cannot create a directory for the object files under '\(dir)/no-such-tmp' (TMPDIR)", "missing TMPDIR")
         XCTAssertEqual(try flowc(["sample", so, "-n", "0", "--seed", "1", "-o", "\(dir)/s.npy"]).status, 2)
+        // an option given twice is an error, not the last value silently winning over an invalid first
+        let twice = try flowc(["sample", so, "-n", "0", "--seed", "1", "-n", "5", "-o", "\(dir)/s.npy"])
+        XCTAssertEqual(twice.status, 2, twice.stderr)
+        XCTAssertTrue(twice.stderr.contains("-n given twice ('0', then '5'): give it once"), twice.stderr)
         let wrong = try flowc(["logprob", so, "--input", "\(dir)/z.npy", "-o", "\(dir)/lp.npy"])
         XCTAssertEqual(wrong.status, 0, "z has the input's shape for this 2-D flow")
         try NpyArray(shape: [2, 3], values: [0, 0, 0, 0, 0, 0]).write(path: "\(dir)/bad.npy")
